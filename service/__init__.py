@@ -1,0 +1,1 @@
+"""Parental-consent verification service."""

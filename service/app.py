@@ -1,0 +1,144 @@
+"""Application factory: ``create_app(settings)`` wires routes, lifespan, auth and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from service.api import ops
+from service.api.app_api import AppController
+from service.api.devmail import dev_mail
+from service.api.guardian import GuardianController
+from service.api.wellknown import jwks
+from service.auth import ApiKeyAuthenticator
+from service.clock import Clock
+from service.db import create_pool, pool_stats, provide_connection
+from service.mailcatcher import Mailbox
+from service.metrics import Metrics, metrics_middleware_factory
+from service.migrate import load_migrations
+from service.notify import InvalidationListener
+from service.problems import DATABASE_ERRORS, exception_handlers
+from service.repositories.signing_keys import register_signing_key
+from service.runtime import Runtime
+from service.settings import Settings
+from service.worker import Worker
+
+MAX_BODY_BYTES = 64 * 1024
+PACKAGE_DIR = Path(__file__).parent
+VERSION = "0.1.0"
+
+logger = logging.getLogger("service.app")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    mailbox: Mailbox | None = None,
+    embedded_worker: bool = False,
+) -> Litestar:
+    runtime = Runtime(settings, clock)
+    metrics = Metrics()
+    schema_versions = [m.version for m in load_migrations()]
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        pool = await create_pool(settings)
+        listener = InvalidationListener(settings.database_url)
+        listener.start()
+        app.state.pool = pool
+        app.state.listener = listener
+        app.state.authenticator = ApiKeyAuthenticator(pool, listener)
+        metrics.gauges["db_pool"] = lambda: {k: float(v) for k, v in pool_stats(pool).items()}
+        try:
+            async with pool.acquire() as connection:
+                await register_signing_key(connection, runtime.signer, runtime.clock.now())
+        except DATABASE_ERRORS as exc:
+            logger.warning("could not record the signing key yet: %s", type(exc).__name__)
+        stop = asyncio.Event()
+        worker_task = None
+        worker = None
+        if embedded_worker:
+            worker = Worker(runtime, pool, metrics)
+            worker_task = asyncio.create_task(worker.run_forever(stop), name="embedded-worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker_task is not None and worker is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+                await worker.close()
+            await listener.stop()
+            await pool.close()
+
+    route_handlers: list[object] = [
+        ops.healthz,
+        ops.readyz,
+        ops.metrics,
+        jwks,
+        AppController,
+        GuardianController,
+        create_static_files_router(
+            path="/static", directories=[PACKAGE_DIR / "static"], include_in_schema=False
+        ),
+    ]
+    if mailbox is not None:
+        route_handlers.append(dev_mail)
+
+    csrf_secret = hashlib.sha256(b"consent/csrf/v1" + settings.data_key).hexdigest()
+    app = Litestar(
+        route_handlers=route_handlers,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        dependencies={"db": Provide(provide_connection)},
+        exception_handlers=exception_handlers(),
+        middleware=[metrics_middleware_factory(metrics)],
+        request_max_body_size=MAX_BODY_BYTES,
+        csrf_config=CSRFConfig(
+            secret=csrf_secret,
+            cookie_secure=settings.secure_cookies,
+            cookie_httponly=True,
+            cookie_samesite="strict",
+            # The bearer-token API is not cookie-authenticated; only guardian forms need CSRF.
+            exclude=[
+                r"^/v1/",
+                r"^/(healthz|readyz|metrics)$",
+                r"^/\.well-known/",
+                r"^/schema",
+                r"^/dev/",
+            ],
+        ),
+        template_config=TemplateConfig(
+            directory=PACKAGE_DIR / "templates", engine=JinjaTemplateEngine
+        ),
+        openapi_config=OpenAPIConfig(
+            title="Parental Consent Service",
+            version=VERSION,
+            description=(
+                "Age gate, verifiable guardian consent by email, signed consent tokens, "
+                "the check endpoint, withdrawal and revocation."
+            ),
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        debug=False,
+    )
+    app.state.runtime = runtime
+    app.state.metrics = metrics
+    app.state.schema_versions = schema_versions
+    app.state.mailbox = mailbox
+    return app

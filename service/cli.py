@@ -1,0 +1,289 @@
+"""The ``consent-service`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import uvicorn
+from litestar import Litestar
+
+from service.audit import record_event, verify_chain
+from service.clock import SystemClock
+from service.db import create_pool
+from service.migrate import MigrationError, migrate
+from service.notify import publish
+from service.pgcluster import ClusterError
+from service.repositories import api_keys
+from service.runtime import Runtime
+from service.settings import ConfigError, Settings, load_settings
+from service.sql import Connection
+from service.tokens import generate_signing_key_pem
+
+logger = logging.getLogger("service.cli")
+
+
+class CommandError(Exception):
+    """A command cannot run; the message is the one line shown to the operator."""
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=os.environ.get("CONSENT_LOG_LEVEL", level).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def settings_from_env() -> Settings:
+    return load_settings(os.environ)
+
+
+def database_url_from_env() -> str:
+    url = os.environ.get("CONSENT_DATABASE_URL", "").strip()
+    if not url:
+        raise ConfigError("CONSENT_DATABASE_URL: required but not set")
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise ConfigError(
+            "CONSENT_DATABASE_URL: expected a postgresql://user@host:port/database URL"
+        )
+    return url
+
+
+def app_from_env() -> Litestar:
+    """Uvicorn factory for ``serve`` (each worker process builds its own app)."""
+    from service.app import create_app
+
+    return create_app(settings_from_env())
+
+
+# ---- commands -----------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings_from_env()  # fail before forking workers, with one clear line
+    uvicorn.run(
+        "service.cli:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,  # request paths carry guardian link tokens; metrics cover traffic
+        proxy_headers=False,
+        log_level=os.environ.get("CONSENT_LOG_LEVEL", "info").lower(),
+    )
+
+
+def cmd_worker(_: argparse.Namespace) -> None:
+    from service.worker import Worker
+
+    settings = settings_from_env()
+
+    async def run() -> None:
+        runtime = Runtime(settings, SystemClock())
+        pool = await create_pool(settings)
+        worker = Worker(runtime, pool)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        logger.info("worker started")
+        try:
+            await worker.run_forever(stop)
+        finally:
+            await worker.close()
+            await pool.close()
+
+    asyncio.run(run())
+
+
+def cmd_migrate(_: argparse.Namespace) -> None:
+    applied = asyncio.run(migrate(database_url_from_env()))
+    print(f"applied {', '.join(applied)}" if applied else "database schema is current")
+
+
+async def _with_connection(
+    action: Callable[[Connection], Coroutine[Any, Any, Any]],
+) -> Any:
+    connection = await asyncpg.connect(database_url_from_env(), timeout=10)
+    try:
+        return await action(connection)
+    finally:
+        await connection.close()
+
+
+def cmd_keys_create(args: argparse.Namespace) -> None:
+    async def action(connection: Connection) -> str:
+        now = SystemClock().now()
+        async with connection.transaction():
+            key, record = await api_keys.create_api_key(
+                connection, name=args.name, scopes=args.scope, now=now
+            )
+            await record_event(
+                connection,
+                actor="cli",
+                action="api_key.created",
+                occurred_at=now,
+                details={"key_id": str(record.id), "name": record.name, "scopes": record.scopes},
+            )
+        return key
+
+    try:
+        print(asyncio.run(_with_connection(action)))
+    except ValueError as exc:
+        raise CommandError(f"--scope: {exc}") from None
+
+
+def cmd_keys_list(_: argparse.Namespace) -> None:
+    keys = asyncio.run(_with_connection(api_keys.list_api_keys))
+    for key in keys:
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        print(f"{key.id}  {key.key_prefix}…  {key.name}  {','.join(key.scopes)}  {state}")
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> None:
+    try:
+        key_id = uuid.UUID(args.id)
+    except ValueError:
+        raise CommandError(f"not a key id: {args.id!r} (see consent-service keys list)") from None
+
+    async def action(connection: Connection) -> bool:
+        now = SystemClock().now()
+        async with connection.transaction():
+            revoked = await api_keys.revoke_api_key(connection, key_id, now)
+            if revoked:
+                await publish(connection, "api_keys")
+                await record_event(
+                    connection,
+                    actor="cli",
+                    action="api_key.revoked",
+                    occurred_at=now,
+                    details={"key_id": str(key_id)},
+                )
+        return revoked
+
+    if not asyncio.run(_with_connection(action)):
+        raise CommandError(f"no active API key with id {key_id}")
+    print(f"revoked {key_id}")
+
+
+def cmd_keys_signing_key(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    if out.exists():
+        raise CommandError(f"{out} exists; refusing to overwrite a signing key")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(generate_signing_key_pem())
+    print(str(out))
+
+
+def cmd_openapi(args: argparse.Namespace) -> None:
+    from service.openapi_export import write_openapi
+
+    path = write_openapi(Path(args.output))
+    print(str(path))
+
+
+def cmd_audit_verify(_: argparse.Namespace) -> None:
+    checked, broken = asyncio.run(_with_connection(verify_chain))
+    if broken is not None:
+        raise CommandError(
+            f"audit chain broken at event {broken.event_id}: {broken.problem} "
+            f"({checked} earlier events verified)"
+        )
+    print(f"audit chain verified: {checked} events")
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    from service.devserver import run_dev
+
+    run_dev(host=args.host, port=args.port, data_dir=Path(args.data_dir))
+
+
+# ---- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consent-service",
+        description="Parental-consent verification service. Configuration: CONSENT_* variables.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP API (production)")
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server in a container
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="deliver the outbox and run expiry sweeps")
+    worker.set_defaults(handler=cmd_worker)
+
+    dev = commands.add_parser(
+        "dev", help="API + worker + private database + mail catcher, for development"
+    )
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--data-dir", default=".data", help="where dev keeps its database and keys")
+    dev.set_defaults(handler=cmd_dev)
+
+    migrate_cmd = commands.add_parser("migrate", help="apply database migrations (schemas/)")
+    migrate_cmd.set_defaults(handler=cmd_migrate)
+
+    keys = commands.add_parser("keys", help="API keys and signing keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND")
+    create = key_commands.add_parser("create", help="create an API key and print it (once)")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scope",
+        action="extend",
+        nargs="+",
+        required=True,
+        choices=api_keys.SCOPES,
+        help="consent:request and/or consent:check",
+    )
+    create.set_defaults(handler=cmd_keys_create)
+    list_cmd = key_commands.add_parser("list", help="list API keys (never the keys themselves)")
+    list_cmd.set_defaults(handler=cmd_keys_list)
+    revoke = key_commands.add_parser("revoke", help="revoke an API key by id")
+    revoke.add_argument("id")
+    revoke.set_defaults(handler=cmd_keys_revoke)
+    signing = key_commands.add_parser("signing-key", help="write a new Ed25519 signing key (PEM)")
+    signing.add_argument("--out", required=True)
+    signing.set_defaults(handler=cmd_keys_signing_key)
+
+    openapi = commands.add_parser("openapi", help="write the OpenAPI document")
+    openapi.add_argument("--output", default="openapi/openapi.json")
+    openapi.set_defaults(handler=cmd_openapi)
+
+    audit = commands.add_parser("audit", help="audit trail tools")
+    audit_commands = audit.add_subparsers(
+        dest="audit_command", required=True, metavar="AUDIT_COMMAND"
+    )
+    verify = audit_commands.add_parser("verify", help="verify the audit hash chain")
+    verify.set_defaults(handler=cmd_audit_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    try:
+        args.handler(args)
+    except (ConfigError, CommandError, MigrationError, ClusterError) as exc:
+        print(f"consent-service: {exc}", file=sys.stderr)
+        sys.exit(2 if isinstance(exc, ConfigError) else 1)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"consent-service: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,814 @@
+"""The consent state machine: request, grant, deny, withdraw, revoke, expire.
+
+Every transition is one transaction: a conditional update (only from the expected state),
+its audit event, and its outbox messages commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from service import emails, outbox, policy
+from service.audit import record_event
+from service.i18n import negotiate_locale
+from service.personal_data import normalize_email
+from service.purposes import Purpose
+from service.repositories import consent_requests as requests_repo
+from service.repositories import consents as consents_repo
+from service.repositories.consent_requests import ConsentRequest
+from service.repositories.consents import Consent
+from service.repositories.signing_keys import register_signing_key
+from service.runtime import Runtime
+from service.sql import Connection
+from service.tokens import hash_link_token, new_link_token
+
+GUARDIAN_REQUESTS_PER_DAY = 5
+IDEMPOTENCY_RETENTION = timedelta(days=1)
+RATE_WINDOW_RETENTION = timedelta(hours=1)
+MAX_FAILED_SUBMISSIONS = 5
+METHOD_EMAIL_PLUS = "email_plus"
+GUARDIAN_ACTOR = "guardian"
+SYSTEM_ACTOR = "system"
+
+
+class ConsentError(Exception):
+    """A domain rule refused the operation; ``status`` is the HTTP status that explains it."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        retry_after: int | None = None,
+        current_status: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.retry_after = retry_after
+        self.current_status = current_status
+
+
+class NewRequest(msgspec.Struct, frozen=True, kw_only=True):
+    subject_id: str
+    birth_date: str
+    country: str
+    guardian_email: str
+    purposes: list[str]
+    locale: str | None = None
+
+
+class RequestCreated(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    subject_id: str
+    status: str
+    expires_at: datetime
+
+
+class NotRequired(msgspec.Struct, frozen=True, kw_only=True):
+    subject_id: str
+    status: str
+    age: int
+    age_of_consent: int
+    jurisdiction: str
+    basis: str
+
+
+class CreateOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    status_code: int
+    body: dict[str, Any]
+
+
+def _lock_key(namespace: str, value: str) -> int:
+    digest = hashlib.sha256(f"{namespace}:{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def _advisory_lock(connection: Connection, namespace: str, value: str) -> None:
+    await connection.execute("select pg_advisory_xact_lock($1)", _lock_key(namespace, value))
+
+
+def _retry_after(seconds: float) -> int:
+    return max(1, int(seconds + 0.999))
+
+
+def consent_lapses_at(request: ConsentRequest, granted_at: datetime, max_validity: int) -> datetime:
+    """Midnight of the day the child reaches the age of consent in its country, or earlier."""
+    zone = ZoneInfo(policy.timezone_for(request.country))
+    coming_of_age = datetime.combine(request.consent_required_until, time(0), tzinfo=zone)
+    return min(coming_of_age.astimezone(UTC), granted_at + timedelta(seconds=max_validity))
+
+
+def request_hash(body: NewRequest) -> bytes:
+    return hashlib.sha256(msgspec.json.encode(body)).digest()
+
+
+async def create_request(
+    connection: Connection,
+    runtime: Runtime,
+    *,
+    body: NewRequest,
+    api_key_id: uuid.UUID,
+    api_key_name: str,
+    idempotency_key: str | None,
+) -> CreateOutcome:
+    now = runtime.clock.now()
+    decision = _decide_age(body, runtime, now)
+    email = _validate_email(body.guardian_email)
+    purposes = _validate_purposes(body.purposes, runtime)
+    locale = negotiate_locale(body.locale)
+    if not decision.consent_required:
+        # Nothing is stored about a child who may consent alone.
+        return CreateOutcome(
+            status_code=200,
+            body=msgspec.to_builtins(
+                NotRequired(
+                    subject_id=body.subject_id,
+                    status="not_required",
+                    age=decision.age,
+                    age_of_consent=decision.age_of_consent,
+                    jurisdiction=decision.jurisdiction,
+                    basis=decision.basis,
+                )
+            ),
+        )
+    assert decision.consent_required_until is not None
+
+    fingerprint = request_hash(body)
+    async with connection.transaction():
+        if idempotency_key is not None:
+            await _advisory_lock(connection, "idempotency", f"{api_key_id}:{idempotency_key}")
+            replay = await _idempotent_replay(connection, api_key_id, idempotency_key, fingerprint)
+            if replay is not None:
+                return replay
+        await _advisory_lock(connection, "subject", body.subject_id)
+        email_hash = runtime.protector.lookup_hash(email)
+        await _advisory_lock(connection, "guardian", email_hash.hex())
+        recent = await requests_repo.recent_requests_for_guardian(
+            connection, email_hash, now - timedelta(days=1)
+        )
+        if len(recent) >= GUARDIAN_REQUESTS_PER_DAY:
+            wait = recent[0] + timedelta(days=1) - now
+            raise ConsentError(
+                429,
+                f"At most {GUARDIAN_REQUESTS_PER_DAY} consent requests per guardian email "
+                "address in 24 hours.",
+                retry_after=_retry_after(wait.total_seconds()),
+            )
+        for cancelled in await requests_repo.cancel_pending_for_subject(
+            connection, body.subject_id, now
+        ):
+            await outbox.cancel_for(connection, cancelled)
+            await record_event(
+                connection,
+                actor=f"app:{api_key_name}",
+                action="request.superseded",
+                occurred_at=now,
+                subject_id=body.subject_id,
+                request_id=cancelled,
+                from_status="pending",
+                to_status="cancelled",
+                reason="a newer consent request for the same subject",
+            )
+
+        request_id = uuid.uuid4()
+        link_token = new_link_token()
+        expires_at = now + timedelta(seconds=runtime.settings.request_ttl)
+        await requests_repo.insert_request(
+            connection,
+            request_id=request_id,
+            subject_id=body.subject_id,
+            country=decision.jurisdiction,
+            age_of_consent=decision.age_of_consent,
+            basis=decision.basis,
+            birth_date=policy.parse_birth_date(body.birth_date),
+            consent_required_until=decision.consent_required_until,
+            guardian_email_enc=runtime.protector.encrypt(email.encode(), request_id.bytes),
+            guardian_email_hash=email_hash,
+            guardian_ref=runtime.protector.guardian_reference(email),
+            purposes=purposes,
+            locale=locale,
+            policy_version=runtime.catalogue.notice_version,
+            link_token_hash=hash_link_token(link_token),
+            api_key_id=api_key_id,
+            now=now,
+            expires_at=expires_at,
+        )
+        rendered = emails.render_request_email(
+            locale=locale,
+            operator_name=runtime.settings.operator_name,
+            privacy_notice_url=runtime.settings.privacy_notice_url,
+            review_url=runtime.link(f"/guardian/{link_token}"),
+            expires_at=expires_at,
+            purposes=_purposes(runtime, purposes),
+        )
+        await outbox.enqueue_email(
+            connection,
+            runtime.protector,
+            topic="guardian_request",
+            subject_id=body.subject_id,
+            related_id=request_id,
+            to=email,
+            locale=locale,
+            email=rendered,
+            now=now,
+        )
+        created = RequestCreated(
+            id=request_id, subject_id=body.subject_id, status="pending", expires_at=expires_at
+        )
+        outcome = CreateOutcome(status_code=201, body=msgspec.to_builtins(created))
+        if idempotency_key is not None:
+            await connection.execute(
+                """
+                insert into idempotency_keys
+                    (api_key_id, key, request_hash, status_code, response, subject_id, created_at)
+                values ($1, $2, $3, $4, $5::jsonb, $6, $7)
+                """,
+                api_key_id,
+                idempotency_key,
+                fingerprint,
+                outcome.status_code,
+                msgspec.json.encode(outcome.body).decode(),
+                body.subject_id,
+                now,
+            )
+        await record_event(
+            connection,
+            actor=f"app:{api_key_name}",
+            action="request.created",
+            occurred_at=now,
+            subject_id=body.subject_id,
+            request_id=request_id,
+            to_status="pending",
+            details={
+                "purposes": purposes,
+                "jurisdiction": decision.jurisdiction,
+                "age_of_consent": decision.age_of_consent,
+                "basis": decision.basis,
+                "policy_version": runtime.catalogue.notice_version,
+                "locale": locale,
+            },
+        )
+    return outcome
+
+
+async def _idempotent_replay(
+    connection: Connection, api_key_id: uuid.UUID, key: str, fingerprint: bytes
+) -> CreateOutcome | None:
+    row = await connection.fetchrow(
+        "select request_hash, status_code, response from idempotency_keys "
+        "where api_key_id = $1 and key = $2",
+        api_key_id,
+        key,
+    )
+    if row is None:
+        return None
+    if row["request_hash"] != fingerprint:
+        raise ConsentError(
+            409, "This Idempotency-Key was already used with a different request body."
+        )
+    return CreateOutcome(status_code=row["status_code"], body=msgspec.json.decode(row["response"]))
+
+
+def _decide_age(body: NewRequest | Any, runtime: Runtime, now: datetime) -> policy.AgeDecision:
+    try:
+        birth_date = policy.parse_birth_date(body.birth_date)
+        return policy.decide_age(birth_date, body.country, now, runtime.settings.min_age)
+    except (policy.InvalidBirthDate, policy.UnknownCountry) as exc:
+        raise ConsentError(422, str(exc)) from None
+
+
+def _validate_email(raw: str) -> str:
+    email = raw.strip()
+    local, at, domain = email.rpartition("@")
+    valid = (
+        at
+        and 0 < len(local) <= 64
+        and len(email) <= 254
+        and "." in domain
+        and not domain.startswith(".")
+        and not domain.endswith(".")
+        and ".." not in domain
+        and all(c.isalnum() or c in "-." for c in domain)
+        and not any(c.isspace() or c in '<>()[],;:"\\' for c in local)
+    )
+    if not valid:
+        raise ConsentError(422, "guardian_email is not a valid email address.")
+    return normalize_email(email)
+
+
+def _validate_purposes(requested: list[str], runtime: Runtime) -> list[str]:
+    catalogue = runtime.catalogue
+    unknown = sorted({p for p in requested if catalogue.get(p) is None})
+    if unknown:
+        raise ConsentError(
+            422,
+            f"Unknown purpose(s): {', '.join(unknown)}. Known: {', '.join(catalogue.ids)}.",
+        )
+    missing = [p for p in catalogue.required_ids if p not in requested]
+    if missing:
+        raise ConsentError(
+            422, f"The required purpose(s) {', '.join(missing)} must be part of every request."
+        )
+    return catalogue.ordered(requested)
+
+
+def _purposes(runtime: Runtime, ids: Sequence[str]) -> list[Purpose]:
+    return [p for p in runtime.catalogue.purposes if p.id in ids]
+
+
+# ---- guardian decisions -------------------------------------------------------------------
+
+
+class LinkProblem(Exception):
+    """The guardian link cannot be used; ``reason`` picks the page shown."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class InvalidSubmission(Exception):
+    def __init__(self, request: ConsentRequest, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.request = request
+        self.errors = errors
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    outcome: str
+    request: ConsentRequest
+    granted: list[str]
+    refused: list[str]
+    withdraw_token: str | None = None
+
+
+def usable_request(request: ConsentRequest | None, now: datetime) -> ConsentRequest:
+    if request is None:
+        raise LinkProblem("unknown", 404)
+    if request.status == "pending" and request.expires_at <= now:
+        raise LinkProblem("expired", 410)
+    if request.status == "expired":
+        raise LinkProblem("expired", 410)
+    if request.status != "pending":
+        raise LinkProblem("used", 410)
+    if request.failed_submissions >= MAX_FAILED_SUBMISSIONS:
+        raise LinkProblem("locked", 429)
+    return request
+
+
+async def load_for_review(connection: Connection, runtime: Runtime, token: str) -> ConsentRequest:
+    request = await requests_repo.find_by_link_token(connection, hash_link_token(token))
+    return usable_request(request, runtime.clock.now())
+
+
+async def record_failed_submission(connection: Connection, request_id: uuid.UUID) -> int:
+    return await requests_repo.count_failed_submission(connection, request_id)
+
+
+async def decide(
+    connection: Connection,
+    runtime: Runtime,
+    *,
+    token: str,
+    decision: str,
+    chosen: list[str],
+    attested: bool,
+) -> Decision:
+    """Record the guardian's grant or denial; exactly one decision per request, ever."""
+    now = runtime.clock.now()
+    async with connection.transaction():
+        request = usable_request(
+            await requests_repo.find_by_link_token(
+                connection, hash_link_token(token), for_update=True
+            ),
+            now,
+        )
+        errors = _submission_errors(request, decision, chosen, attested)
+        if errors:
+            raise InvalidSubmission(request, errors)
+        granted = [p for p in request.purposes if p in chosen] if decision == "grant" else []
+        required = [p for p in request.purposes if p in runtime.catalogue.required_ids]
+        if decision == "grant" and all(p in granted for p in required):
+            return await _grant(connection, runtime, request, granted, now)
+        return await _deny(connection, runtime, request, granted, now)
+
+
+def _submission_errors(
+    request: ConsentRequest, decision: str, chosen: list[str], attested: bool
+) -> list[str]:
+    errors = []
+    if decision not in {"grant", "deny"}:
+        errors.append("decision")
+    if any(p not in request.purposes for p in chosen):
+        errors.append("purposes")
+    if decision == "grant" and not attested:
+        errors.append("attestation")
+    return errors
+
+
+async def _grant(
+    connection: Connection,
+    runtime: Runtime,
+    request: ConsentRequest,
+    granted: list[str],
+    now: datetime,
+) -> Decision:
+    if not await requests_repo.set_decision(connection, request.id, "granted", now):
+        raise LinkProblem("used", 410)
+    for superseded in await consents_repo.supersede_live(connection, request.subject_id, now):
+        await record_event(
+            connection,
+            actor=GUARDIAN_ACTOR,
+            action="consent.superseded",
+            occurred_at=now,
+            subject_id=request.subject_id,
+            consent_id=superseded,
+            from_status="granted",
+            to_status="superseded",
+        )
+    consent_id = uuid.uuid4()
+    expires_at = consent_lapses_at(request, now, runtime.settings.consent_max_validity)
+    token = runtime.signer.sign(
+        consent_id=str(consent_id),
+        subject_id=request.subject_id,
+        issued_at=now,
+        expires_at=expires_at,
+        purposes=granted,
+        jurisdiction=request.country,
+        method=METHOD_EMAIL_PLUS,
+        policy_version=request.policy_version,
+        guardian_ref=request.guardian_ref,
+    )
+    await register_signing_key(connection, runtime.signer, now)
+    withdraw_token = new_link_token()
+    await consents_repo.insert_consent(
+        connection,
+        consent_id=consent_id,
+        request_id=request.id,
+        subject_id=request.subject_id,
+        purposes=granted,
+        jurisdiction=request.country,
+        method=METHOD_EMAIL_PLUS,
+        policy_version=request.policy_version,
+        guardian_ref=request.guardian_ref,
+        granted_at=now,
+        expires_at=expires_at,
+        token=token,
+        withdraw_token_hash=hash_link_token(withdraw_token),
+    )
+    refused = [p for p in request.purposes if p not in granted]
+    email = _guardian_email(runtime, request)
+    if email is not None:
+        confirmation = emails.render_confirmation_email(
+            locale=request.locale,
+            operator_name=runtime.settings.operator_name,
+            privacy_notice_url=runtime.settings.privacy_notice_url,
+            granted=_purposes(runtime, granted),
+            refused=_purposes(runtime, refused),
+            withdraw_url=runtime.link(f"/guardian/withdraw/{withdraw_token}"),
+            granted_at=now,
+            valid_until=expires_at,
+        )
+        # Email plus: a confirmation after a delay gives a guardian whose address was misused
+        # the chance to notice and withdraw.
+        await outbox.enqueue_email(
+            connection,
+            runtime.protector,
+            topic="consent_confirmation",
+            subject_id=request.subject_id,
+            related_id=consent_id,
+            to=email,
+            locale=request.locale,
+            email=confirmation,
+            now=now,
+            deliver_at=now + timedelta(seconds=runtime.settings.confirmation_delay),
+        )
+    await _webhook(
+        connection,
+        runtime,
+        "consent.granted",
+        subject_id=request.subject_id,
+        related_id=consent_id,
+        data={
+            "request_id": str(request.id),
+            "consent_id": str(consent_id),
+            "status": "granted",
+            "purposes": granted,
+            "expires_at": expires_at.isoformat(),
+        },
+        now=now,
+    )
+    await record_event(
+        connection,
+        actor=GUARDIAN_ACTOR,
+        action="consent.granted",
+        occurred_at=now,
+        subject_id=request.subject_id,
+        request_id=request.id,
+        consent_id=consent_id,
+        from_status="pending",
+        to_status="granted",
+        details={
+            "purposes": granted,
+            "refused": refused,
+            "method": METHOD_EMAIL_PLUS,
+            "attestation": "parental responsibility affirmed",
+            "policy_version": request.policy_version,
+            "guardian": request.guardian_ref,
+            "expires_at": expires_at.isoformat(),
+        },
+    )
+    return Decision(
+        outcome="granted",
+        request=request,
+        granted=granted,
+        refused=refused,
+        withdraw_token=withdraw_token,
+    )
+
+
+async def _deny(
+    connection: Connection,
+    runtime: Runtime,
+    request: ConsentRequest,
+    granted: list[str],
+    now: datetime,
+) -> Decision:
+    if not await requests_repo.set_decision(connection, request.id, "denied", now):
+        raise LinkProblem("used", 410)
+    await _webhook(
+        connection,
+        runtime,
+        "consent.denied",
+        subject_id=request.subject_id,
+        related_id=request.id,
+        data={
+            "request_id": str(request.id),
+            "consent_id": None,
+            "status": "denied",
+            "purposes": [],
+        },
+        now=now,
+    )
+    await record_event(
+        connection,
+        actor=GUARDIAN_ACTOR,
+        action="request.denied",
+        occurred_at=now,
+        subject_id=request.subject_id,
+        request_id=request.id,
+        from_status="pending",
+        to_status="denied",
+        details={"refused": request.purposes, "policy_version": request.policy_version},
+    )
+    return Decision(outcome="denied", request=request, granted=[], refused=request.purposes)
+
+
+def _guardian_email(runtime: Runtime, request: ConsentRequest) -> str | None:
+    if request.guardian_email_enc is None:
+        return None
+    return runtime.protector.decrypt(request.guardian_email_enc, request.id.bytes).decode()
+
+
+async def _webhook(
+    connection: Connection,
+    runtime: Runtime,
+    event_type: str,
+    *,
+    subject_id: str,
+    related_id: uuid.UUID,
+    data: dict[str, Any],
+    now: datetime,
+) -> None:
+    if runtime.settings.webhook_url is None:
+        return
+    await outbox.enqueue_webhook(
+        connection,
+        event_type=event_type,
+        subject_id=subject_id,
+        related_id=related_id,
+        data={"subject_id": subject_id, **data},
+        now=now,
+    )
+
+
+# ---- ending a consent ---------------------------------------------------------------------
+
+
+async def load_for_withdrawal(connection: Connection, runtime: Runtime, token: str) -> Consent:
+    consent = await consents_repo.find_by_withdraw_token(connection, hash_link_token(token))
+    return _live(consent, runtime.clock.now())
+
+
+def _live(consent: Consent | None, now: datetime) -> Consent:
+    if consent is None:
+        raise LinkProblem("unknown", 404)
+    if consent.status != "granted" or consent.expires_at <= now:
+        raise LinkProblem("not_live", 410)
+    return consent
+
+
+async def withdraw(connection: Connection, runtime: Runtime, token: str) -> Consent:
+    now = runtime.clock.now()
+    async with connection.transaction():
+        found = _live(
+            await consents_repo.find_by_withdraw_token(
+                connection, hash_link_token(token), for_update=True
+            ),
+            now,
+        )
+        return await _end(
+            connection,
+            runtime,
+            found,
+            status="withdrawn",
+            reason="withdrawn by the guardian",
+            actor=GUARDIAN_ACTOR,
+            now=now,
+        )
+
+
+async def revoke(
+    connection: Connection,
+    runtime: Runtime,
+    consent_id: uuid.UUID,
+    *,
+    reason: str,
+    staff: str,
+) -> Consent:
+    now = runtime.clock.now()
+    async with connection.transaction():
+        consent = await consents_repo.get_consent(connection, consent_id, for_update=True)
+        if consent is None:
+            raise ConsentError(404, "No consent with this id.")
+        if consent.status != "granted":
+            raise ConsentError(
+                409,
+                f"Only a granted consent can be revoked; this one is {consent.status}.",
+                current_status=consent.status,
+            )
+        return await _end(
+            connection,
+            runtime,
+            consent,
+            status="revoked",
+            reason=reason,
+            actor=f"staff:{staff}",
+            now=now,
+        )
+
+
+async def _end(
+    connection: Connection,
+    runtime: Runtime,
+    consent: Consent,
+    *,
+    status: str,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> Consent:
+    ended = await consents_repo.end_consent(
+        connection, consent.id, status=status, reason=reason, now=now
+    )
+    if ended is None:
+        raise LinkProblem("not_live", 410)
+    request = await requests_repo.get_request(connection, consent.request_id)
+    email = _guardian_email(runtime, request) if request else None
+    if email is not None and request is not None:
+        purposes = _purposes(runtime, consent.purposes)
+        if status == "withdrawn":
+            message = emails.render_withdrawn_email(
+                locale=request.locale,
+                operator_name=runtime.settings.operator_name,
+                purposes=purposes,
+                withdrawn_at=now,
+            )
+        else:
+            message = emails.render_revoked_email(
+                locale=request.locale,
+                operator_name=runtime.settings.operator_name,
+                purposes=purposes,
+                reason=reason,
+                revoked_at=now,
+            )
+        # A pending email-plus confirmation would now tell the guardian something untrue.
+        await outbox.cancel_for(connection, consent.id)
+        await outbox.enqueue_email(
+            connection,
+            runtime.protector,
+            topic=f"consent_{status}",
+            subject_id=consent.subject_id,
+            related_id=consent.id,
+            to=email,
+            locale=request.locale,
+            email=message,
+            now=now,
+        )
+    await _webhook(
+        connection,
+        runtime,
+        f"consent.{status}",
+        subject_id=consent.subject_id,
+        related_id=consent.id,
+        data={
+            "request_id": str(consent.request_id),
+            "consent_id": str(consent.id),
+            "status": status,
+            "purposes": consent.purposes,
+        },
+        now=now,
+    )
+    await record_event(
+        connection,
+        actor=actor,
+        action=f"consent.{status}",
+        occurred_at=now,
+        subject_id=consent.subject_id,
+        request_id=consent.request_id,
+        consent_id=consent.id,
+        from_status="granted",
+        to_status=status,
+        reason=reason,
+    )
+    return ended
+
+
+# ---- lapse sweeps (worker) ----------------------------------------------------------------
+
+
+async def expire_overdue_requests(connection: Connection, runtime: Runtime) -> int:
+    now = runtime.clock.now()
+    async with connection.transaction():
+        expired = await requests_repo.expire_overdue(connection, now)
+        for request in expired:
+            await outbox.cancel_for(connection, request.id)
+            await _webhook(
+                connection,
+                runtime,
+                "consent.expired",
+                subject_id=request.subject_id,
+                related_id=request.id,
+                data={
+                    "request_id": str(request.id),
+                    "consent_id": None,
+                    "status": "expired",
+                    "purposes": [],
+                },
+                now=now,
+            )
+            await record_event(
+                connection,
+                actor=SYSTEM_ACTOR,
+                action="request.expired",
+                occurred_at=now,
+                subject_id=request.subject_id,
+                request_id=request.id,
+                from_status="pending",
+                to_status="expired",
+                reason="no answer before the link expired; guardian address deleted",
+            )
+    return len(expired)
+
+
+async def expire_lapsed_consents(connection: Connection, runtime: Runtime) -> int:
+    now = runtime.clock.now()
+    async with connection.transaction():
+        lapsed = await consents_repo.expire_lapsed(connection, now)
+        for consent in lapsed:
+            await _webhook(
+                connection,
+                runtime,
+                "consent.expired",
+                subject_id=consent.subject_id,
+                related_id=consent.id,
+                data={
+                    "request_id": str(consent.request_id),
+                    "consent_id": str(consent.id),
+                    "status": "expired",
+                    "purposes": consent.purposes,
+                },
+                now=now,
+            )
+            await record_event(
+                connection,
+                actor=SYSTEM_ACTOR,
+                action="consent.expired",
+                occurred_at=now,
+                subject_id=consent.subject_id,
+                request_id=consent.request_id,
+                consent_id=consent.id,
+                from_status="granted",
+                to_status="expired",
+                reason=consent.end_reason,
+            )
+    return len(lapsed)

@@ -1,0 +1,43 @@
+"""Export the OpenAPI document; the app is built with throwaway keys and never started."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from service.settings import Settings, SmtpConfig
+from service.tokens import generate_signing_key_pem
+
+
+def _schema_only_settings() -> Settings:
+    return Settings(
+        database_url="postgresql://schema-export.invalid/consent",
+        smtp=SmtpConfig(host="localhost", port=25),
+        mail_from="consent@example.invalid",
+        public_url="https://consent.example.invalid",
+        signing_key_pem=generate_signing_key_pem(),
+        data_key=os.urandom(32),
+    )
+
+
+def openapi_document() -> dict[str, Any]:
+    from service.app import create_app
+
+    app = create_app(_schema_only_settings())
+    document: dict[str, Any] = app.openapi_schema.to_schema()
+    return document
+
+
+def render_openapi() -> str:
+    return json.dumps(openapi_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_openapi(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as tmp:
+        tmp.write(render_openapi())
+    Path(tmp.name).replace(path)
+    return path

@@ -1,0 +1,61 @@
+"""Protection of personal data at rest: encryption and keyed lookup hashes.
+
+Two independent subkeys are derived from ``CONSENT_DATA_KEY`` with HKDF, so the lookup hash
+reveals nothing about the encryption key and vice versa.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+_NONCE_BYTES = 12
+_VERSION = b"\x01"
+
+
+def _derive(key: bytes, label: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(key)
+
+
+class DataProtector:
+    def __init__(self, data_key: bytes) -> None:
+        self._aead = AESGCM(_derive(data_key, b"consent/encryption/v1"))
+        self._lookup_key = _derive(data_key, b"consent/lookup-hash/v1")
+        self._reference_key = _derive(data_key, b"consent/guardian-reference/v1")
+
+    def encrypt(self, plaintext: bytes, context: bytes = b"") -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, context)
+
+    def decrypt(self, blob: bytes, context: bytes = b"") -> bytes:
+        if blob[:1] != _VERSION:
+            raise ValueError("unknown ciphertext version")
+        nonce = blob[1 : 1 + _NONCE_BYTES]
+        return self._aead.decrypt(nonce, blob[1 + _NONCE_BYTES :], context)
+
+    def lookup_hash(self, value: str) -> bytes:
+        return hmac.new(self._lookup_key, value.encode(), hashlib.sha256).digest()
+
+    def guardian_reference(self, normalized_email: str) -> str:
+        """An opaque, stable reference to a guardian: the same for siblings, never the email."""
+        digest = hmac.new(self._reference_key, normalized_email.encode(), hashlib.sha256).digest()
+        return "g_" + base64.b32encode(digest[:15]).decode().lower()
+
+
+def normalize_email(email: str) -> str:
+    local, _, domain = email.strip().rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def mask_email(email: str) -> str:
+    """``jane.doe@example.com`` -> ``j***@e***.com``: enough for support, useless to a thief."""
+    local, _, domain = email.rpartition("@")
+    host, _, tld = domain.rpartition(".")
+    masked_host = (host[:1] + "***") if host else "***"
+    return f"{local[:1]}***@{masked_host}.{tld}" if tld else f"{local[:1]}***@***"

@@ -1,0 +1,146 @@
+"""RFC 9457 problem details for every error the service returns."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+PROBLEM_JSON = "application/problem+json"
+
+logger = logging.getLogger("service.errors")
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+    current_status: str | None = None
+
+
+class ProblemError(HTTPException):
+    """Raise to answer with a problem; ``extra`` members are added to the body."""
+
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        current_status: str | None = None,
+    ) -> None:
+        super().__init__(detail=detail, status_code=status_code, headers=headers)
+        self.current_status = current_status
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    current_status: str | None = None,
+) -> Response[Problem]:
+    body = Problem(
+        title=_TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        errors=errors,
+        current_status=current_status,
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_errors(extra: Any) -> list[dict[str, Any]] | None:
+    if isinstance(extra, list) and extra:
+        return [item if isinstance(item, dict) else {"message": str(item)} for item in extra]
+    return None
+
+
+def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    status = exc.status_code
+    detail = exc.detail or _TITLES.get(status, "Error")
+    errors = None
+    if isinstance(exc, ValidationException):
+        errors = _validation_errors(exc.extra)
+        if errors:
+            detail = "; ".join(_describe(error) for error in errors)
+    if status == 404 and detail == "Not Found":
+        detail = "No such resource."
+    if status == 413:
+        detail = "The request body is larger than the 64 KiB this service accepts."
+    current_status = exc.current_status if isinstance(exc, ProblemError) else None
+    return problem_response(
+        status,
+        detail,
+        headers=exc.headers,
+        errors=errors,
+        current_status=current_status,
+    )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    message = str(error.get("message", "invalid value"))
+    key = error.get("key")
+    if key and key not in message:
+        return f"{message} (at {key})"
+    return message
+
+
+def handle_database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return problem_response(
+        503,
+        "The consent database cannot be reached; try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    logger.exception("unhandled error", exc_info=exc)
+    return problem_response(500, "An unexpected error occurred; it has been logged.")
+
+
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.ConnectionFailureError,
+)
+
+
+def exception_handlers() -> dict[type[Exception] | int, Any]:
+    handlers: dict[type[Exception] | int, Any] = {HTTPException: handle_http_exception}
+    for error in DATABASE_UNAVAILABLE_ERRORS:
+        handlers[error] = handle_database_unavailable
+    handlers[Exception] = handle_unexpected
+    return handlers
+
+
+DATABASE_ERRORS: tuple[type[Exception], ...] = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError)

@@ -1,0 +1,283 @@
+"""Settings read once from ``CONSENT_*`` environment variables.
+
+Every problem is reported as :class:`ConfigError` whose message names the variable, so a
+misconfigured replica stops at start with one line instead of failing on its first request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import msgspec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+T = TypeVar("T")
+
+DAY = 86_400
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    use_tls: bool = False
+    timeout: float = 10.0
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str
+    smtp: SmtpConfig
+    mail_from: str
+    public_url: str
+    signing_key_pem: bytes
+    data_key: bytes
+    min_age: int = 15
+    staff_issuer: str | None = None
+    staff_audience: str | None = None
+    staff_jwks: str | None = None
+    dev_staff_key_file: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    confirmation_delay: int = DAY
+    request_ttl: int = 7 * DAY
+    consent_max_validity: int = 365 * DAY
+    token_audience: str = "consent-clients"  # noqa: S105 - an audience name, not a secret
+    operator_name: str = "Example Tutoring"
+    privacy_notice_url: str = "https://example.invalid/privacy"
+    purposes_file: str | None = None
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    outbox_max_attempts: int = 8
+    retention_denied: int = 30 * DAY
+    retention_expired: int = 30 * DAY
+    retention_withdrawn: int = 90 * DAY
+    trust_forwarded_for: bool = False
+    dev_mode: bool = False
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @property
+    def token_issuer(self) -> str:
+        return self.public_url
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        return load_ed25519_private_key(self.signing_key_pem, "CONSENT_SIGNING_KEY_FILE")
+
+
+def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings:
+    """Build settings from an environment mapping, raising ConfigError naming the variable."""
+    reader = _Reader(env)
+    settings = Settings(
+        database_url=reader.required("CONSENT_DATABASE_URL", _parse_postgres_dsn),
+        smtp=reader.required("CONSENT_SMTP_URL", parse_smtp_url),
+        mail_from=reader.required("CONSENT_MAIL_FROM", _parse_email_address),
+        public_url=reader.required("CONSENT_PUBLIC_URL", _parse_public_url),
+        signing_key_pem=reader.required("CONSENT_SIGNING_KEY_FILE", _read_signing_key),
+        data_key=reader.required("CONSENT_DATA_KEY", _parse_data_key),
+        min_age=reader.optional("CONSENT_MIN_AGE", _int_between(13, 18), 15),
+        staff_issuer=reader.optional("CONSENT_STAFF_ISSUER", _non_empty, None),
+        staff_audience=reader.optional("CONSENT_STAFF_AUDIENCE", _non_empty, None),
+        staff_jwks=reader.optional("CONSENT_STAFF_JWKS", _non_empty, None),
+        dev_staff_key_file=reader.optional("CONSENT_DEV_STAFF_KEY_FILE", _existing_file, None),
+        webhook_url=reader.optional("CONSENT_WEBHOOK_URL", _parse_http_url, None),
+        webhook_secret=reader.optional("CONSENT_WEBHOOK_SECRET", _parse_webhook_secret, None),
+        confirmation_delay=reader.optional(
+            "CONSENT_CONFIRMATION_DELAY", _int_between(0, 30 * DAY), DAY
+        ),
+        request_ttl=reader.optional("CONSENT_REQUEST_TTL", _int_between(600, 30 * DAY), 7 * DAY),
+        consent_max_validity=reader.optional(
+            "CONSENT_MAX_VALIDITY", _int_between(DAY, 5 * 365 * DAY), 365 * DAY
+        ),
+        token_audience=reader.optional("CONSENT_TOKEN_AUDIENCE", _non_empty, "consent-clients"),
+        operator_name=reader.optional("CONSENT_OPERATOR_NAME", _non_empty, "Example Tutoring"),
+        privacy_notice_url=reader.optional(
+            "CONSENT_PRIVACY_NOTICE_URL", _parse_http_url, "https://example.invalid/privacy"
+        ),
+        purposes_file=reader.optional("CONSENT_PURPOSES_FILE", _existing_file, None),
+        db_pool_min=reader.optional("CONSENT_DB_POOL_MIN", _int_between(0, 100), 2),
+        db_pool_max=reader.optional("CONSENT_DB_POOL_MAX", _int_between(1, 200), 10),
+        outbox_max_attempts=reader.optional("CONSENT_OUTBOX_MAX_ATTEMPTS", _int_between(1, 50), 8),
+        retention_denied=reader.optional(
+            "CONSENT_RETENTION_DENIED", _int_between(0, 3650 * DAY), 30 * DAY
+        ),
+        retention_expired=reader.optional(
+            "CONSENT_RETENTION_EXPIRED", _int_between(0, 3650 * DAY), 30 * DAY
+        ),
+        retention_withdrawn=reader.optional(
+            "CONSENT_RETENTION_WITHDRAWN", _int_between(0, 3650 * DAY), 90 * DAY
+        ),
+        trust_forwarded_for=reader.optional("CONSENT_TRUST_FORWARDED_FOR", _parse_bool, False),
+        dev_mode=dev_mode,
+    )
+    if settings.webhook_url and not settings.webhook_secret:
+        raise ConfigError("CONSENT_WEBHOOK_SECRET: required when CONSENT_WEBHOOK_URL is set")
+    if settings.db_pool_min > settings.db_pool_max:
+        raise ConfigError("CONSENT_DB_POOL_MIN: must not exceed CONSENT_DB_POOL_MAX")
+    staff = (settings.staff_issuer, settings.staff_audience, settings.staff_jwks)
+    if any(staff) and not all(staff):
+        raise ConfigError(
+            "CONSENT_STAFF_ISSUER: CONSENT_STAFF_ISSUER, CONSENT_STAFF_AUDIENCE and "
+            "CONSENT_STAFF_JWKS must be set together"
+        )
+    return settings
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def required(self, name: str, parse: Callable[[str], T]) -> T:
+        raw = self._env.get(name, "").strip()
+        if not raw:
+            raise ConfigError(f"{name}: required but not set")
+        return self._parse(name, raw, parse)
+
+    def optional(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._env.get(name, "").strip()
+        if not raw:
+            return default
+        return self._parse(name, raw, parse)
+
+    @staticmethod
+    def _parse(name: str, raw: str, parse: Callable[[str], T]) -> T:
+        try:
+            return parse(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+
+
+def _non_empty(raw: str) -> str:
+    return raw
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"expected true or false, got {raw!r}")
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"expected a whole number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _parse_postgres_dsn(raw: str) -> str:
+    if urlsplit(raw).scheme not in {"postgres", "postgresql"}:
+        raise ConfigError("expected a postgresql://user@host:port/database URL")
+    return raw
+
+
+def _parse_public_url(raw: str) -> str:
+    return _parse_http_url(raw).rstrip("/")
+
+
+def _parse_http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"expected an http(s):// URL, got {raw!r}")
+    return raw
+
+
+def _parse_email_address(raw: str) -> str:
+    local, _, domain = raw.rpartition("@")
+    if not local or not domain or " " in raw:
+        raise ConfigError(f"expected an email address, got {raw!r}")
+    return raw
+
+
+def parse_smtp_url(raw: str) -> SmtpConfig:
+    """Parse ``smtp://user:pass@host:port?starttls=true`` (``smtps://`` for implicit TLS)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise ConfigError("expected smtp://user:pass@host:port?starttls=true")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError("the port is not a number") from None
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    starttls = _parse_bool(query.get("starttls", "false"))
+    timeout = float(query.get("timeout", "10"))
+    use_tls = parts.scheme == "smtps"
+    return SmtpConfig(
+        host=parts.hostname,
+        port=port or (465 if use_tls else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        starttls=starttls,
+        use_tls=use_tls,
+        timeout=timeout,
+    )
+
+
+def _read_signing_key(raw: str) -> bytes:
+    path = Path(raw)
+    if not path.is_file():
+        raise ConfigError(f"no such file: {raw}")
+    pem = path.read_bytes()
+    load_ed25519_private_key(pem, "CONSENT_SIGNING_KEY_FILE")
+    return pem
+
+
+def load_ed25519_private_key(pem: bytes, source: str) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{source}: not a PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{source}: not an Ed25519 private key")
+    return key
+
+
+def _parse_data_key(raw: str) -> bytes:
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("not valid base64") from None
+    if len(key) != 32:
+        raise ConfigError(f"must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+def _parse_webhook_secret(raw: str) -> str:
+    if not raw.startswith("whsec_"):
+        raise ConfigError("must start with whsec_")
+    try:
+        secret = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("the part after whsec_ is not valid base64") from None
+    if len(secret) < 16:
+        raise ConfigError("the secret must be at least 16 bytes")
+    return raw
+
+
+def _existing_file(raw: str) -> str:
+    if not Path(raw).is_file():
+        raise ConfigError(f"no such file: {raw}")
+    return raw

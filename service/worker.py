@@ -1,0 +1,134 @@
+"""The worker role: delivers the outbox and runs the lapse sweeps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiosmtplib
+import asyncpg
+
+from service import consents, outbox, ratelimit
+from service.mail import MailSender, build_message
+from service.metrics import Metrics
+from service.problems import DATABASE_ERRORS
+from service.runtime import Runtime
+from service.webhooks import WebhookError, WebhookSender
+
+BATCH_SIZE = 20
+POLL_SECONDS = 1.0
+SWEEP_EVERY_SECONDS = 30.0
+
+logger = logging.getLogger("service.worker")
+
+
+class Worker:
+    def __init__(
+        self, runtime: Runtime, pool: asyncpg.Pool, metrics: Metrics | None = None
+    ) -> None:
+        self.runtime = runtime
+        self.pool = pool
+        self.metrics = metrics or Metrics()
+        settings = runtime.settings
+        self.mail = MailSender(settings.smtp, settings.mail_from)
+        self.webhooks = (
+            WebhookSender(settings.webhook_url, settings.webhook_secret)
+            if settings.webhook_url and settings.webhook_secret
+            else None
+        )
+
+    async def close(self) -> None:
+        await self.mail.close()
+        if self.webhooks is not None:
+            await self.webhooks.close()
+
+    async def deliver_due(self) -> int:
+        """Deliver every message that is due now; return how many were delivered."""
+        delivered = 0
+        while True:
+            async with self.pool.acquire() as connection:
+                items = await outbox.claim_due(
+                    connection, now=self.runtime.clock.now(), limit=BATCH_SIZE
+                )
+            if not items:
+                return delivered
+            for item in items:
+                delivered += await self._deliver(item)
+
+    async def _deliver(self, item: outbox.OutboxItem) -> int:
+        try:
+            await self._send(item)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, WebhookError) as exc:
+            error = f"{type(exc).__name__}: {exc}" if item.kind == "webhook" else type(exc).__name__
+            async with self.pool.acquire() as connection:
+                state = await outbox.mark_failed(
+                    connection,
+                    item,
+                    error=error,
+                    now=self.runtime.clock.now(),
+                    max_attempts=self.runtime.settings.outbox_max_attempts,
+                )
+            self.metrics.increment(f"outbox_{item.kind}_failures")
+            log = logger.error if state == "dead" else logger.warning
+            log(
+                "outbox %s %s attempt %d failed (%s): %s",
+                item.kind,
+                item.id,
+                item.attempts,
+                state,
+                error,
+            )
+            await self.mail.close()
+            return 0
+        async with self.pool.acquire() as connection:
+            await outbox.mark_sent(connection, item.id, self.runtime.clock.now())
+        self.metrics.increment(f"outbox_{item.kind}_delivered")
+        return 1
+
+    async def _send(self, item: outbox.OutboxItem) -> None:
+        if item.kind == "email":
+            payload = outbox.decrypt_email(self.runtime.protector, item)
+            message = build_message(
+                mail_from=self.mail.mail_from,
+                to=payload.to,
+                email=payload.email,
+                locale=payload.locale,
+            )
+            await self.mail.send(message)
+        elif item.kind == "webhook":
+            if self.webhooks is None:
+                raise WebhookError("no webhook receiver is configured (CONSENT_WEBHOOK_URL)")
+            assert item.payload is not None
+            await self.webhooks.send(str(item.id), item.payload)
+
+    async def sweep(self) -> dict[str, int]:
+        async with self.pool.acquire() as connection:
+            expired_requests = await consents.expire_overdue_requests(connection, self.runtime)
+            lapsed = await consents.expire_lapsed_consents(connection, self.runtime)
+            await ratelimit.purge_old_windows(
+                connection, self.runtime.clock.now() - consents.RATE_WINDOW_RETENTION
+            )
+            await connection.execute(
+                "delete from idempotency_keys where created_at < $1",
+                self.runtime.clock.now() - consents.IDEMPOTENCY_RETENTION,
+            )
+        return {"expired_requests": expired_requests, "lapsed_consents": lapsed}
+
+    async def run_once(self) -> dict[str, int]:
+        swept = await self.sweep()
+        return {**swept, "delivered": await self.deliver_due()}
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        last_sweep = 0.0
+        while not stop.is_set():
+            try:
+                if loop.time() - last_sweep >= SWEEP_EVERY_SECONDS:
+                    await self.sweep()
+                    last_sweep = loop.time()
+                await self.deliver_due()
+            except DATABASE_ERRORS as exc:
+                logger.warning("worker pass failed, retrying: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
