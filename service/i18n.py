@@ -391,8 +391,8 @@ MESSAGES: dict[str, dict[str, str]] = {
             "expired, so there is nothing left to change."
         ),
         "link.not_live.next": (
-            "If your child should use the service again, ask them to send a new request from "
-            "the signup page."
+            "If you want your child to use the service again, ask them to send a new request "
+            "from the signup page."
         ),
         # Page: errors
         "error.title": "Error",
@@ -523,7 +523,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "email.revoked.revoked_at": "Datum",
         "email.revoked.reason": "Razlog",
-        "email.revoked.purposes": "Soglasje je prenehalo za",
+        "email.revoked.purposes": "Soglasje je prenehalo veljati za",
         "email.revoked.contact": (
             "Če imate vprašanja ali menite, da gre za napako, odgovorite na to sporočilo."
         ),
@@ -547,7 +547,7 @@ MESSAGES: dict[str, dict[str, str]] = {
             "storitve: če katerega od njih zavrnete, to pomeni, da soglasje zavrnete v celoti."
         ),
         "review.required_note": (
-            "Nujno za delovanje storitve. Če ga ne označite, je soglasje zavrnjeno."
+            "Nujno za delovanje storitve. Če tega namena ne označite, je soglasje zavrnjeno."
         ),
         "review.attestation_legend": "Vaša potrditev",
         "review.attestation": (
@@ -670,8 +670,8 @@ MESSAGES: dict[str, dict[str, str]] = {
             "zato ga ni več mogoče spremeniti."
         ),
         "link.not_live.next": (
-            "Če naj otrok storitev znova uporablja, ga prosite, naj na strani za prijavo pošlje "
-            "novo zahtevo."
+            "Če želite, da otrok storitev znova uporablja, ga prosite, naj na strani za prijavo "
+            "pošlje novo zahtevo."
         ),
         # Page: errors
         "error.title": "Napaka",

@@ -170,7 +170,6 @@ select c.id as consent_id, c.status as consent_status, c.purposes as consent_pur
        r.status as request_status, r.expires_at as request_expires_at,
        coalesce(r.decided_at, r.created_at) as request_changed_at
 from (select 1) as one
-from service.sql import Connection
 left join lateral (
     select id, status, purposes, expires_at, ended_at, granted_at, token
     from consents where subject_id = $1

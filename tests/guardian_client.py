@@ -1,0 +1,30 @@
+"""Helpers that act like a guardian's browser over HTTP: read the emailed link, post forms."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+CSRF_FIELD = re.compile(
+    r'name="_csrf_token"\s+value="([^"]+)"|value="([^"]+)"\s+name="_csrf_token"'
+)
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF_FIELD.search(html)
+    assert match, "no CSRF field in the page"
+    return match.group(1) or match.group(2)
+
+
+def path_of(link: str) -> str:
+    return "/" + link.split("://", 1)[1].split("/", 1)[1]
+
+
+async def open_and_submit(
+    client: httpx.AsyncClient, link: str, form: dict[str, Any]
+) -> httpx.Response:
+    page = await client.get(path_of(link))
+    assert page.status_code == 200, page.text
+    return await client.post(path_of(link), data={**form, "_csrf_token": csrf_token(page.text)})
