@@ -41,7 +41,7 @@ bench: $(STAMP)
 	@if ! command -v wrk >/dev/null && [ "$$(id -u)" = "0" ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
 	fi
-	$(BIN)/python tests/bench.py
+	$(BIN)/python -m tests.bench
 
 openapi: $(STAMP)
 	$(BIN)/consent-service openapi

@@ -90,6 +90,11 @@ class LocalCluster:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self._run_as_postgres and not _traversable_by_others(self.directory.parent):
+            raise ClusterError(
+                f"{self.directory.parent} is not reachable by the postgres user; "
+                "choose a cluster directory whose parents are world-executable"
+            )
         if self._run_as_postgres:
             owner = pwd.getpwnam("postgres")
             os.chown(self.directory, owner.pw_uid, owner.pw_gid)
