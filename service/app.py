@@ -20,9 +20,10 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from service.api import ops
-from service.api.app_api import AppController
+from service.api.app_api import AppController, get_consent
 from service.api.devmail import dev_mail
 from service.api.guardian import GuardianController
+from service.api.staff_api import StaffController
 from service.api.wellknown import jwks
 from service.auth import ApiKeyAuthenticator
 from service.clock import Clock
@@ -35,6 +36,7 @@ from service.problems import DATABASE_ERRORS, exception_handlers
 from service.repositories.signing_keys import register_signing_key
 from service.runtime import Runtime
 from service.settings import Settings
+from service.staff import verifier_from_settings
 from service.worker import Worker
 
 MAX_BODY_BYTES = 64 * 1024
@@ -92,6 +94,8 @@ def create_app(
         ops.metrics,
         jwks,
         AppController,
+        get_consent,
+        StaffController,
         GuardianController,
         create_static_files_router(
             path="/static", directories=[PACKAGE_DIR / "static"], include_in_schema=False
@@ -141,4 +145,5 @@ def create_app(
     app.state.metrics = metrics
     app.state.schema_versions = schema_versions
     app.state.mailbox = mailbox
+    app.state.staff_verifier = verifier_from_settings(settings)
     return app

@@ -203,6 +203,47 @@ def cmd_audit_verify(_: argparse.Namespace) -> None:
     print(f"audit chain verified: {checked} events")
 
 
+def cmd_staff_token(args: argparse.Namespace) -> None:
+    from service.staff import mint_dev_token
+
+    print(mint_dev_token(settings_from_env(), sub=args.sub, roles=args.role))
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> None:
+    async def action(connection: Connection) -> list[asyncpg.Record]:
+        return await connection.fetch(
+            """
+            select id, kind, topic, status, attempts, next_attempt_at, last_error
+            from outbox where status = any($1::text[]) order by created_at
+            """,
+            args.status,
+        )
+
+    for row in asyncio.run(_with_connection(action)):
+        print(
+            f"{row['id']}  {row['kind']:<7} {row['topic']:<22} {row['status']:<8} "
+            f"attempts={row['attempts']}  next={row['next_attempt_at']:%Y-%m-%d %H:%M:%S}  "
+            f"{row['last_error'] or ''}"
+        )
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> None:
+    try:
+        item_id = uuid.UUID(args.id)
+    except ValueError:
+        raise CommandError(f"not an outbox id: {args.id!r}") from None
+
+    async def action(connection: Connection) -> str | None:
+        from service import outbox
+
+        return await outbox.retry_dead(connection, item_id, SystemClock().now())
+
+    outcome = asyncio.run(_with_connection(action))
+    if outcome is None:
+        raise CommandError(f"no dead outbox message with id {item_id}")
+    print(f"{item_id} queued for delivery again")
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
     from service.devserver import run_dev
 
@@ -265,6 +306,31 @@ def build_parser() -> argparse.ArgumentParser:
     openapi.add_argument("--output", default="openapi/openapi.json")
     openapi.set_defaults(handler=cmd_openapi)
 
+    staff_token = commands.add_parser(
+        "staff-token", help="mint a staff JWT with the development key (development and tests)"
+    )
+    staff_token.add_argument("--sub", required=True, help="the staff member's name")
+    staff_token.add_argument(
+        "--role", action="append", required=True, choices=("support", "admin"), help="repeatable"
+    )
+    staff_token.set_defaults(handler=cmd_staff_token)
+
+    outbox_cmd = commands.add_parser("outbox", help="inspect and replay outbox messages")
+    outbox_commands = outbox_cmd.add_subparsers(
+        dest="outbox_command", required=True, metavar="OUTBOX_COMMAND"
+    )
+    outbox_list = outbox_commands.add_parser("list", help="list messages (default: dead ones)")
+    outbox_list.add_argument(
+        "--status",
+        action="append",
+        choices=("pending", "sent", "dead", "cancelled"),
+        help="repeatable; default dead",
+    )
+    outbox_list.set_defaults(handler=cmd_outbox_list)
+    retry = outbox_commands.add_parser("retry", help="deliver a dead message again (same id)")
+    retry.add_argument("id")
+    retry.set_defaults(handler=cmd_outbox_retry)
+
     audit = commands.add_parser("audit", help="audit trail tools")
     audit_commands = audit.add_subparsers(
         dest="audit_command", required=True, metavar="AUDIT_COMMAND"
@@ -276,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if getattr(args, "status", 0) is None:
+        args.status = ["dead"]
     configure_logging()
     try:
         args.handler(args)

@@ -91,7 +91,7 @@ def _lock_key(namespace: str, value: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def _advisory_lock(connection: Connection, namespace: str, value: str) -> None:
+async def advisory_lock(connection: Connection, namespace: str, value: str) -> None:
     await connection.execute("select pg_advisory_xact_lock($1)", _lock_key(namespace, value))
 
 
@@ -144,13 +144,13 @@ async def create_request(
     fingerprint = request_hash(body)
     async with connection.transaction():
         if idempotency_key is not None:
-            await _advisory_lock(connection, "idempotency", f"{api_key_id}:{idempotency_key}")
+            await advisory_lock(connection, "idempotency", f"{api_key_id}:{idempotency_key}")
             replay = await _idempotent_replay(connection, api_key_id, idempotency_key, fingerprint)
             if replay is not None:
                 return replay
-        await _advisory_lock(connection, "subject", body.subject_id)
+        await advisory_lock(connection, "subject", body.subject_id)
         email_hash = runtime.protector.lookup_hash(email)
-        await _advisory_lock(connection, "guardian", email_hash.hex())
+        await advisory_lock(connection, "guardian", email_hash.hex())
         recent = await requests_repo.recent_requests_for_guardian(
             connection, email_hash, now - timedelta(days=1)
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from service.migrate import migrate
 from service.pgcluster import LocalCluster, usable_directory
 from service.repositories import api_keys
 from service.settings import Settings, load_settings
+from service.staff import jwks_document, mint_dev_token
 from service.tokens import generate_signing_key_pem
 
 DEV_DATABASE = "consent"
@@ -89,6 +91,16 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
             key_file = _secret_file(data_dir / "data-key", base64.b64encode(os.urandom(32)))
             env["CONSENT_DATA_KEY"] = key_file.read_text().strip()
         env.setdefault("CONSENT_CONFIRMATION_DELAY", "60")
+        if not env.get("CONSENT_STAFF_ISSUER"):
+            staff_key = _secret_file(data_dir / "dev-staff-key.pem", generate_signing_key_pem())
+            jwks_file = data_dir / "dev-staff-jwks.json"
+            jwks_file.write_text(json.dumps(jwks_document(staff_key.read_bytes())))
+            env.update(
+                CONSENT_DEV_STAFF_KEY_FILE=str(staff_key),
+                CONSENT_STAFF_ISSUER="consent-dev",
+                CONSENT_STAFF_AUDIENCE="consent-service",
+                CONSENT_STAFF_JWKS=str(jwks_file),
+            )
         settings = load_settings(env, dev_mode=True)
         asyncio.run(migrate(settings.database_url))
         key_file = data_dir / "dev-api-key"
@@ -102,7 +114,12 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
             mailbox=catcher.mailbox if catcher else None,
             embedded_worker=True,
         )
-        print(_banner(settings, key, mailbox=catcher is not None), flush=True)
+        staff_token = (
+            mint_dev_token(settings, sub="dev-support", roles=["support", "admin"])
+            if settings.dev_staff_key_file
+            else None
+        )
+        print(_banner(settings, key, staff_token, mailbox=catcher is not None), flush=True)
         server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")
         )
@@ -114,7 +131,7 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
             cluster.stop()
 
 
-def _banner(settings: Settings, key: str, *, mailbox: bool) -> str:
+def _banner(settings: Settings, key: str, staff_token: str | None, *, mailbox: bool) -> str:
     base = settings.public_url
     lines = [
         "",
@@ -122,6 +139,8 @@ def _banner(settings: Settings, key: str, *, mailbox: bool) -> str:
         f"  API:       {base}   (interactive docs: {base}/schema)",
         f"  API key:   {key}",
     ]
+    if staff_token:
+        lines.append(f"  Staff JWT: {staff_token}   (roles support, admin; 8 h)")
     if mailbox:
         lines.append(f"  Mailbox:   {base}/dev/mail")
     lines += [

@@ -178,6 +178,20 @@ async def mark_failed(
     return "dead" if dead else "pending"
 
 
+async def retry_dead(connection: Connection, item_id: uuid.UUID, now: datetime) -> str | None:
+    """Put a dead message back in the queue, keeping its id (the webhook-id receivers dedupe on)."""
+    row = await connection.fetchrow(
+        """
+        update outbox set status = 'pending', attempts = 0, next_attempt_at = $2, last_error = null
+        where id = $1 and status = 'dead' and (payload is not null or payload_enc is not null)
+        returning topic
+        """,
+        item_id,
+        now,
+    )
+    return str(row["topic"]) if row else None
+
+
 async def cancel_for(connection: Connection, related_id: uuid.UUID) -> None:
     """Drop undelivered messages about a record (superseded request, erased subject)."""
     await connection.execute(

@@ -9,7 +9,7 @@ import logging
 import aiosmtplib
 import asyncpg
 
-from service import consents, outbox, ratelimit
+from service import consents, outbox, ratelimit, retention
 from service.mail import MailSender, build_message
 from service.metrics import Metrics
 from service.problems import DATABASE_ERRORS
@@ -106,6 +106,8 @@ class Worker:
         async with self.pool.acquire() as connection:
             expired_requests = await consents.expire_overdue_requests(connection, self.runtime)
             lapsed = await consents.expire_lapsed_consents(connection, self.runtime)
+            purged_requests = await retention.purge_requests(connection, self.runtime)
+            purged_consents = await retention.purge_consents(connection, self.runtime)
             await ratelimit.purge_old_windows(
                 connection, self.runtime.clock.now() - consents.RATE_WINDOW_RETENTION
             )
@@ -113,7 +115,12 @@ class Worker:
                 "delete from idempotency_keys where created_at < $1",
                 self.runtime.clock.now() - consents.IDEMPOTENCY_RETENTION,
             )
-        return {"expired_requests": expired_requests, "lapsed_consents": lapsed}
+        return {
+            "expired_requests": expired_requests,
+            "lapsed_consents": lapsed,
+            "purged_requests": purged_requests,
+            "purged_consents": purged_consents,
+        }
 
     async def run_once(self) -> dict[str, int]:
         swept = await self.sweep()

@@ -20,6 +20,7 @@ from service.repositories import consent_requests as requests_repo
 from service.repositories import consents as consents_repo
 from service.repositories.api_keys import ApiKey
 from service.runtime import Runtime
+from service.staff import api_key_or_staff_guard
 
 SubjectId = Annotated[
     str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")
@@ -202,13 +203,16 @@ class AppController(Controller):
         row = await consents_repo.check_row(db, subject_id)
         return answer_check(row, subject_id=subject_id, purpose=purpose, now=runtime.clock.now())
 
-    @get(
-        "/consents/{consent_id:uuid}",
-        opt={"scopes": ("consent:check",)},
-        summary="A consent record",
-    )
-    async def get_consent(self, consent_id: FromPath[uuid.UUID], db: Db) -> ConsentRecord:
-        consent = await consents_repo.get_consent(db, consent_id)
-        if consent is None:
-            raise ProblemError(404, "No consent with this id.")
-        return consent_record(consent)
+
+@get(
+    "/v1/consents/{consent_id:uuid}",
+    guards=[api_key_or_staff_guard],
+    opt={"scopes": ("consent:check",), "roles": ("support", "admin")},
+    tags=["main app", "staff"],
+    summary="A consent record (API key with consent:check, or staff)",
+)
+async def get_consent(consent_id: FromPath[uuid.UUID], db: Db) -> ConsentRecord:
+    consent = await consents_repo.get_consent(db, consent_id)
+    if consent is None:
+        raise ProblemError(404, "No consent with this id.")
+    return consent_record(consent)

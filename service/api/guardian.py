@@ -13,7 +13,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Template
 
-from service import consents, ratelimit
+from service import consents, ratelimit, subjects
 from service.db import Db
 from service.i18n import format_datetime, translator
 from service.purposes import Purpose
@@ -243,12 +243,16 @@ class GuardianController(Controller):
         except consents.LinkProblem as problem:
             return link_problem(problem)
         locale = await _consent_locale(db, ended.request_id)
+        erase = form.get("erase") == "yes"
+        if erase:
+            # Art. 17: the guardian asked for the child's data and their address to go too.
+            await subjects.erase(db, runtime, ended.subject_id, actor=consents.GUARDIAN_ACTOR)
         return page(
             "withdrawn",
             locale=locale,
             operator_name=runtime.settings.operator_name,
             purposes=_titles(runtime, ended.purposes, locale),
-            erased=False,
+            erased=erase,
         )
 
 

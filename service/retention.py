@@ -1,0 +1,100 @@
+"""Retention: personal data of finished records is purged after configurable periods.
+
+A purge keeps the record's status (so check can still answer) but removes the guardian's
+address, its lookup hash, link tokens and the consent token. Each purge writes an anonymous
+audit event: no subject id, no reason, only the record ids.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from service.audit import record_event
+from service.runtime import Runtime
+from service.sql import Connection
+
+BATCH = 500
+
+
+async def purge_requests(connection: Connection, runtime: Runtime) -> int:
+    settings = runtime.settings
+    now = runtime.clock.now()
+    async with connection.transaction():
+        rows = await connection.fetch(
+            """
+            update consent_requests
+            set guardian_email_enc = null, guardian_email_hash = null, link_token_hash = null,
+                birth_date = null, purged_at = $1, updated_at = $1
+            where id in (
+                select id from consent_requests
+                where purged_at is null
+                  and ((status = 'denied' and decided_at <= $2)
+                    or (status in ('expired', 'cancelled') and decided_at <= $3))
+                order by decided_at limit $4
+                for update skip locked
+            )
+            returning id, status
+            """,
+            now,
+            now - timedelta(seconds=settings.retention_denied),
+            now - timedelta(seconds=settings.retention_expired),
+            BATCH,
+        )
+        for row in rows:
+            await record_event(
+                connection,
+                actor="system",
+                action="request.purged",
+                occurred_at=now,
+                request_id=row["id"],
+                from_status=row["status"],
+                to_status=row["status"],
+            )
+    return len(rows)
+
+
+async def purge_consents(connection: Connection, runtime: Runtime) -> int:
+    settings = runtime.settings
+    now = runtime.clock.now()
+    async with connection.transaction():
+        rows = await connection.fetch(
+            """
+            update consents
+            set token = null, withdraw_token_hash = null, purged_at = $1, updated_at = $1
+            where id in (
+                select id from consents
+                where purged_at is null
+                  and ((status in ('withdrawn', 'revoked', 'superseded') and ended_at <= $2)
+                    or (status = 'expired' and ended_at <= $3))
+                order by ended_at limit $4
+                for update skip locked
+            )
+            returning id, request_id, status
+            """,
+            now,
+            now - timedelta(seconds=settings.retention_withdrawn),
+            now - timedelta(seconds=settings.retention_expired),
+            BATCH,
+        )
+        await connection.execute(
+            """
+            update consent_requests
+            set guardian_email_enc = null, guardian_email_hash = null, link_token_hash = null,
+                purged_at = $2, updated_at = $2
+            where id = any($1::uuid[]) and purged_at is null
+            """,
+            [row["request_id"] for row in rows],
+            now,
+        )
+        for row in rows:
+            await record_event(
+                connection,
+                actor="system",
+                action="consent.purged",
+                occurred_at=now,
+                request_id=row["request_id"],
+                consent_id=row["id"],
+                from_status=row["status"],
+                to_status=row["status"],
+            )
+    return len(rows)

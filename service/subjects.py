@@ -1,0 +1,260 @@
+"""Data-subject rights: what staff may see of a subject, its export, and its erasure."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+import msgspec
+
+from service import outbox
+from service.audit import AuditEvent, record_event, subject_events
+from service.consents import advisory_lock
+from service.personal_data import mask_email
+from service.runtime import Runtime
+from service.sql import Connection
+
+
+class RequestView(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    status: str
+    country: str
+    age_of_consent: int
+    basis: str
+    consent_required_until: date
+    guardian_email: str | None
+    guardian: str
+    purposes: list[str]
+    locale: str
+    policy_version: str
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None
+    purged_at: datetime | None
+
+
+class ConsentView(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    request_id: uuid.UUID
+    status: str
+    purposes: list[str]
+    jurisdiction: str
+    method: str
+    policy_version: str
+    guardian: str
+    granted_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+
+
+class SubjectOverview(msgspec.Struct, frozen=True, kw_only=True):
+    subject_id: str
+    requests: list[RequestView]
+    consents: list[ConsentView]
+
+
+class MessageRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    kind: str
+    topic: str
+    status: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class SubjectExport(msgspec.Struct, frozen=True, kw_only=True):
+    subject_id: str
+    exported_at: datetime
+    requests: list[dict[str, Any]]
+    consents: list[dict[str, Any]]
+    events: list[AuditEvent]
+    messages: list[MessageRecord]
+
+
+class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
+    subject_id: str
+    erased_at: datetime
+    requests: int
+    consents: int
+    messages: int
+    events_redacted: int
+
+
+async def _request_rows(connection: Connection, subject_id: str) -> list[dict[str, Any]]:
+    rows = await connection.fetch(
+        """
+        select id, status, country, age_of_consent, basis, birth_date, consent_required_until,
+               guardian_email_enc, guardian_ref, purposes, locale, policy_version, created_at,
+               expires_at, decided_at, purged_at
+        from consent_requests where subject_id = $1 order by created_at
+        """,
+        subject_id,
+    )
+    return [dict(row) for row in rows]
+
+
+def _email(runtime: Runtime, row: dict[str, Any]) -> str | None:
+    blob = row["guardian_email_enc"]
+    if blob is None:
+        return None
+    return runtime.protector.decrypt(blob, row["id"].bytes).decode()
+
+
+async def _consent_rows(connection: Connection, subject_id: str) -> list[dict[str, Any]]:
+    rows = await connection.fetch(
+        """
+        select id, request_id, status, purposes, jurisdiction, method, policy_version,
+               guardian_ref, granted_at, expires_at, ended_at, end_reason, token
+        from consents where subject_id = $1 order by granted_at
+        """,
+        subject_id,
+    )
+    return [dict(row) for row in rows]
+
+
+def _with_guardian(row: dict[str, Any]) -> dict[str, Any]:
+    """Rows call the opaque guardian reference ``guardian_ref``; the API calls it ``guardian``."""
+    renamed = {k: v for k, v in row.items() if k != "guardian_ref"}
+    renamed["guardian"] = row["guardian_ref"]
+    return renamed
+
+
+def _consent_view(row: dict[str, Any]) -> ConsentView:
+    fields = {k: v for k, v in row.items() if k not in {"guardian_ref", "token"}}
+    return ConsentView(guardian=row["guardian_ref"], **fields)
+
+
+async def overview(connection: Connection, runtime: Runtime, subject_id: str) -> SubjectOverview:
+    """What support staff see: everything needed to help, the guardian email masked."""
+    requests = []
+    for row in await _request_rows(connection, subject_id):
+        email = _email(runtime, row)
+        requests.append(
+            RequestView(
+                id=row["id"],
+                status=row["status"],
+                country=row["country"],
+                age_of_consent=row["age_of_consent"],
+                basis=row["basis"],
+                consent_required_until=row["consent_required_until"],
+                guardian_email=mask_email(email) if email else None,
+                guardian=row["guardian_ref"],
+                purposes=row["purposes"],
+                locale=row["locale"],
+                policy_version=row["policy_version"],
+                created_at=row["created_at"],
+                expires_at=row["expires_at"],
+                decided_at=row["decided_at"],
+                purged_at=row["purged_at"],
+            )
+        )
+    consents = [_consent_view(row) for row in await _consent_rows(connection, subject_id)]
+    return SubjectOverview(subject_id=subject_id, requests=requests, consents=consents)
+
+
+async def export(connection: Connection, runtime: Runtime, subject_id: str) -> SubjectExport:
+    """Everything stored about the child and the guardian, decrypted (GDPR Art. 15 and 20)."""
+    requests = []
+    for row in await _request_rows(connection, subject_id):
+        email = _email(runtime, row)
+        del row["guardian_email_enc"]
+        requests.append({**_with_guardian(row), "guardian_email": email})
+    consents = [_with_guardian(row) for row in await _consent_rows(connection, subject_id)]
+    messages = await connection.fetch(
+        """
+        select id, kind, topic, status, attempts, created_at, sent_at
+        from outbox where subject_id = $1 order by created_at
+        """,
+        subject_id,
+    )
+    return SubjectExport(
+        subject_id=subject_id,
+        exported_at=runtime.clock.now(),
+        requests=[msgspec.to_builtins(r) for r in requests],
+        consents=[msgspec.to_builtins(c) for c in consents],
+        events=await subject_events(connection, subject_id),
+        messages=[msgspec.convert(dict(m), MessageRecord) for m in messages],
+    )
+
+
+async def erase(
+    connection: Connection, runtime: Runtime, subject_id: str, *, actor: str
+) -> ErasureReceipt:
+    """Erase a subject everywhere (GDPR Art. 17(1)(f), COPPA 312.6), keeping a tombstone.
+
+    Request and consent rows and undelivered emails are deleted; audit events lose their
+    personal fields (the chain still verifies, see ``service.audit``); one anonymous
+    ``subject.erased`` event records that it happened. Pending webhooks stay so the main app
+    still learns what changed, and a ``subject.erased`` webhook tells it to erase its copy.
+    """
+    now = runtime.clock.now()
+    async with connection.transaction():
+        await advisory_lock(connection, "subject", subject_id)
+        request_ids = [
+            row["id"]
+            for row in await connection.fetch(
+                "select id from consent_requests where subject_id = $1", subject_id
+            )
+        ]
+        messages = await connection.fetchval(
+            """
+            with gone as (
+                delete from outbox where subject_id = $1 and (kind = 'email' or status <> 'pending')
+                returning 1
+            ) select count(*) from gone
+            """,
+            subject_id,
+        )
+        await connection.execute("delete from idempotency_keys where subject_id = $1", subject_id)
+        consents = await connection.fetchval(
+            "with gone as (delete from consents where subject_id = $1 returning 1) "
+            "select count(*) from gone",
+            subject_id,
+        )
+        await connection.execute("delete from consent_requests where subject_id = $1", subject_id)
+        await connection.execute("set local consent.redaction = 'on'")
+        redacted = await connection.fetchval(
+            """
+            with done as (
+                update audit_events
+                set subject_id = null, reason = null, details = '{}'::jsonb,
+                    personal_salt = null, redacted = true
+                where subject_id = $1 returning 1
+            ) select count(*) from done
+            """,
+            subject_id,
+        )
+        await connection.execute("set local consent.redaction = 'off'")
+        if runtime.settings.webhook_url:
+            await outbox.enqueue_webhook(
+                connection,
+                event_type="subject.erased",
+                subject_id=subject_id,
+                related_id=uuid.uuid4(),
+                data={"subject_id": subject_id, "status": "erased"},
+                now=now,
+            )
+        receipt = ErasureReceipt(
+            subject_id=subject_id,
+            erased_at=now,
+            requests=len(request_ids),
+            consents=int(consents),
+            messages=int(messages),
+            events_redacted=int(redacted),
+        )
+        await record_event(
+            connection,
+            actor=actor,
+            action="subject.erased",
+            occurred_at=now,
+            details={
+                "requests": receipt.requests,
+                "consents": receipt.consents,
+                "messages": receipt.messages,
+                "events_redacted": receipt.events_redacted,
+            },
+        )
+    return receipt
