@@ -57,7 +57,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     operator_name: str = "Example Tutoring"
     privacy_notice_url: str = "https://example.invalid/privacy"
     purposes_file: str | None = None
-    db_pool_min: int = 2
     db_pool_max: int = 10
     outbox_max_attempts: int = 8
     retention_denied: int = 30 * DAY
@@ -108,7 +107,6 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
             "CONSENT_PRIVACY_NOTICE_URL", _parse_http_url, "https://example.invalid/privacy"
         ),
         purposes_file=reader.optional("CONSENT_PURPOSES_FILE", _existing_file, None),
-        db_pool_min=reader.optional("CONSENT_DB_POOL_MIN", _int_between(0, 100), 2),
         db_pool_max=reader.optional("CONSENT_DB_POOL_MAX", _int_between(1, 200), 10),
         outbox_max_attempts=reader.optional("CONSENT_OUTBOX_MAX_ATTEMPTS", _int_between(1, 50), 8),
         retention_denied=reader.optional(
@@ -125,8 +123,6 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
     )
     if settings.webhook_url and not settings.webhook_secret:
         raise ConfigError("CONSENT_WEBHOOK_SECRET: required when CONSENT_WEBHOOK_URL is set")
-    if settings.db_pool_min > settings.db_pool_max:
-        raise ConfigError("CONSENT_DB_POOL_MIN: must not exceed CONSENT_DB_POOL_MAX")
     staff = (settings.staff_issuer, settings.staff_audience, settings.staff_jwks)
     if any(staff) and not all(staff):
         raise ConfigError(
