@@ -41,6 +41,8 @@ def configure_logging(level: str = "INFO") -> None:
         level=os.environ.get("CONSENT_LOG_LEVEL", level).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # aiosmtpd (the dev mail catcher) logs every SMTP conversation, addresses included.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def settings_from_env() -> Settings:
