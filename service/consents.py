@@ -297,7 +297,7 @@ def _validate_email(raw: str) -> str:
         and not domain.endswith(".")
         and ".." not in domain
         and all(c.isalnum() or c in "-." for c in domain)
-        and not any(c.isspace() or c in '<>()[],;:"\\' for c in local)
+        and not any(c.isspace() or c in '@<>()[],;:"\\' for c in local)
     )
     if not valid:
         raise ConsentError(422, "guardian_email is not a valid email address.")

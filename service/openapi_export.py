@@ -39,5 +39,6 @@ def write_openapi(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as tmp:
         tmp.write(render_openapi())
+    Path(tmp.name).chmod(0o644)
     Path(tmp.name).replace(path)
     return path

@@ -12,7 +12,8 @@ from service.mailcatcher import Mailbox
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Development mailbox</title><link rel="stylesheet" href="/static/guardian.css"></head>
+<title>Development mailbox</title><link rel="stylesheet" href="/static/guardian.css">
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml"></head>
 <body><main><h1>Development mailbox</h1>
 <p>Messages the service sent while running with <code>consent-service dev</code>, newest first.
 Reload to see new ones.</p>{body}</main></body></html>"""
