@@ -111,12 +111,17 @@ create index audit_events_subject on audit_events (subject_id, id);
 
 -- Audit events are append-only. The one exception is erasure, which may blank the personal
 -- fields of an event (keeping its hashes, so the chain still verifies) when the transaction
--- says so explicitly with: set local consent.redaction = 'on'.
+-- says so explicitly with: set local consent.redaction = 'on'. Blank means blank: nothing
+-- can be rewritten that way.
 create function audit_events_append_only() returns trigger
 language plpgsql as $$
 begin
     if tg_op = 'UPDATE'
        and coalesce(current_setting('consent.redaction', true), '') = 'on'
+       and new.subject_id is null
+       and new.reason is null
+       and new.details = '{}'::jsonb
+       and new.personal_salt is null
        and new.id = old.id
        and new.actor = old.actor
        and new.action = old.action
@@ -141,6 +146,10 @@ $$;
 create trigger audit_events_append_only
     before update or delete on audit_events
     for each row execute function audit_events_append_only();
+
+create trigger audit_events_no_truncate
+    before truncate on audit_events
+    for each statement execute function audit_events_append_only();
 
 create table outbox (
     id uuid primary key,

@@ -181,7 +181,12 @@ async def verify_chain(connection: Connection) -> tuple[int, ChainBreak | None]:
 def _check_row(row: asyncpg.Record, prev: bytes) -> str | None:
     if row["prev_hash"] != prev:
         return "prev_hash does not match the previous event (an event was removed or reordered)"
-    if not row["redacted"]:
+    if row["redacted"]:
+        # Erasure blanks every personal field; anything left (or written) there is tampering.
+        personal = (row["subject_id"], row["reason"], row["personal_salt"])
+        if any(value is not None for value in personal) or json.loads(row["details"]):
+            return "a redacted event still carries personal fields"
+    else:
         if row["personal_salt"] is None:
             return "personal fields were blanked without being marked redacted"
         digest = personal_digest(

@@ -18,7 +18,7 @@ import msgspec
 from service import emails, outbox, policy
 from service.audit import record_event
 from service.i18n import negotiate_locale
-from service.personal_data import normalize_email
+from service.personal_data import email_identity, normalize_email
 from service.purposes import Purpose
 from service.repositories import consent_requests as requests_repo
 from service.repositories import consents as consents_repo
@@ -149,7 +149,7 @@ async def create_request(
             if replay is not None:
                 return replay
         await advisory_lock(connection, "subject", body.subject_id)
-        email_hash = runtime.protector.lookup_hash(email)
+        email_hash = runtime.protector.lookup_hash(email_identity(email))
         await advisory_lock(connection, "guardian", email_hash.hex())
         recent = await requests_repo.recent_requests_for_guardian(
             connection, email_hash, now - timedelta(days=1)
@@ -165,7 +165,7 @@ async def create_request(
         for cancelled in await requests_repo.cancel_pending_for_subject(
             connection, body.subject_id, now
         ):
-            await outbox.cancel_for(connection, cancelled)
+            await outbox.cancel_emails_for(connection, cancelled)
             await record_event(
                 connection,
                 actor=f"app:{api_key_name}",
@@ -192,7 +192,7 @@ async def create_request(
             consent_required_until=decision.consent_required_until,
             guardian_email_enc=runtime.protector.encrypt(email.encode(), request_id.bytes),
             guardian_email_hash=email_hash,
-            guardian_ref=runtime.protector.guardian_reference(email),
+            guardian_ref=runtime.protector.guardian_reference(email_identity(email)),
             purposes=purposes,
             locale=locale,
             policy_version=runtime.catalogue.notice_version,
@@ -330,10 +330,12 @@ def _purposes(runtime: Runtime, ids: Sequence[str]) -> list[Purpose]:
 class LinkProblem(Exception):
     """The guardian link cannot be used; ``reason`` picks the page shown."""
 
-    def __init__(self, reason: str, status: int) -> None:
+    def __init__(self, reason: str, status: int, *, retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        # A locked link stays locked; after its expiry the child's signup can ask again.
+        self.retry_after = retry_after
 
 
 class InvalidSubmission(Exception):
@@ -358,10 +360,14 @@ def usable_request(request: ConsentRequest | None, now: datetime) -> ConsentRequ
         raise LinkProblem("expired", 410)
     if request.status == "expired":
         raise LinkProblem("expired", 410)
+    if request.status == "cancelled":
+        raise LinkProblem("superseded", 410)
     if request.status != "pending":
         raise LinkProblem("used", 410)
     if request.failed_submissions >= MAX_FAILED_SUBMISSIONS:
-        raise LinkProblem("locked", 429)
+        raise LinkProblem(
+            "locked", 429, retry_after=_retry_after((request.expires_at - now).total_seconds())
+        )
     return request
 
 
@@ -702,7 +708,7 @@ async def _end(
                 revoked_at=now,
             )
         # A pending email-plus confirmation would now tell the guardian something untrue.
-        await outbox.cancel_for(connection, consent.id)
+        await outbox.cancel_emails_for(connection, consent.id)
         await outbox.enqueue_email(
             connection,
             runtime.protector,
@@ -751,7 +757,7 @@ async def expire_overdue_requests(connection: Connection, runtime: Runtime) -> i
     async with connection.transaction():
         expired = await requests_repo.expire_overdue(connection, now)
         for request in expired:
-            await outbox.cancel_for(connection, request.id)
+            await outbox.cancel_emails_for(connection, request.id)
             await _webhook(
                 connection,
                 runtime,

@@ -385,6 +385,12 @@ MESSAGES: dict[str, dict[str, str]] = {
             "Ask your child to send a new request from the signup page. You will receive a new "
             "email."
         ),
+        "link.superseded.heading": "This link was replaced by a newer request",
+        "link.superseded.text": (
+            "A newer consent request was sent for the same child, so this one can no longer "
+            "be answered."
+        ),
+        "link.superseded.next": "Please use the link in the most recent email from us.",
         "link.not_live.heading": "This consent is no longer active",
         "link.not_live.text": (
             "The consent this link belongs to has already been withdrawn, revoked or has "
@@ -664,6 +670,12 @@ MESSAGES: dict[str, dict[str, str]] = {
             "Prosite otroka, naj na strani za prijavo pošlje novo zahtevo. Prejeli boste novo "
             "sporočilo."
         ),
+        "link.superseded.heading": "To povezavo je nadomestila novejša zahteva",
+        "link.superseded.text": (
+            "Za istega otroka je bila poslana novejša zahteva za soglasje, zato na to ni več "
+            "mogoče odgovoriti."
+        ),
+        "link.superseded.next": "Uporabite povezavo iz našega najnovejšega sporočila.",
         "link.not_live.heading": "To soglasje ni več veljavno",
         "link.not_live.text": (
             "Soglasje, na katero se nanaša ta povezava, je bilo že preklicano ali je poteklo, "

@@ -22,10 +22,11 @@ def build_message(*, mail_from: str, to: str, email: RenderedEmail, locale: str)
     message["Subject"] = email.subject
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=mail_from.rpartition("@")[2] or None)
-    message["Content-Language"] = locale
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
+    # After the body: set_content() drops every Content-* header set before it.
+    message["Content-Language"] = locale
     return message
 
 

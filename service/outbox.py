@@ -192,12 +192,15 @@ async def retry_dead(connection: Connection, item_id: uuid.UUID, now: datetime) 
     return str(row["topic"]) if row else None
 
 
-async def cancel_for(connection: Connection, related_id: uuid.UUID) -> None:
-    """Drop undelivered messages about a record (superseded request, erased subject)."""
+async def cancel_emails_for(connection: Connection, related_id: uuid.UUID) -> None:
+    """Drop undelivered emails about a record that would now tell the guardian something stale.
+
+    Webhooks are never cancelled: the main app must hear of every change, in order.
+    """
     await connection.execute(
         """
         update outbox set status = 'cancelled', payload = null, payload_enc = null
-        where related_id = $1 and status = 'pending'
+        where related_id = $1 and kind = 'email' and status = 'pending'
         """,
         related_id,
     )

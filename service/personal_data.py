@@ -48,6 +48,11 @@ class DataProtector:
         return "g_" + base64.b32encode(digest[:15]).decode().lower()
 
 
+def email_identity(email: str) -> str:
+    """The form an address is hashed and referenced by: mailbox providers ignore case."""
+    return normalize_email(email).lower()
+
+
 def normalize_email(email: str) -> str:
     local, _, domain = email.strip().rpartition("@")
     return f"{local}@{domain.lower()}"

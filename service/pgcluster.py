@@ -58,6 +58,15 @@ def free_port() -> int:
         return port
 
 
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _traversable_by_others(path: Path) -> bool:
     for parent in [path, *path.parents]:
         if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
@@ -115,7 +124,7 @@ class LocalCluster:
         if running_port is not None:
             self.port = running_port
             return
-        self.port = free_port()
+        self.port = self.port if self.port and _port_is_free(self.port) else free_port()
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "

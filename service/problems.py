@@ -86,10 +86,7 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
         errors = _validation_errors(exc.extra)
         if errors:
             detail = "; ".join(_describe(error) for error in errors)
-    if status == 404 and detail == "Not Found":
-        detail = "No such resource."
-    if status == 413:
-        detail = "The request body is larger than the 64 KiB this service accepts."
+    detail = _clearer_detail(status, detail, exc.headers or {})
     current_status = exc.current_status if isinstance(exc, ProblemError) else None
     return problem_response(
         status,
@@ -100,9 +97,29 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
     )
 
 
+def _clearer_detail(status: int, detail: str, headers: dict[str, str]) -> str:
+    """Litestar's stock details for these cases say little (or echo the query string)."""
+    if status == 404 and detail == "Not Found":
+        return "No such resource."
+    if status == 405:
+        allowed = headers.get("allow") or headers.get("Allow")
+        return f"This method is not allowed here; allowed: {allowed}." if allowed else detail
+    if status == 413:
+        return "The request body is larger than the 64 KiB this service accepts."
+    if status == 400 and detail.startswith(("Input data was truncated", "JSON is malformed")):
+        return f"The request body is not valid JSON ({detail})."
+    if status == 400 and detail.startswith("Missing required") and " for path " in detail:
+        return detail.split(" for path ")[0] + "."
+    return detail
+
+
 def _describe(error: dict[str, Any]) -> str:
     message = str(error.get("message", "invalid value"))
     key = error.get("key")
+    if error.get("source") == "body" and message == repr(key):
+        return "The request body is missing or empty: send a JSON object."
+    if key == "data" and error.get("source") == "body":
+        return f"{message} for the request body"
     if key and key not in message:
         return f"{message} (at {key})"
     return message

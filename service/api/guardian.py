@@ -52,7 +52,14 @@ def page(
 
 
 def link_problem(problem: consents.LinkProblem, locale: str = "en") -> Template:
-    return page("link_problem", locale=locale, http_status=problem.status, reason=problem.reason)
+    headers = {"Retry-After": str(problem.retry_after)} if problem.retry_after else None
+    return page(
+        "link_problem",
+        locale=locale,
+        http_status=problem.status,
+        headers=headers,
+        reason=problem.reason,
+    )
 
 
 def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, Any]]:
@@ -170,7 +177,11 @@ class GuardianController(Controller):
         except consents.InvalidSubmission as invalid:
             failures = await consents.record_failed_submission(db, invalid.request.id)
             if failures >= consents.MAX_FAILED_SUBMISSIONS:
-                return link_problem(consents.LinkProblem("locked", 429), invalid.request.locale)
+                wait = invalid.request.expires_at - runtime.clock.now()
+                locked = consents.LinkProblem(
+                    "locked", 429, retry_after=max(1, int(wait.total_seconds()))
+                )
+                return link_problem(locked, invalid.request.locale)
             return self._review(
                 runtime,
                 invalid.request,
