@@ -33,11 +33,13 @@ class ApiKeyAuthenticator:
         self._pool = pool
         self._listener = listener
         self._cache: dict[bytes, ApiKey] = {}
+        self._generation = 0
         if listener is not None:
             listener.subscribe(self._invalidate)
 
     def _invalidate(self, topic: str) -> None:
         if topic in {"*", API_KEYS_TOPIC}:
+            self._generation += 1
             self._cache.clear()
 
     async def authenticate(self, credential: str) -> ApiKey | None:
@@ -45,9 +47,11 @@ class ApiKeyAuthenticator:
         cacheable = self._listener is not None and self._listener.healthy
         if cacheable and (cached := self._cache.get(key_hash)) is not None:
             return cached
+        generation = self._generation
         async with self._pool.acquire() as connection:
             key = await find_active_api_key(connection, key_hash)
-        if key is not None and cacheable:
+        # A revocation that arrived while we queried must not be undone by caching the old row.
+        if key is not None and cacheable and generation == self._generation:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key_hash] = key

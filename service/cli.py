@@ -206,9 +206,9 @@ def cmd_audit_verify(_: argparse.Namespace) -> None:
 
 
 def cmd_staff_token(args: argparse.Namespace) -> None:
-    from service.staff import mint_dev_token
+    from service.staff import DevTokenSettings, mint_dev_token
 
-    print(mint_dev_token(settings_from_env(), sub=args.sub, roles=args.role))
+    print(mint_dev_token(DevTokenSettings.from_env(os.environ), sub=args.sub, roles=args.role))
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> None:

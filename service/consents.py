@@ -106,8 +106,9 @@ def consent_lapses_at(request: ConsentRequest, granted_at: datetime, max_validit
     return min(coming_of_age.astimezone(UTC), granted_at + timedelta(seconds=max_validity))
 
 
-def request_hash(body: NewRequest) -> bytes:
-    return hashlib.sha256(msgspec.json.encode(body)).digest()
+def request_hash(runtime: Runtime, body: NewRequest) -> bytes:
+    # Keyed: a plain hash of a body with an email and a birth date could be brute-forced.
+    return runtime.protector.lookup_hash(msgspec.json.encode(body).decode())
 
 
 async def create_request(
@@ -141,7 +142,7 @@ async def create_request(
         )
     assert decision.consent_required_until is not None
 
-    fingerprint = request_hash(body)
+    fingerprint = request_hash(runtime, body)
     async with connection.transaction():
         if idempotency_key is not None:
             await advisory_lock(connection, "idempotency", f"{api_key_id}:{idempotency_key}")
@@ -162,21 +163,9 @@ async def create_request(
                 "address in 24 hours.",
                 retry_after=_retry_after(wait.total_seconds()),
             )
-        for cancelled in await requests_repo.cancel_pending_for_subject(
-            connection, body.subject_id, now
-        ):
-            await outbox.cancel_emails_for(connection, cancelled)
-            await record_event(
-                connection,
-                actor=f"app:{api_key_name}",
-                action="request.superseded",
-                occurred_at=now,
-                subject_id=body.subject_id,
-                request_id=cancelled,
-                from_status="pending",
-                to_status="cancelled",
-                reason="a newer consent request for the same subject",
-            )
+        cancelled = await requests_repo.cancel_pending_for_subject(connection, body.subject_id, now)
+        for old_request in cancelled:
+            await outbox.cancel_emails_for(connection, old_request)
 
         request_id = uuid.uuid4()
         link_token = new_link_token()
@@ -239,6 +228,18 @@ async def create_request(
                 body.subject_id,
                 now,
             )
+        for old_request in cancelled:
+            await record_event(
+                connection,
+                actor=f"app:{api_key_name}",
+                action="request.superseded",
+                occurred_at=now,
+                subject_id=body.subject_id,
+                request_id=old_request,
+                from_status="pending",
+                to_status="cancelled",
+                reason="a newer consent request for the same subject",
+            )
         await record_event(
             connection,
             actor=f"app:{api_key_name}",
@@ -298,6 +299,7 @@ def _validate_email(raw: str) -> str:
         and ".." not in domain
         and all(c.isalnum() or c in "-." for c in domain)
         and not any(c.isspace() or c in '@<>()[],;:"\\' for c in local)
+        and all(c.isprintable() for c in email)
     )
     if not valid:
         raise ConsentError(422, "guardian_email is not a valid email address.")
@@ -391,13 +393,20 @@ async def decide(
 ) -> Decision:
     """Record the guardian's grant or denial; exactly one decision per request, ever."""
     now = runtime.clock.now()
+    token_hash = hash_link_token(token)
     async with connection.transaction():
+        found = await requests_repo.find_by_link_token(connection, token_hash)
+        if found is not None:
+            await advisory_lock(connection, "subject", found.subject_id)
         request = usable_request(
-            await requests_repo.find_by_link_token(
-                connection, hash_link_token(token), for_update=True
-            ),
+            await requests_repo.find_by_link_token(connection, token_hash, for_update=True),
             now,
         )
+        if request.consent_required_until <= policy.local_today(
+            policy.timezone_for(request.country), now
+        ):
+            await _close_no_longer_needed(connection, runtime, request, now)
+            raise LinkProblem("not_required", 410)
         errors = _submission_errors(request, decision, chosen, attested)
         if errors:
             raise InvalidSubmission(request, errors)
@@ -406,6 +415,40 @@ async def decide(
         if decision == "grant" and all(p in granted for p in required):
             return await _grant(connection, runtime, request, granted, now)
         return await _deny(connection, runtime, request, granted, now)
+
+
+async def _close_no_longer_needed(
+    connection: Connection, runtime: Runtime, request: ConsentRequest, now: datetime
+) -> None:
+    """The child reached the age of consent while the request waited: nothing to decide."""
+    if not await requests_repo.set_decision(connection, request.id, "expired", now):
+        raise LinkProblem("used", 410)
+    await outbox.cancel_emails_for(connection, request.id)
+    await _webhook(
+        connection,
+        runtime,
+        "consent.expired",
+        subject_id=request.subject_id,
+        related_id=request.id,
+        data={
+            "request_id": str(request.id),
+            "consent_id": None,
+            "status": "expired",
+            "purposes": [],
+        },
+        now=now,
+    )
+    await record_event(
+        connection,
+        actor=SYSTEM_ACTOR,
+        action="request.expired",
+        occurred_at=now,
+        subject_id=request.subject_id,
+        request_id=request.id,
+        from_status="pending",
+        to_status="expired",
+        reason="the child reached the age of consent before the guardian decided",
+    )
 
 
 def _submission_errors(
@@ -428,19 +471,12 @@ async def _grant(
     granted: list[str],
     now: datetime,
 ) -> Decision:
+    # Lock order in every transaction: subject advisory lock, then rows, then (last) the
+    # audit chain lock in record_event; the signing-key row comes before anything else.
+    await register_signing_key(connection, runtime.signer, now)
     if not await requests_repo.set_decision(connection, request.id, "granted", now):
         raise LinkProblem("used", 410)
-    for superseded in await consents_repo.supersede_live(connection, request.subject_id, now):
-        await record_event(
-            connection,
-            actor=GUARDIAN_ACTOR,
-            action="consent.superseded",
-            occurred_at=now,
-            subject_id=request.subject_id,
-            consent_id=superseded,
-            from_status="granted",
-            to_status="superseded",
-        )
+    superseded = await consents_repo.supersede_live(connection, request.subject_id, now)
     consent_id = uuid.uuid4()
     expires_at = consent_lapses_at(request, now, runtime.settings.consent_max_validity)
     token = runtime.signer.sign(
@@ -454,7 +490,6 @@ async def _grant(
         policy_version=request.policy_version,
         guardian_ref=request.guardian_ref,
     )
-    await register_signing_key(connection, runtime.signer, now)
     withdraw_token = new_link_token()
     await consents_repo.insert_consent(
         connection,
@@ -513,6 +548,18 @@ async def _grant(
         },
         now=now,
     )
+    for old_consent in superseded:
+        await record_event(
+            connection,
+            actor=GUARDIAN_ACTOR,
+            action="consent.superseded",
+            occurred_at=now,
+            subject_id=request.subject_id,
+            consent_id=old_consent,
+            from_status="granted",
+            to_status="superseded",
+            reason="replaced by a newer consent",
+        )
     await record_event(
         connection,
         actor=GUARDIAN_ACTOR,
@@ -625,11 +672,13 @@ def _live(consent: Consent | None, now: datetime) -> Consent:
 
 async def withdraw(connection: Connection, runtime: Runtime, token: str) -> Consent:
     now = runtime.clock.now()
+    token_hash = hash_link_token(token)
     async with connection.transaction():
+        unlocked = await consents_repo.find_by_withdraw_token(connection, token_hash)
+        if unlocked is not None:
+            await advisory_lock(connection, "subject", unlocked.subject_id)
         found = _live(
-            await consents_repo.find_by_withdraw_token(
-                connection, hash_link_token(token), for_update=True
-            ),
+            await consents_repo.find_by_withdraw_token(connection, token_hash, for_update=True),
             now,
         )
         return await _end(
@@ -653,9 +702,19 @@ async def revoke(
 ) -> Consent:
     now = runtime.clock.now()
     async with connection.transaction():
+        unlocked = await consents_repo.get_consent(connection, consent_id)
+        if unlocked is None:
+            raise ConsentError(404, "No consent with this id.")
+        await advisory_lock(connection, "subject", unlocked.subject_id)
         consent = await consents_repo.get_consent(connection, consent_id, for_update=True)
         if consent is None:
             raise ConsentError(404, "No consent with this id.")
+        if consent.status == "granted" and consent.expires_at <= now:
+            raise ConsentError(
+                409,
+                "This consent has lapsed and can no longer be revoked.",
+                current_status="expired",
+            )
         if consent.status != "granted":
             raise ConsentError(
                 409,

@@ -385,6 +385,12 @@ MESSAGES: dict[str, dict[str, str]] = {
             "Ask your child to send a new request from the signup page. You will receive a new "
             "email."
         ),
+        "link.not_required.heading": "Your consent is no longer needed",
+        "link.not_required.text": (
+            "The child has reached the age at which they may agree to the service themselves, "
+            "so there is nothing left for you to decide."
+        ),
+        "link.not_required.next": "No action is needed.",
         "link.superseded.heading": "This link was replaced by a newer request",
         "link.superseded.text": (
             "A newer consent request was sent for the same child, so this one can no longer "
@@ -670,6 +676,12 @@ MESSAGES: dict[str, dict[str, str]] = {
             "Prosite otroka, naj na strani za prijavo pošlje novo zahtevo. Prejeli boste novo "
             "sporočilo."
         ),
+        "link.not_required.heading": "Vaše soglasje ni več potrebno",
+        "link.not_required.text": (
+            "Otrok je dosegel starost, pri kateri lahko sam privoli v uporabo storitve, zato vam "
+            "ni treba ničesar več odločiti."
+        ),
+        "link.not_required.next": "Ničesar vam ni treba storiti.",
         "link.superseded.heading": "To povezavo je nadomestila novejša zahteva",
         "link.superseded.text": (
             "Za istega otroka je bila poslana novejša zahteva za soglasje, zato na to ni več "

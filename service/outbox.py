@@ -142,16 +142,18 @@ async def claim_due(connection: Connection, *, now: datetime, limit: int) -> lis
     return items
 
 
-async def mark_sent(connection: Connection, item_id: uuid.UUID, now: datetime) -> None:
+async def mark_sent(connection: Connection, item: OutboxItem, now: datetime) -> None:
     # The payload has done its job; keep no copy of the guardian's address or link.
+    # ``attempts`` identifies our claim: a worker whose lease ran out must not touch the row.
     await connection.execute(
         """
         update outbox set status = 'sent', sent_at = $2, payload = null, payload_enc = null,
                           last_error = null
-        where id = $1 and status = 'pending'
+        where id = $1 and status = 'pending' and attempts = $3
         """,
-        item_id,
+        item.id,
         now,
+        item.attempts,
     )
 
 
@@ -168,12 +170,13 @@ async def mark_failed(
         """
         update outbox set status = case when $3 then 'dead' else 'pending' end,
                           next_attempt_at = $4, last_error = $2
-        where id = $1 and status = 'pending'
+        where id = $1 and status = 'pending' and attempts = $5
         """,
         item.id,
         error[:500],
         dead,
         now + backoff(item.attempts),
+        item.attempts,
     )
     return "dead" if dead else "pending"
 
@@ -192,6 +195,19 @@ async def retry_dead(connection: Connection, item_id: uuid.UUID, now: datetime) 
     return str(row["topic"]) if row else None
 
 
+async def purge_undelivered(connection: Connection, before: datetime) -> int:
+    """Drop the payloads of messages given up on (dead, cancelled) before ``before``."""
+    result = await connection.execute(
+        """
+        update outbox set payload = null, payload_enc = null
+        where status in ('dead', 'cancelled') and created_at < $1
+          and (payload is not null or payload_enc is not null)
+        """,
+        before,
+    )
+    return int(result.split()[-1])
+
+
 async def cancel_emails_for(connection: Connection, related_id: uuid.UUID) -> None:
     """Drop undelivered emails about a record that would now tell the guardian something stale.
 
@@ -200,7 +216,7 @@ async def cancel_emails_for(connection: Connection, related_id: uuid.UUID) -> No
     await connection.execute(
         """
         update outbox set status = 'cancelled', payload = null, payload_enc = null
-        where related_id = $1 and kind = 'email' and status = 'pending'
+        where related_id = $1 and kind = 'email' and status in ('pending', 'dead')
         """,
         related_id,
     )

@@ -134,6 +134,13 @@ def handle_database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Re
     )
 
 
+def handle_invalid_data(_: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # Values the database cannot store (e.g. a NUL byte in text) that validation let through.
+    return problem_response(
+        400, f"The request holds a value that cannot be stored ({type(exc).__name__})."
+    )
+
+
 def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     logger.exception("unhandled error", exc_info=exc)
     return problem_response(500, "An unexpected error occurred; it has been logged.")
@@ -156,6 +163,7 @@ def exception_handlers() -> dict[type[Exception] | int, Any]:
     handlers: dict[type[Exception] | int, Any] = {HTTPException: handle_http_exception}
     for error in DATABASE_UNAVAILABLE_ERRORS:
         handlers[error] = handle_database_unavailable
+    handlers[asyncpg.exceptions.DataError] = handle_invalid_data
     handlers[Exception] = handle_unexpected
     return handlers
 

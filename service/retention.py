@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from service import outbox
 from service.audit import record_event
 from service.runtime import Runtime
 from service.sql import Connection
@@ -98,3 +99,9 @@ async def purge_consents(connection: Connection, runtime: Runtime) -> int:
                 to_status=row["status"],
             )
     return len(rows)
+
+
+async def purge_outbox(connection: Connection, runtime: Runtime) -> int:
+    """Messages that were never delivered keep their (encrypted) address only so long."""
+    before = runtime.clock.now() - timedelta(seconds=runtime.settings.retention_expired)
+    return await outbox.purge_undelivered(connection, before)

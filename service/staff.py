@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import jwt
@@ -153,7 +154,32 @@ async def staff_guard(
     connection.state.staff = principal
 
 
-def mint_dev_token(settings: Settings, *, sub: str, roles: list[str]) -> str:
+class DevTokenConfig(Protocol):
+    @property
+    def dev_staff_key_file(self) -> str | None: ...
+    @property
+    def staff_issuer(self) -> str | None: ...
+    @property
+    def staff_audience(self) -> str | None: ...
+
+
+class DevTokenSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Only what ``staff-token`` needs, so minting does not require the whole configuration."""
+
+    dev_staff_key_file: str | None
+    staff_issuer: str | None
+    staff_audience: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DevTokenSettings:
+        return cls(
+            dev_staff_key_file=env.get("CONSENT_DEV_STAFF_KEY_FILE") or None,
+            staff_issuer=env.get("CONSENT_STAFF_ISSUER") or None,
+            staff_audience=env.get("CONSENT_STAFF_AUDIENCE") or None,
+        )
+
+
+def mint_dev_token(settings: DevTokenConfig, *, sub: str, roles: list[str]) -> str:
     """A staff JWT signed with the development key (``staff-token``); refused without one."""
     if not settings.dev_staff_key_file:
         raise ConfigError(
@@ -164,9 +190,10 @@ def mint_dev_token(settings: Settings, *, sub: str, roles: list[str]) -> str:
     unknown = sorted(set(roles) - set(ROLES))
     if unknown:
         raise ConfigError(f"--role: unknown role(s) {unknown}; choose from {', '.join(ROLES)}")
-    key = load_ed25519_private_key(
-        Path(settings.dev_staff_key_file).read_bytes(), "CONSENT_DEV_STAFF_KEY_FILE"
-    )
+    key_file = Path(settings.dev_staff_key_file)
+    if not key_file.is_file():
+        raise ConfigError(f"CONSENT_DEV_STAFF_KEY_FILE: no such file: {key_file}")
+    key = load_ed25519_private_key(key_file.read_bytes(), "CONSENT_DEV_STAFF_KEY_FILE")
     now = datetime.now(UTC)
     claims = {
         "iss": settings.staff_issuer,

@@ -193,12 +193,24 @@ async def erase(
     now = runtime.clock.now()
     async with connection.transaction():
         await advisory_lock(connection, "subject", subject_id)
+        # Row locks too, in the order grants take them, so a change still in flight finishes
+        # first and everything it wrote (including queued emails) is seen and erased.
         request_ids = [
             row["id"]
             for row in await connection.fetch(
-                "select id from consent_requests where subject_id = $1", subject_id
+                "select id from consent_requests where subject_id = $1 for update", subject_id
             )
         ]
+        await connection.execute(
+            "select 1 from consents where subject_id = $1 for update", subject_id
+        )
+        await connection.execute("delete from idempotency_keys where subject_id = $1", subject_id)
+        consents = await connection.fetchval(
+            "with gone as (delete from consents where subject_id = $1 returning 1) "
+            "select count(*) from gone",
+            subject_id,
+        )
+        await connection.execute("delete from consent_requests where subject_id = $1", subject_id)
         messages = await connection.fetchval(
             """
             with gone as (
@@ -208,13 +220,6 @@ async def erase(
             """,
             subject_id,
         )
-        await connection.execute("delete from idempotency_keys where subject_id = $1", subject_id)
-        consents = await connection.fetchval(
-            "with gone as (delete from consents where subject_id = $1 returning 1) "
-            "select count(*) from gone",
-            subject_id,
-        )
-        await connection.execute("delete from consent_requests where subject_id = $1", subject_id)
         await connection.execute("set local consent.redaction = 'on'")
         redacted = await connection.fetchval(
             """

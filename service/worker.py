@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 
-import aiosmtplib
 import asyncpg
 
 from service import consents, outbox, ratelimit, retention
@@ -16,7 +15,8 @@ from service.problems import DATABASE_ERRORS
 from service.runtime import Runtime
 from service.webhooks import WebhookError, WebhookSender
 
-BATCH_SIZE = 20
+# Small batches: a batch is sent one message after another within one claim lease.
+BATCH_SIZE = 5
 POLL_SECONDS = 1.0
 SWEEP_EVERY_SECONDS = 30.0
 
@@ -59,8 +59,9 @@ class Worker:
     async def _deliver(self, item: outbox.OutboxItem) -> int:
         try:
             await self._send(item)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError, WebhookError) as exc:
-            error = f"{type(exc).__name__}: {exc}" if item.kind == "webhook" else type(exc).__name__
+        except Exception as exc:
+            # Webhook errors describe the receiver; others may quote an address: name the type.
+            error = str(exc) if isinstance(exc, WebhookError) else type(exc).__name__
             async with self.pool.acquire() as connection:
                 state = await outbox.mark_failed(
                     connection,
@@ -82,7 +83,7 @@ class Worker:
             await self.mail.close()
             return 0
         async with self.pool.acquire() as connection:
-            await outbox.mark_sent(connection, item.id, self.runtime.clock.now())
+            await outbox.mark_sent(connection, item, self.runtime.clock.now())
         self.metrics.increment(f"outbox_{item.kind}_delivered")
         return 1
 
@@ -108,6 +109,7 @@ class Worker:
             lapsed = await consents.expire_lapsed_consents(connection, self.runtime)
             purged_requests = await retention.purge_requests(connection, self.runtime)
             purged_consents = await retention.purge_consents(connection, self.runtime)
+            await retention.purge_outbox(connection, self.runtime)
             await ratelimit.purge_old_windows(
                 connection, self.runtime.clock.now() - consents.RATE_WINDOW_RETENTION
             )
@@ -137,5 +139,7 @@ class Worker:
                 await self.deliver_due()
             except DATABASE_ERRORS as exc:
                 logger.warning("worker pass failed, retrying: %s", type(exc).__name__)
+            except Exception:
+                logger.exception("unexpected error in a worker pass; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)

@@ -22,9 +22,8 @@ from service.repositories.api_keys import ApiKey
 from service.runtime import Runtime
 from service.staff import api_key_or_staff_guard
 
-SubjectId = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")
-]
+SUBJECT_ID_PATTERN = r"^[A-Za-z0-9._:@-]+$"
+SubjectId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=SUBJECT_ID_PATTERN)]
 
 
 class AgeGateQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -98,12 +97,15 @@ def as_problem(error: consents.ConsentError) -> ProblemError:
     )
 
 
-def consent_record(consent: consents_repo.Consent) -> ConsentRecord:
+def consent_record(consent: consents_repo.Consent, now: datetime) -> ConsentRecord:
+    # A lapse the worker has not swept yet is still a lapse (the check answers the same).
+    lapsed = consent.status == "granted" and consent.expires_at <= now
+    status = "expired" if lapsed else consent.status
     return ConsentRecord(
         id=consent.id,
         request_id=consent.request_id,
         subject_id=consent.subject_id,
-        status=consent.status,
+        status=status,
         purposes=consent.purposes,
         jurisdiction=consent.jurisdiction,
         method=consent.method,
@@ -113,7 +115,7 @@ def consent_record(consent: consents_repo.Consent) -> ConsentRecord:
         expires_at=consent.expires_at,
         ended_at=consent.ended_at,
         end_reason=consent.end_reason,
-        token=consent.token if consent.status == "granted" else None,
+        token=consent.token if status == "granted" else None,
     )
 
 
@@ -149,7 +151,10 @@ class AppController(Controller):
         state: State,
         db: Db,
         idempotency_key: Annotated[
-            str | None, HeaderParameter(name="Idempotency-Key", max_length=255, min_length=1)
+            str | None,
+            HeaderParameter(
+                name="Idempotency-Key", max_length=255, min_length=1, pattern=r"^[\x20-\x7e]+$"
+            ),
         ] = None,
     ) -> Response[ConsentRequestOut]:
         key: ApiKey = request.state.api_key
@@ -168,14 +173,17 @@ class AppController(Controller):
         return Response(body, status_code=outcome.status_code)
 
     @get("/consent-requests/{request_id:uuid}", summary="Status of a consent request")
-    async def get_request(self, request_id: FromPath[uuid.UUID], db: Db) -> ConsentRequestStatus:
+    async def get_request(
+        self, request_id: FromPath[uuid.UUID], state: State, db: Db
+    ) -> ConsentRequestStatus:
         found = await requests_repo.get_request(db, request_id)
         if found is None:
             raise ProblemError(404, "No consent request with this id.")
+        overdue = found.status == "pending" and found.expires_at <= state.runtime.clock.now()
         return ConsentRequestStatus(
             id=found.id,
             subject_id=found.subject_id,
-            status=found.status,
+            status="expired" if overdue else found.status,
             purposes=found.purposes,
             jurisdiction=found.country,
             created_at=found.created_at,
@@ -192,8 +200,12 @@ class AppController(Controller):
         self,
         state: State,
         db: Db,
-        subject_id: Annotated[str, QueryParameter(min_length=1, max_length=128)],
-        purpose: Annotated[str, QueryParameter(min_length=1, max_length=64)],
+        subject_id: Annotated[
+            str, QueryParameter(min_length=1, max_length=128, pattern=SUBJECT_ID_PATTERN)
+        ],
+        purpose: Annotated[
+            str, QueryParameter(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+        ],
     ) -> CheckAnswer:
         runtime: Runtime = state.runtime
         if runtime.catalogue.get(purpose) is None:
@@ -211,8 +223,8 @@ class AppController(Controller):
     tags=["main app", "staff"],
     summary="A consent record (API key with consent:check, or staff)",
 )
-async def get_consent(consent_id: FromPath[uuid.UUID], db: Db) -> ConsentRecord:
+async def get_consent(consent_id: FromPath[uuid.UUID], state: State, db: Db) -> ConsentRecord:
     consent = await consents_repo.get_consent(db, consent_id)
     if consent is None:
         raise ProblemError(404, "No consent with this id.")
-    return consent_record(consent)
+    return consent_record(consent, state.runtime.clock.now())

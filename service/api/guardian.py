@@ -87,7 +87,8 @@ def client_address(request: Request[Any, Any, Any], trust_forwarded_for: bool) -
     if trust_forwarded_for:
         forwarded = request.headers.get("x-forwarded-for", "")
         if forwarded:
-            return forwarded.split(",")[0].strip()
+            # The rightmost entry is the one our own proxy appended; the rest is client-made.
+            return forwarded.split(",")[-1].strip()
     return request.client.host if request.client else "unknown"
 
 

@@ -8,20 +8,28 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, PathParameter
 
 from service import consents, subjects
-from service.api.app_api import ConsentRecord, as_problem, consent_record
+from service.api.app_api import SUBJECT_ID_PATTERN, ConsentRecord, as_problem, consent_record
 from service.audit import AuditEvent, subject_events
 from service.db import Db
 from service.runtime import Runtime
 from service.staff import StaffPrincipal, staff_guard
 
-SubjectPath = FromPath[str]
+SubjectPath = Annotated[
+    str, PathParameter(min_length=1, max_length=128, pattern=SUBJECT_ID_PATTERN)
+]
 
 
 class RevokeIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
+    # no control characters: a reason is shown to the guardian and kept in the audit trail
+    reason: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=3, max_length=1000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+$"
+        ),
+    ]
 
 
 class EventList(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,7 +72,7 @@ class StaffController(Controller):
             raise as_problem(
                 consents.ConsentError(409, "The consent ended concurrently.")
             ) from None
-        return consent_record(revoked)
+        return consent_record(revoked, runtime.clock.now())
 
     @get(
         "/subjects/{subject_id:str}",
