@@ -6,6 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
+import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
@@ -199,7 +200,6 @@ class AppController(Controller):
     async def check(
         self,
         state: State,
-        db: Db,
         subject_id: Annotated[
             str, QueryParameter(min_length=1, max_length=128, pattern=SUBJECT_ID_PATTERN)
         ],
@@ -212,7 +212,10 @@ class AppController(Controller):
             raise ProblemError(
                 422, f"Unknown purpose {purpose!r}; known: {', '.join(runtime.catalogue.ids)}."
             )
-        row = await consents_repo.check_row(db, subject_id)
+        # The hot path: borrow a connection for the one query instead of for the whole request.
+        pool: asyncpg.Pool = state.pool
+        async with pool.acquire() as connection:
+            row = await consents_repo.check_row(connection, subject_id)
         return answer_check(row, subject_id=subject_id, purpose=purpose, now=runtime.clock.now())
 
 

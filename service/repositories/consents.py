@@ -186,4 +186,4 @@ left join lateral (
 async def check_row(connection: Connection, subject_id: str) -> CheckRow:
     row = await connection.fetchrow(CHECK_QUERY, subject_id)
     assert row is not None  # the query always yields exactly one row
-    return msgspec.convert(dict(row), CheckRow)
+    return CheckRow(**dict(row.items()))
