@@ -178,6 +178,22 @@ async def verify_chain(connection: Connection) -> tuple[int, ChainBreak | None]:
     return checked, None
 
 
+async def chain_hash_at(connection: Connection, event_id: int) -> bytes | None:
+    value: bytes | None = await connection.fetchval(
+        "select chain_hash from audit_events where id = $1", event_id
+    )
+    return value
+
+
+async def chain_head(connection: Connection) -> tuple[int, bytes] | None:
+    """The newest event and its chain hash: record it outside the database, since a chain
+    alone cannot show that its newest events were cut off."""
+    row = await connection.fetchrow(
+        "select id, chain_hash from audit_events order by id desc limit 1"
+    )
+    return (row["id"], row["chain_hash"]) if row else None
+
+
 def _check_row(row: asyncpg.Record, prev: bytes) -> str | None:
     if row["prev_hash"] != prev:
         return "prev_hash does not match the previous event (an event was removed or reordered)"

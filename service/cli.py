@@ -17,7 +17,7 @@ import asyncpg
 import uvicorn
 from litestar import Litestar
 
-from service.audit import record_event, verify_chain
+from service.audit import chain_hash_at, chain_head, record_event, verify_chain
 from service.clock import SystemClock
 from service.db import create_pool
 from service.migrate import MigrationError, migrate
@@ -195,14 +195,33 @@ def cmd_openapi(args: argparse.Namespace) -> None:
     print(str(path))
 
 
-def cmd_audit_verify(_: argparse.Namespace) -> None:
-    checked, broken = asyncio.run(_with_connection(verify_chain))
+def cmd_audit_verify(args: argparse.Namespace) -> None:
+    expected: tuple[int, str] | None = None
+    if args.expect_head:
+        event, _, digest = args.expect_head.partition(":")
+        if not event.isdigit() or not digest:
+            raise CommandError("--expect-head: expected EVENT_ID:CHAIN_HASH_HEX")
+        expected = (int(event), digest.lower())
+
+    async def action(connection: Connection) -> tuple[int, Any, Any, bytes | None]:
+        checked, broken = await verify_chain(connection)
+        anchored = await chain_hash_at(connection, expected[0]) if expected else None
+        return checked, broken, await chain_head(connection), anchored
+
+    checked, broken, head, anchored = asyncio.run(_with_connection(action))
     if broken is not None:
         raise CommandError(
             f"audit chain broken at event {broken.event_id}: {broken.problem} "
             f"({checked} earlier events verified)"
         )
+    if expected is not None and (anchored is None or anchored.hex() != expected[1]):
+        raise CommandError(
+            f"audit chain does not contain the recorded head event {expected[0]} with that "
+            "hash: events were removed or rewritten"
+        )
     print(f"audit chain verified: {checked} events")
+    if head is not None:
+        print(f"head: {head[0]}:{head[1].hex()}  (keep it; pass it later as --expect-head)")
 
 
 def cmd_staff_token(args: argparse.Namespace) -> None:
@@ -338,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="audit_command", required=True, metavar="AUDIT_COMMAND"
     )
     verify = audit_commands.add_parser("verify", help="verify the audit hash chain")
+    verify.add_argument(
+        "--expect-head",
+        metavar="EVENT_ID:HASH",
+        help="a head printed by an earlier run: fail unless that event is still in the chain",
+    )
     verify.set_defaults(handler=cmd_audit_verify)
     return parser
 

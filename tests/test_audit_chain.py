@@ -107,7 +107,28 @@ async def test_clean_chain_verifies_in_code_and_from_the_command_line(
 
     result = await run_cli("audit", "verify", env={"CONSENT_DATABASE_URL": database_url})
     assert result.code == 0, result.stderr
-    assert result.stdout.strip() == f"audit chain verified: {checked} events"
+    summary, head = result.stdout.strip().splitlines()
+    assert summary == f"audit chain verified: {checked} events"
+    newest = await db.fetchrow("select id, chain_hash from audit_events order by id desc limit 1")
+    assert head.startswith(f"head: {newest['id']}:{newest['chain_hash'].hex()}")
+
+
+async def test_a_recorded_head_reveals_that_the_newest_events_were_cut_off(
+    svc: Service, db: asyncpg.Connection, mailbox: Any, clock: ManualClock, database_url: str
+) -> None:
+    await full_flow(svc, db, mailbox, clock)
+    env = {"CONSENT_DATABASE_URL": database_url}
+    first = await run_cli("audit", "verify", env=env)
+    recorded = first.stdout.split("head: ")[1].split()[0]
+    assert (await run_cli("audit", "verify", "--expect-head", recorded, env=env)).code == 0
+
+    newest = await db.fetchval("select max(id) from audit_events")
+    await behind_the_services_back(db, "delete from audit_events where id = $1", newest)
+    checked, broken = await verify_chain(db)
+    assert broken is None  # a chain alone cannot tell that its tail is gone...
+    result = await run_cli("audit", "verify", "--expect-head", recorded, env=env)
+    assert result.code != 0  # ...but the head recorded elsewhere can
+    assert f"head event {newest}" in result.stderr
 
 
 TAMPERING = {
