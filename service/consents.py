@@ -423,6 +423,24 @@ async def _close_no_longer_needed(
     """The child reached the age of consent while the request waited: nothing to decide."""
     if not await requests_repo.set_decision(connection, request.id, "expired", now):
         raise LinkProblem("used", 410)
+    await _request_expired(
+        connection,
+        runtime,
+        request,
+        now,
+        reason="the child reached the age of consent before the guardian decided",
+    )
+
+
+async def _request_expired(
+    connection: Connection,
+    runtime: Runtime,
+    request: ConsentRequest,
+    now: datetime,
+    *,
+    reason: str,
+) -> None:
+    """What follows a request closing unanswered: no more emails, a webhook, the event."""
     await outbox.cancel_emails_for(connection, request.id)
     await _webhook(
         connection,
@@ -447,7 +465,7 @@ async def _close_no_longer_needed(
         request_id=request.id,
         from_status="pending",
         to_status="expired",
-        reason="the child reached the age of consent before the guardian decided",
+        reason=reason,
     )
 
 
@@ -816,30 +834,11 @@ async def expire_overdue_requests(connection: Connection, runtime: Runtime) -> i
     async with connection.transaction():
         expired = await requests_repo.expire_overdue(connection, now)
         for request in expired:
-            await outbox.cancel_emails_for(connection, request.id)
-            await _webhook(
+            await _request_expired(
                 connection,
                 runtime,
-                "consent.expired",
-                subject_id=request.subject_id,
-                related_id=request.id,
-                data={
-                    "request_id": str(request.id),
-                    "consent_id": None,
-                    "status": "expired",
-                    "purposes": [],
-                },
-                now=now,
-            )
-            await record_event(
-                connection,
-                actor=SYSTEM_ACTOR,
-                action="request.expired",
-                occurred_at=now,
-                subject_id=request.subject_id,
-                request_id=request.id,
-                from_status="pending",
-                to_status="expired",
+                request,
+                now,
                 reason="no answer before the link expired; guardian address deleted",
             )
     return len(expired)
