@@ -402,19 +402,21 @@ async def decide(
             await requests_repo.find_by_link_token(connection, token_hash, for_update=True),
             now,
         )
-        if request.consent_required_until <= policy.local_today(
+        coming_of_age = request.consent_required_until <= policy.local_today(
             policy.timezone_for(request.country), now
-        ):
-            await _close_no_longer_needed(connection, runtime, request, now)
-            raise LinkProblem("not_required", 410)
-        errors = _submission_errors(request, decision, chosen, attested)
-        if errors:
-            raise InvalidSubmission(request, errors)
-        granted = [p for p in request.purposes if p in chosen] if decision == "grant" else []
-        required = [p for p in request.purposes if p in runtime.catalogue.required_ids]
-        if decision == "grant" and all(p in granted for p in required):
-            return await _grant(connection, runtime, request, granted, now)
-        return await _deny(connection, runtime, request, granted, now)
+        )
+        if not coming_of_age:
+            errors = _submission_errors(request, decision, chosen, attested)
+            if errors:
+                raise InvalidSubmission(request, errors)
+            granted = [p for p in request.purposes if p in chosen] if decision == "grant" else []
+            required = [p for p in request.purposes if p in runtime.catalogue.required_ids]
+            if decision == "grant" and all(p in granted for p in required):
+                return await _grant(connection, runtime, request, granted, now)
+            return await _deny(connection, runtime, request, granted, now)
+        await _close_no_longer_needed(connection, runtime, request, now)
+    # Raised after the commit: raising inside the transaction would roll the closing back.
+    raise LinkProblem("not_required", 410)
 
 
 async def _close_no_longer_needed(
