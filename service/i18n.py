@@ -419,6 +419,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error.retry_minutes.one": "Please try again in {count} minute.",
         "error.retry_minutes.other": "Please try again in {count} minutes.",
         "error.retry_later": "Please try again later.",
+        "error.form_expired": (
+            "The form could not be accepted: it has expired or your browser did not send its "
+            "security cookie. Go back, reload the page and submit it again."
+        ),
         "error.status": "Error code: {status}",
     },
     "sl": {
@@ -714,6 +718,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error.retry_minutes.few": "Poskusite znova čez {count} minute.",
         "error.retry_minutes.other": "Poskusite znova čez {count} minut.",
         "error.retry_later": "Poskusite znova pozneje.",
+        "error.form_expired": (
+            "Obrazca ni bilo mogoče sprejeti: potekel je ali pa brskalnik ni poslal varnostnega "
+            "piškotka. Vrnite se, znova naložite stran in obrazec pošljite še enkrat."
+        ),
         "error.status": "Koda napake: {status}",
     },
 }

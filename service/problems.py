@@ -78,8 +78,13 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
+    if request.url.path.startswith("/guardian/"):
+        # Guardians are people in a browser: answer them with a page, not with JSON.
+        from service.api.guardian import error_page
+
+        return error_page(request, status, headers=exc.headers)
     detail = exc.detail or _TITLES.get(status, "Error")
     errors = None
     if isinstance(exc, ValidationException):
@@ -125,8 +130,12 @@ def _describe(error: dict[str, Any]) -> str:
     return message
 
 
-def handle_database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.warning("database unavailable: %s", type(exc).__name__)
+    if request.url.path.startswith("/guardian/"):
+        from service.api.guardian import error_page
+
+        return error_page(request, 503, headers={"Retry-After": "5"})
     return problem_response(
         503,
         "The consent database cannot be reached; try again shortly.",

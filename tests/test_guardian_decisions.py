@@ -436,6 +436,10 @@ async def test_post_without_csrf_token_is_403_and_changes_nothing(
 
     for response in (missing, forged, no_cookie):
         assert response.status_code == 403
+        # a person in a browser gets a page that says what to do, with the page headers
+        assert response.headers["content-type"].startswith("text/html")
+        assert "reload the page" in response.text
+        assert response.headers["referrer-policy"] == "no-referrer"
     assert await request_status(client, auth, request_id) == "pending"
     assert await consent_count(db) == 0
     assert await audit_count(db) == events_before

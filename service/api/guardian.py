@@ -15,7 +15,7 @@ from litestar.response import Template
 
 from service import consents, ratelimit, subjects
 from service.db import Db
-from service.i18n import format_datetime, translator
+from service.i18n import format_datetime, negotiate_locale, translator
 from service.purposes import Purpose
 from service.runtime import Runtime
 from service.tokens import looks_like_link_token
@@ -59,6 +59,24 @@ def link_problem(problem: consents.LinkProblem, locale: str = "en") -> Template:
         http_status=problem.status,
         headers=headers,
         reason=problem.reason,
+    )
+
+
+def error_page(
+    request: Request[Any, Any, Any], status: int, *, headers: dict[str, str] | None = None
+) -> Template:
+    """An error on a guardian page (bad form, expired CSRF cookie, database down) as HTML."""
+    locale = negotiate_locale(request.headers.get("accept-language"))
+    message = translator(locale)("error.form_expired") if status == 403 else ""
+    retry = (headers or {}).get("Retry-After")
+    return page(
+        "error",
+        locale=locale,
+        http_status=status,
+        headers=headers,
+        status=status,
+        message=message,
+        retry_after=int(retry) if retry and retry.isdigit() else None,
     )
 
 
