@@ -569,13 +569,16 @@ async def _grant(
         now=now,
     )
     for old_consent in superseded:
+        await _tell_replaced_guardian(connection, runtime, old_consent, request, now)
+    for old_consent in superseded:
         await record_event(
             connection,
             actor=GUARDIAN_ACTOR,
             action="consent.superseded",
             occurred_at=now,
             subject_id=request.subject_id,
-            consent_id=old_consent,
+            request_id=old_consent.request_id,
+            consent_id=old_consent.id,
             from_status="granted",
             to_status="superseded",
             reason="replaced by a newer consent",
@@ -606,6 +609,39 @@ async def _grant(
         granted=granted,
         refused=refused,
         withdraw_token=withdraw_token,
+    )
+
+
+async def _tell_replaced_guardian(
+    connection: Connection,
+    runtime: Runtime,
+    old: Consent,
+    new_request: ConsentRequest,
+    now: datetime,
+) -> None:
+    """A consent replaced by another guardian's: its guardian must not find out by chance."""
+    await outbox.cancel_emails_for(connection, old.id)
+    if old.guardian_ref == new_request.guardian_ref:
+        return
+    old_request = await requests_repo.get_request(connection, old.request_id)
+    email = _guardian_email(runtime, old_request) if old_request else None
+    if email is None or old_request is None:
+        return
+    await outbox.enqueue_email(
+        connection,
+        runtime.protector,
+        topic="consent_replaced",
+        subject_id=old.subject_id,
+        related_id=old.id,
+        to=email,
+        locale=old_request.locale,
+        email=emails.render_replaced_email(
+            locale=old_request.locale,
+            operator_name=runtime.settings.operator_name,
+            purposes=_purposes(runtime, old.purposes),
+            replaced_at=now,
+        ),
+        now=now,
     )
 
 

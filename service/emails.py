@@ -124,6 +124,24 @@ def render_revoked_email(
     )
 
 
+def render_replaced_email(
+    *,
+    locale: str,
+    operator_name: str,
+    purposes: list[Purpose],
+    replaced_at: datetime,
+) -> RenderedEmail:
+    """Tells a guardian that another guardian's consent for the same child replaced theirs."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "replaced",
+        loc,
+        operator_name,
+        purposes=_purpose_views(purposes, loc),
+        replaced_at=format_datetime(replaced_at, loc),
+    )
+
+
 def _purpose_views(purposes: list[Purpose], locale: str) -> list[dict[str, Any]]:
     t = translator(locale)
     return [

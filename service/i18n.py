@@ -245,6 +245,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "email.withdrawn.not_you": "If you did not withdraw your consent, reply to this email.",
         # Email: revoked by support staff
+        "email.replaced.subject": "{operator}: your consent was replaced by another guardian's",
+        "email.replaced.intro": (
+            "Another parent or guardian has just given consent for the same child, and that "
+            "consent now replaces the one you gave. Your consent is no longer in force."
+        ),
+        "email.replaced.contact": (
+            "If you do not know who did this, or think it is a mistake, reply to this email at "
+            "once so we can look into it."
+        ),
         "email.revoked.subject": "{operator}: your consent has ended",
         "email.revoked.intro": (
             "Our support team has ended the consent you gave for your child. Your child's data "
@@ -532,6 +541,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "email.withdrawn.not_you": ("Če soglasja niste preklicali vi, odgovorite na to sporočilo."),
         # Email: revoked by support staff
+        "email.replaced.subject": (
+            "{operator}: vaše soglasje je nadomestilo soglasje drugega skrbnika"
+        ),
+        "email.replaced.intro": (
+            "Drug starš ali zakoniti skrbnik je pravkar dal soglasje za istega otroka in to "
+            "soglasje zdaj nadomešča vaše. Vaše soglasje ne velja več."
+        ),
+        "email.replaced.contact": (
+            "Če ne veste, kdo je to storil, ali menite, da gre za napako, nam takoj odgovorite na "
+            "to sporočilo, da zadevo preverimo."
+        ),
         "email.revoked.subject": "{operator}: vaše soglasje je prenehalo veljati",
         "email.revoked.intro": (
             "Naša podporna ekipa je preklicala soglasje, ki ste ga dali za svojega otroka. "

@@ -14,6 +14,7 @@ import pytest
 from service.emails import (
     RenderedEmail,
     render_confirmation_email,
+    render_replaced_email,
     render_request_email,
     render_revoked_email,
     render_withdrawn_email,
@@ -185,6 +186,9 @@ def test_html_emails_have_no_images_or_remote_resources(locale: str) -> None:
             purposes=CATALOGUE.purposes,
             reason="duplicate account",
             revoked_at=EXPIRES,
+        ).html,
+        render_replaced_email(
+            locale=locale, operator_name="A", purposes=CATALOGUE.purposes, replaced_at=EXPIRES
         ).html,
     ]
     for document in documents:
@@ -537,3 +541,15 @@ def test_stylesheet_is_self_contained() -> None:
     assert "@import" not in css
     assert "url(" not in css
     assert ":focus-visible" in css
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_replaced_email_names_the_purposes_and_the_time(locale: str) -> None:
+    email = render_replaced_email(
+        locale=locale, operator_name="Učilnica", purposes=CATALOGUE.purposes, replaced_at=EXPIRES
+    )
+    assert "Učilnica" in email.subject
+    for purpose in CATALOGUE.purposes:
+        assert purpose.localized_title(locale) in email.text
+    assert format_datetime(EXPIRES, locale) in email.text
+    assert translator(locale)("email.replaced.intro") in email.text

@@ -484,3 +484,37 @@ async def test_thirty_submissions_per_minute_per_client(
     granted = await client.post(path_of(link), data={**GRANT_ALL, "_csrf_token": token})
     assert granted.status_code == 200, granted.text
     assert await request_status(client, auth, request_id) == "granted"
+
+
+async def test_a_consent_replaced_by_another_guardians_is_told_to_its_guardian(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    worker: Worker,
+    mailbox: Any,
+    db: asyncpg.Connection,
+) -> None:
+    subject = {"subject_id": "child-shared", "birth_date": "2016-02-02", "country": "SI"}
+    first = {**subject, "guardian_email": "mother@example.com", "purposes": ["tutoring"]}
+    second = {**subject, "guardian_email": "stranger@example.com", "purposes": ["tutoring"]}
+    grant = {"decision": "grant", "purposes": ["tutoring"], "attestation": "yes"}
+
+    for body in (first, second):
+        created = await client.post("/v1/consent-requests", json=body, headers=auth)
+        assert created.status_code == 201, created.text
+        await worker.deliver_due()
+        [request_email] = [
+            m for m in mailbox.to(body["guardian_email"]) if "/guardian/withdraw/" not in m.text
+        ][-1:]
+        decided = await open_and_submit(client, guardian_link(request_email.text), grant)
+        assert decided.status_code == 200, decided.text
+        await worker.deliver_due()
+
+    statuses = [
+        r["status"] for r in await db.fetch("select status from consents order by granted_at")
+    ]
+    assert statuses == ["superseded", "granted"]
+    told = [m for m in mailbox.to("mother@example.com") if "replaced" in m.subject]
+    assert len(told) == 1
+    assert "another guardian" in told[0].subject
+    assert "stranger@example.com" not in told[0].text  # the other guardian stays private
+    assert not [m for m in mailbox.to("stranger@example.com") if "replaced" in m.subject]

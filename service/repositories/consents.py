@@ -69,18 +69,18 @@ async def find_by_withdraw_token(
     return _convert(row)
 
 
-async def supersede_live(connection: Connection, subject_id: str, now: datetime) -> list[uuid.UUID]:
+async def supersede_live(connection: Connection, subject_id: str, now: datetime) -> list[Consent]:
     rows = await connection.fetch(
-        """
+        f"""
         update consents set status = 'superseded', ended_at = $2, updated_at = $2,
                             end_reason = 'replaced by a newer consent'
         where subject_id = $1 and status = 'granted'
-        returning id
+        returning {_COLUMNS}
         """,
         subject_id,
         now,
     )
-    return [row["id"] for row in rows]
+    return [msgspec.convert(dict(row), Consent) for row in rows]
 
 
 async def insert_consent(
