@@ -11,7 +11,7 @@ import msgspec
 from service import outbox
 from service.audit import AuditEvent, record_event, subject_events
 from service.consents import advisory_lock
-from service.personal_data import mask_email
+from service.personal_data import email_identity, mask_email
 from service.runtime import Runtime
 from service.sql import Connection
 
@@ -81,6 +81,35 @@ class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
     consents: int
     messages: int
     events_redacted: int
+
+
+class SubjectMatch(msgspec.Struct, frozen=True, kw_only=True):
+    subject_id: str
+    requests: int
+    latest_request_at: datetime
+
+
+class SubjectSearch(msgspec.Struct, frozen=True, kw_only=True):
+    guardian_email: str
+    subjects: list[SubjectMatch]
+
+
+async def find_by_guardian(
+    connection: Connection, runtime: Runtime, guardian_email: str
+) -> SubjectSearch:
+    """Support's lookup when a parent calls: which children did this address answer for?"""
+    rows = await connection.fetch(
+        """
+        select subject_id, count(*) as requests, max(created_at) as latest_request_at
+        from consent_requests where guardian_email_hash = $1
+        group by subject_id order by max(created_at) desc
+        """,
+        runtime.protector.lookup_hash(email_identity(guardian_email)),
+    )
+    return SubjectSearch(
+        guardian_email=mask_email(guardian_email),
+        subjects=[msgspec.convert(dict(row), SubjectMatch) for row in rows],
+    )
 
 
 async def _request_rows(connection: Connection, subject_id: str) -> list[dict[str, Any]]:

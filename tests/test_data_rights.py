@@ -82,6 +82,35 @@ async def test_overview_masks_the_guardian_email(
     assert "token" not in consent
 
 
+async def test_support_finds_a_childs_records_from_the_guardians_address(
+    svc: Service, api: dict[str, str], mailbox: Any, clock: ManualClock
+) -> None:
+    await _granted(svc, api, mailbox, birth_date_years_ago(clock))
+    staff = svc.staff("support")
+    # the parent on the phone spells the address in their own way
+    found = await svc.client.get(
+        "/v1/subjects", params={"guardian_email": "erase.me.parent@example.com"}, headers=staff
+    )
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert [match["subject_id"] for match in body["subjects"]] == [SUBJECT]
+    assert body["subjects"][0]["requests"] == 1
+    assert "erase.me.parent" not in found.text.lower()  # the answer carries it masked only
+
+    nobody = await svc.client.get(
+        "/v1/subjects", params={"guardian_email": "someone@example.com"}, headers=staff
+    )
+    assert nobody.json()["subjects"] == []
+    assert (
+        await svc.client.get("/v1/subjects", params={"guardian_email": "x"}, headers=staff)
+    ).status_code == 400
+    assert (
+        await svc.client.get(
+            "/v1/subjects", params={"guardian_email": "erase.me.parent@example.com"}, headers=api
+        )
+    ).status_code == 401
+
+
 async def test_events_are_listed_oldest_first_with_actor_and_reason(
     svc: Service, api: dict[str, str], mailbox: Any, clock: ManualClock
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody, PathParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from service import consents, subjects
 from service.api.app_api import SUBJECT_ID_PATTERN, ConsentRecord, as_problem, consent_record
@@ -73,6 +73,21 @@ class StaffController(Controller):
                 consents.ConsentError(409, "The consent ended concurrently.")
             ) from None
         return consent_record(revoked, runtime.clock.now())
+
+    @get(
+        "/subjects",
+        opt={"roles": ("support", "admin")},
+        summary="Find the subjects a guardian email address was asked about (support)",
+    )
+    async def find_subjects(
+        self,
+        state: State,
+        db: Db,
+        guardian_email: Annotated[
+            str, QueryParameter(min_length=3, max_length=254, pattern=r"^[^\s@]+@[^\s@]+$")
+        ],
+    ) -> subjects.SubjectSearch:
+        return await subjects.find_by_guardian(db, state.runtime, guardian_email)
 
     @get(
         "/subjects/{subject_id:str}",
