@@ -269,14 +269,19 @@ class GuardianController(Controller):
                     form_action=f"/guardian/withdraw/{token}",
                     errors=[translator(locale)("error.confirm")],
                 )
-            ended = await consents.withdraw(db, runtime, token)
+            erase = form.get("erase") == "yes"
+            # One transaction: if the erasure the guardian asked for fails, the withdrawal is
+            # not committed either, so the same link still works for another try.
+            async with db.transaction():
+                ended = await consents.withdraw(db, runtime, token)
+                locale = await _consent_locale(db, ended.request_id)
+                if erase:
+                    # Art. 17: the child's data and the guardian's address go too.
+                    await subjects.erase(
+                        db, runtime, ended.subject_id, actor=consents.GUARDIAN_ACTOR
+                    )
         except consents.LinkProblem as problem:
             return link_problem(problem)
-        locale = await _consent_locale(db, ended.request_id)
-        erase = form.get("erase") == "yes"
-        if erase:
-            # Art. 17: the guardian asked for the child's data and their address to go too.
-            await subjects.erase(db, runtime, ended.subject_id, actor=consents.GUARDIAN_ACTOR)
         return page(
             "withdrawn",
             locale=locale,
