@@ -161,6 +161,7 @@ create table outbox (
     payload_enc bytea,
     status text not null default 'pending' check (status in ('pending', 'sent', 'dead', 'cancelled')),
     attempts integer not null default 0 check (attempts >= 0),
+    claim_id uuid,
     next_attempt_at timestamptz not null,
     last_error text,
     created_at timestamptz not null,

@@ -332,12 +332,20 @@ def _purposes(runtime: Runtime, ids: Sequence[str]) -> list[Purpose]:
 class LinkProblem(Exception):
     """The guardian link cannot be used; ``reason`` picks the page shown."""
 
-    def __init__(self, reason: str, status: int, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        status: int,
+        *,
+        retry_after: int | None = None,
+        locale: str = "en",
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         # A locked link stays locked; after its expiry the child's signup can ask again.
         self.retry_after = retry_after
+        self.locale = locale
 
 
 class InvalidSubmission(Exception):
@@ -358,27 +366,40 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
 def usable_request(request: ConsentRequest | None, now: datetime) -> ConsentRequest:
     if request is None:
         raise LinkProblem("unknown", 404)
+    locale = request.locale
     if request.status == "pending" and request.expires_at <= now:
-        raise LinkProblem("expired", 410)
+        raise LinkProblem("expired", 410, locale=locale)
     if request.status == "expired":
-        raise LinkProblem("expired", 410)
+        raise LinkProblem("expired", 410, locale=locale)
     if request.status == "cancelled":
-        raise LinkProblem("superseded", 410)
+        raise LinkProblem("superseded", 410, locale=locale)
     if request.status != "pending":
-        raise LinkProblem("used", 410)
+        raise LinkProblem("used", 410, locale=locale)
     if request.failed_submissions >= MAX_FAILED_SUBMISSIONS:
-        raise LinkProblem(
-            "locked", 429, retry_after=_retry_after((request.expires_at - now).total_seconds())
-        )
+        wait = _retry_after((request.expires_at - now).total_seconds())
+        raise LinkProblem("locked", 429, retry_after=wait, locale=locale)
     return request
 
 
+def came_of_age(request: ConsentRequest, now: datetime) -> bool:
+    """The child may now consent alone, so the guardian has nothing left to decide."""
+    today = policy.local_today(policy.timezone_for(request.country), now)
+    return request.consent_required_until <= today
+
+
 async def load_for_review(connection: Connection, runtime: Runtime, token: str) -> ConsentRequest:
-    request = await requests_repo.find_by_link_token(connection, hash_link_token(token))
-    return usable_request(request, runtime.clock.now())
+    now = runtime.clock.now()
+    request = usable_request(
+        await requests_repo.find_by_link_token(connection, hash_link_token(token)), now
+    )
+    if came_of_age(request, now):
+        # Only said here; a GET changes nothing. The next POST closes the request.
+        raise LinkProblem("not_required", 410, locale=request.locale)
+    return request
 
 
-async def record_failed_submission(connection: Connection, request_id: uuid.UUID) -> int:
+async def record_failed_submission(connection: Connection, request_id: uuid.UUID) -> int | None:
+    """Count an invalid form; None when the request is no longer pending (decided, erased)."""
     return await requests_repo.count_failed_submission(connection, request_id)
 
 
@@ -402,10 +423,7 @@ async def decide(
             await requests_repo.find_by_link_token(connection, token_hash, for_update=True),
             now,
         )
-        coming_of_age = request.consent_required_until <= policy.local_today(
-            policy.timezone_for(request.country), now
-        )
-        if not coming_of_age:
+        if not came_of_age(request, now):
             errors = _submission_errors(request, decision, chosen, attested)
             if errors:
                 raise InvalidSubmission(request, errors)
@@ -416,7 +434,7 @@ async def decide(
             return await _deny(connection, runtime, request, granted, now)
         await _close_no_longer_needed(connection, runtime, request, now)
     # Raised after the commit: raising inside the transaction would roll the closing back.
-    raise LinkProblem("not_required", 410)
+    raise LinkProblem("not_required", 410, locale=request.locale)
 
 
 async def _close_no_longer_needed(
@@ -425,6 +443,7 @@ async def _close_no_longer_needed(
     """The child reached the age of consent while the request waited: nothing to decide."""
     if not await requests_repo.set_decision(connection, request.id, "expired", now):
         raise LinkProblem("used", 410)
+    await requests_repo.forget_guardian(connection, request.id)
     await _request_expired(
         connection,
         runtime,
@@ -491,12 +510,13 @@ async def _grant(
     granted: list[str],
     now: datetime,
 ) -> Decision:
-    # Lock order in every transaction: subject advisory lock, then rows, then (last) the
-    # audit chain lock in record_event; the signing-key row comes before anything else.
+    # Lock order in every transaction: subject advisory lock, then rows (requests before
+    # consents), then last the audit chain lock in record_event.
     await register_signing_key(connection, runtime.signer, now)
     if not await requests_repo.set_decision(connection, request.id, "granted", now):
         raise LinkProblem("used", 410)
-    superseded = await consents_repo.supersede_live(connection, request.subject_id, now)
+    # The previous live consent ends here: replaced, or (lapsed but not yet swept) expired.
+    previous = await consents_repo.supersede_live(connection, request.subject_id, now)
     consent_id = uuid.uuid4()
     expires_at = consent_lapses_at(request, now, runtime.settings.consent_max_validity)
     token = runtime.signer.sign(
@@ -568,20 +588,23 @@ async def _grant(
         },
         now=now,
     )
-    for old_consent in superseded:
-        await _tell_replaced_guardian(connection, runtime, old_consent, request, now)
-    for old_consent in superseded:
+    for old_consent in previous:
+        if old_consent.status == "superseded":
+            await _tell_replaced_guardian(connection, runtime, old_consent, request, now)
+        else:
+            await _consent_lapsed_webhook(connection, runtime, old_consent, now)
+    for old_consent in previous:
         await record_event(
             connection,
-            actor=GUARDIAN_ACTOR,
-            action="consent.superseded",
+            actor=GUARDIAN_ACTOR if old_consent.status == "superseded" else SYSTEM_ACTOR,
+            action=f"consent.{old_consent.status}",
             occurred_at=now,
             subject_id=request.subject_id,
             request_id=old_consent.request_id,
             consent_id=old_consent.id,
             from_status="granted",
-            to_status="superseded",
-            reason="replaced by a newer consent",
+            to_status=old_consent.status,
+            reason=old_consent.end_reason,
         )
     await record_event(
         connection,
@@ -882,25 +905,31 @@ async def expire_overdue_requests(connection: Connection, runtime: Runtime) -> i
     return len(expired)
 
 
+async def _consent_lapsed_webhook(
+    connection: Connection, runtime: Runtime, consent: Consent, now: datetime
+) -> None:
+    await _webhook(
+        connection,
+        runtime,
+        "consent.expired",
+        subject_id=consent.subject_id,
+        related_id=consent.id,
+        data={
+            "request_id": str(consent.request_id),
+            "consent_id": str(consent.id),
+            "status": "expired",
+            "purposes": consent.purposes,
+        },
+        now=now,
+    )
+
+
 async def expire_lapsed_consents(connection: Connection, runtime: Runtime) -> int:
     now = runtime.clock.now()
     async with connection.transaction():
         lapsed = await consents_repo.expire_lapsed(connection, now)
         for consent in lapsed:
-            await _webhook(
-                connection,
-                runtime,
-                "consent.expired",
-                subject_id=consent.subject_id,
-                related_id=consent.id,
-                data={
-                    "request_id": str(consent.request_id),
-                    "consent_id": str(consent.id),
-                    "status": "expired",
-                    "purposes": consent.purposes,
-                },
-                now=now,
-            )
+            await _consent_lapsed_webhook(connection, runtime, consent, now)
             await record_event(
                 connection,
                 actor=SYSTEM_ACTOR,

@@ -32,6 +32,7 @@ class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
     payload: dict[str, Any] | None
     payload_enc: bytes | None
     attempts: int
+    claim_id: uuid.UUID
     created_at: datetime
 
 
@@ -124,10 +125,11 @@ async def claim_due(connection: Connection, *, now: datetime, limit: int) -> lis
             for update skip locked
         )
         update outbox o
-        set attempts = o.attempts + 1, next_attempt_at = $1 + $3::interval
+        set attempts = o.attempts + 1, next_attempt_at = $1 + $3::interval,
+            claim_id = gen_random_uuid()
         from due where o.id = due.id
         returning o.id, o.kind, o.topic, o.subject_id, o.related_id, o.payload, o.payload_enc,
-                  o.attempts, o.created_at
+                  o.attempts, o.claim_id, o.created_at
         """,
         now,
         limit,
@@ -144,16 +146,16 @@ async def claim_due(connection: Connection, *, now: datetime, limit: int) -> lis
 
 async def mark_sent(connection: Connection, item: OutboxItem, now: datetime) -> None:
     # The payload has done its job; keep no copy of the guardian's address or link.
-    # ``attempts`` identifies our claim: a worker whose lease ran out must not touch the row.
+    # Only our own claim: a worker whose lease ran out must not touch the row any more.
     await connection.execute(
         """
         update outbox set status = 'sent', sent_at = $2, payload = null, payload_enc = null,
                           last_error = null
-        where id = $1 and status = 'pending' and attempts = $3
+        where id = $1 and status = 'pending' and claim_id = $3
         """,
         item.id,
         now,
-        item.attempts,
+        item.claim_id,
     )
 
 
@@ -170,13 +172,13 @@ async def mark_failed(
         """
         update outbox set status = case when $3 then 'dead' else 'pending' end,
                           next_attempt_at = $4, last_error = $2
-        where id = $1 and status = 'pending' and attempts = $5
+        where id = $1 and status = 'pending' and claim_id = $5
         """,
         item.id,
         error[:500],
         dead,
         now + backoff(item.attempts),
-        item.attempts,
+        item.claim_id,
     )
     return "dead" if dead else "pending"
 
@@ -185,7 +187,8 @@ async def retry_dead(connection: Connection, item_id: uuid.UUID, now: datetime) 
     """Put a dead message back in the queue, keeping its id (the webhook-id receivers dedupe on)."""
     row = await connection.fetchrow(
         """
-        update outbox set status = 'pending', attempts = 0, next_attempt_at = $2, last_error = null
+        update outbox set status = 'pending', attempts = 0, next_attempt_at = $2, last_error = null,
+                          claim_id = null
         where id = $1 and status = 'dead' and (payload is not null or payload_enc is not null)
         returning topic
         """,

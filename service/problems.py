@@ -78,13 +78,24 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]] | None:
     return None
 
 
+def _for_guardian(request: Request[Any, Any, Any]) -> bool:
+    """Guardians are people in a browser: they get pages, not JSON."""
+    path = request.url.path
+    return path == "/guardian" or path.startswith("/guardian/")
+
+
+def _guardian_error_page(
+    request: Request[Any, Any, Any], status: int, headers: dict[str, str] | None
+) -> Response[Any]:
+    from service.api.guardian import error_page
+
+    return error_page(request, status, headers=headers)
+
+
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
-    if request.url.path.startswith("/guardian/"):
-        # Guardians are people in a browser: answer them with a page, not with JSON.
-        from service.api.guardian import error_page
-
-        return error_page(request, status, headers=exc.headers)
+    if _for_guardian(request):
+        return _guardian_error_page(request, status, exc.headers)
     detail = exc.detail or _TITLES.get(status, "Error")
     errors = None
     if isinstance(exc, ValidationException):
@@ -132,10 +143,8 @@ def _describe(error: dict[str, Any]) -> str:
 
 def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.warning("database unavailable: %s", type(exc).__name__)
-    if request.url.path.startswith("/guardian/"):
-        from service.api.guardian import error_page
-
-        return error_page(request, 503, headers={"Retry-After": "5"})
+    if _for_guardian(request):
+        return _guardian_error_page(request, 503, {"Retry-After": "5"})
     return problem_response(
         503,
         "The consent database cannot be reached; try again shortly.",
@@ -143,15 +152,19 @@ def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception)
     )
 
 
-def handle_invalid_data(_: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+def handle_invalid_data(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # Values the database cannot store (e.g. a NUL byte in text) that validation let through.
+    if _for_guardian(request):
+        return _guardian_error_page(request, 400, None)
     return problem_response(
         400, f"The request holds a value that cannot be stored ({type(exc).__name__})."
     )
 
 
-def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.exception("unhandled error", exc_info=exc)
+    if _for_guardian(request):
+        return _guardian_error_page(request, 500, None)
     return problem_response(500, "An unexpected error occurred; it has been logged.")
 
 

@@ -63,12 +63,14 @@ async def purge_consents(connection: Connection, runtime: Runtime) -> int:
             update consents
             set token = null, withdraw_token_hash = null, purged_at = $1, updated_at = $1
             where id in (
-                select id from consents
-                where purged_at is null
-                  and ((status in ('withdrawn', 'revoked', 'superseded') and ended_at <= $2)
-                    or (status = 'expired' and ended_at <= $3))
-                order by ended_at limit $4
-                for update skip locked
+                -- both rows at once, skipping any a transaction holds, so a purge never waits
+                -- on a request row while holding a consent row (erasure locks the other way)
+                select c.id from consents c join consent_requests r on r.id = c.request_id
+                where c.purged_at is null
+                  and ((c.status in ('withdrawn', 'revoked', 'superseded') and c.ended_at <= $2)
+                    or (c.status = 'expired' and c.ended_at <= $3))
+                order by c.ended_at limit $4
+                for update of r, c skip locked
             )
             returning id, request_id, status
             """,

@@ -209,6 +209,22 @@ async def export(connection: Connection, runtime: Runtime, subject_id: str) -> S
     )
 
 
+async def lock_subject(connection: Connection, subject_id: str) -> list[uuid.UUID]:
+    """Lock a subject and all its rows (requests before consents, the order grants use).
+
+    Whatever was in flight for the subject finishes first and everything it wrote is seen.
+    Call it inside a transaction, before anything that appends to the audit chain.
+    """
+    await advisory_lock(connection, "subject", subject_id)
+    rows = await connection.fetch(
+        "select id from consent_requests where subject_id = $1 order by id for update", subject_id
+    )
+    await connection.execute(
+        "select 1 from consents where subject_id = $1 order by id for update", subject_id
+    )
+    return [row["id"] for row in rows]
+
+
 async def erase(
     connection: Connection, runtime: Runtime, subject_id: str, *, actor: str
 ) -> ErasureReceipt:
@@ -221,18 +237,7 @@ async def erase(
     """
     now = runtime.clock.now()
     async with connection.transaction():
-        await advisory_lock(connection, "subject", subject_id)
-        # Row locks too, in the order grants take them, so a change still in flight finishes
-        # first and everything it wrote (including queued emails) is seen and erased.
-        request_ids = [
-            row["id"]
-            for row in await connection.fetch(
-                "select id from consent_requests where subject_id = $1 for update", subject_id
-            )
-        ]
-        await connection.execute(
-            "select 1 from consents where subject_id = $1 for update", subject_id
-        )
+        request_ids = await lock_subject(connection, subject_id)
         await connection.execute("delete from idempotency_keys where subject_id = $1", subject_id)
         consents = await connection.fetchval(
             "with gone as (delete from consents where subject_id = $1 returning 1) "

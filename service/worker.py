@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import asyncpg
 
@@ -17,6 +18,7 @@ from service.webhooks import WebhookError, WebhookSender
 
 # Small batches: a batch is sent one message after another within one claim lease.
 BATCH_SIZE = 5
+LEASE_SAFETY_SECONDS = outbox.CLAIM_LEASE.total_seconds() - 30
 POLL_SECONDS = 1.0
 SWEEP_EVERY_SECONDS = 30.0
 
@@ -53,7 +55,12 @@ class Worker:
                 )
             if not items:
                 return delivered
+            claimed_at = time.monotonic()
             for item in items:
+                if time.monotonic() - claimed_at > LEASE_SAFETY_SECONDS:
+                    # Our lease is running out: leave the rest to be claimed again rather
+                    # than race another worker that may already have them.
+                    return delivered
                 delivered += await self._deliver(item)
 
     async def _deliver(self, item: outbox.OutboxItem) -> int:

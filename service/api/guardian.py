@@ -51,11 +51,11 @@ def page(
     )
 
 
-def link_problem(problem: consents.LinkProblem, locale: str = "en") -> Template:
+def link_problem(problem: consents.LinkProblem, locale: str | None = None) -> Template:
     headers = {"Retry-After": str(problem.retry_after)} if problem.retry_after else None
     return page(
         "link_problem",
-        locale=locale,
+        locale=locale or problem.locale,
         http_status=problem.status,
         headers=headers,
         reason=problem.reason,
@@ -195,6 +195,8 @@ class GuardianController(Controller):
             return link_problem(problem)
         except consents.InvalidSubmission as invalid:
             failures = await consents.record_failed_submission(db, invalid.request.id)
+            if failures is None:  # decided or erased meanwhile
+                return link_problem(consents.LinkProblem("used", 410), invalid.request.locale)
             if failures >= consents.MAX_FAILED_SUBMISSIONS:
                 wait = invalid.request.expires_at - runtime.clock.now()
                 locked = consents.LinkProblem(
@@ -273,6 +275,10 @@ class GuardianController(Controller):
             # One transaction: if the erasure the guardian asked for fails, the withdrawal is
             # not committed either, so the same link still works for another try.
             async with db.transaction():
+                if erase:
+                    # the erasure's locks first, so the audit chain lock is still taken last
+                    found = await consents.load_for_withdrawal(db, runtime, token)
+                    await subjects.lock_subject(db, found.subject_id)
                 ended = await consents.withdraw(db, runtime, token)
                 locale = await _consent_locale(db, ended.request_id)
                 if erase:

@@ -141,15 +141,26 @@ async def set_decision(
     return result == "UPDATE 1"
 
 
-async def count_failed_submission(connection: Connection, request_id: uuid.UUID) -> int:
-    count: int = await connection.fetchval(
+async def count_failed_submission(connection: Connection, request_id: uuid.UUID) -> int | None:
+    count: int | None = await connection.fetchval(
         """
         update consent_requests set failed_submissions = failed_submissions + 1
-        where id = $1 returning failed_submissions
+        where id = $1 and status = 'pending' returning failed_submissions
         """,
         request_id,
     )
     return count
+
+
+async def forget_guardian(connection: Connection, request_id: uuid.UUID) -> None:
+    """The guardian was told their address goes when no answer is needed any more."""
+    await connection.execute(
+        """
+        update consent_requests set guardian_email_enc = null, guardian_email_hash = null
+        where id = $1
+        """,
+        request_id,
+    )
 
 
 async def recent_requests_for_guardian(

@@ -16,6 +16,9 @@ _COLUMNS = """
 """
 
 
+LAPSE_REASON = "lapsed: the child reached the age of consent or the maximum validity"
+
+
 class Consent(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     request_id: uuid.UUID
@@ -72,13 +75,18 @@ async def find_by_withdraw_token(
 async def supersede_live(connection: Connection, subject_id: str, now: datetime) -> list[Consent]:
     rows = await connection.fetch(
         f"""
-        update consents set status = 'superseded', ended_at = $2, updated_at = $2,
-                            end_reason = 'replaced by a newer consent'
+        update consents
+        set status = case when expires_at <= $2 then 'expired' else 'superseded' end,
+            ended_at = least(expires_at, $2),
+            updated_at = $2,
+            end_reason = case when expires_at <= $2 then $3
+                              else 'replaced by a newer consent' end
         where subject_id = $1 and status = 'granted'
         returning {_COLUMNS}
         """,
         subject_id,
         now,
+        LAPSE_REASON,
     )
     return [msgspec.convert(dict(row), Consent) for row in rows]
 
@@ -149,7 +157,7 @@ async def expire_lapsed(connection: Connection, now: datetime) -> list[Consent]:
         f"""
         update consents
         set status = 'expired', ended_at = expires_at, updated_at = $1,
-            end_reason = 'lapsed: the child reached the age of consent or the maximum validity'
+            end_reason = $2
         where id in (
             select id from consents
             where status = 'granted' and expires_at <= $1
@@ -159,6 +167,7 @@ async def expire_lapsed(connection: Connection, now: datetime) -> list[Consent]:
         returning {_COLUMNS}
         """,
         now,
+        LAPSE_REASON,
     )
     return [msgspec.convert(dict(row), Consent) for row in rows]
 
