@@ -463,20 +463,7 @@ async def _request_expired(
 ) -> None:
     """What follows a request closing unanswered: no more emails, a webhook, the event."""
     await outbox.cancel_emails_for(connection, request.id)
-    await _webhook(
-        connection,
-        runtime,
-        "consent.expired",
-        subject_id=request.subject_id,
-        related_id=request.id,
-        data={
-            "request_id": str(request.id),
-            "consent_id": None,
-            "status": "expired",
-            "purposes": [],
-        },
-        now=now,
-    )
+    await _request_webhook(connection, runtime, request, "expired", now)
     await record_event(
         connection,
         actor=SYSTEM_ACTOR,
@@ -592,7 +579,7 @@ async def _grant(
         if old_consent.status == "superseded":
             await _tell_replaced_guardian(connection, runtime, old_consent, request, now)
         else:
-            await _consent_lapsed_webhook(connection, runtime, old_consent, now)
+            await _consent_webhook(connection, runtime, old_consent, "expired", now)
     for old_consent in previous:
         await record_event(
             connection,
@@ -677,20 +664,7 @@ async def _deny(
 ) -> Decision:
     if not await requests_repo.set_decision(connection, request.id, "denied", now):
         raise LinkProblem("used", 410)
-    await _webhook(
-        connection,
-        runtime,
-        "consent.denied",
-        subject_id=request.subject_id,
-        related_id=request.id,
-        data={
-            "request_id": str(request.id),
-            "consent_id": None,
-            "status": "denied",
-            "purposes": [],
-        },
-        now=now,
-    )
+    await _request_webhook(connection, runtime, request, "denied", now)
     await record_event(
         connection,
         actor=GUARDIAN_ACTOR,
@@ -709,6 +683,49 @@ def _guardian_email(runtime: Runtime, request: ConsentRequest) -> str | None:
     if request.guardian_email_enc is None:
         return None
     return runtime.protector.decrypt(request.guardian_email_enc, request.id.bytes).decode()
+
+
+async def _request_webhook(
+    connection: Connection, runtime: Runtime, request: ConsentRequest, status: str, now: datetime
+) -> None:
+    """``consent.<status>`` for a request that ended without a consent (denied, expired)."""
+    data: dict[str, Any] = {"request_id": str(request.id), "consent_id": None, "status": status, "purposes": []}
+    await _webhook(
+        connection,
+        runtime,
+        f"consent.{status}",
+        subject_id=request.subject_id,
+        related_id=request.id,
+        data=data,
+        now=now,
+    )
+
+
+async def _consent_webhook(
+    connection: Connection,
+    runtime: Runtime,
+    consent: Consent,
+    status: str,
+    now: datetime,
+    **extra: Any,
+) -> None:
+    """``consent.<status>`` for a change of a consent record."""
+    data = {
+        "request_id": str(consent.request_id),
+        "consent_id": str(consent.id),
+        "status": status,
+        "purposes": consent.purposes,
+        **extra,
+    }
+    await _webhook(
+        connection,
+        runtime,
+        f"consent.{status}",
+        subject_id=consent.subject_id,
+        related_id=consent.id,
+        data=data,
+        now=now,
+    )
 
 
 async def _webhook(
@@ -858,20 +875,7 @@ async def _end(
             email=message,
             now=now,
         )
-    await _webhook(
-        connection,
-        runtime,
-        f"consent.{status}",
-        subject_id=consent.subject_id,
-        related_id=consent.id,
-        data={
-            "request_id": str(consent.request_id),
-            "consent_id": str(consent.id),
-            "status": status,
-            "purposes": consent.purposes,
-        },
-        now=now,
-    )
+    await _consent_webhook(connection, runtime, consent, status, now)
     await record_event(
         connection,
         actor=actor,
@@ -905,31 +909,12 @@ async def expire_overdue_requests(connection: Connection, runtime: Runtime) -> i
     return len(expired)
 
 
-async def _consent_lapsed_webhook(
-    connection: Connection, runtime: Runtime, consent: Consent, now: datetime
-) -> None:
-    await _webhook(
-        connection,
-        runtime,
-        "consent.expired",
-        subject_id=consent.subject_id,
-        related_id=consent.id,
-        data={
-            "request_id": str(consent.request_id),
-            "consent_id": str(consent.id),
-            "status": "expired",
-            "purposes": consent.purposes,
-        },
-        now=now,
-    )
-
-
 async def expire_lapsed_consents(connection: Connection, runtime: Runtime) -> int:
     now = runtime.clock.now()
     async with connection.transaction():
         lapsed = await consents_repo.expire_lapsed(connection, now)
         for consent in lapsed:
-            await _consent_lapsed_webhook(connection, runtime, consent, now)
+            await _consent_webhook(connection, runtime, consent, "expired", now)
             await record_event(
                 connection,
                 actor=SYSTEM_ACTOR,
