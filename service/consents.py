@@ -689,7 +689,12 @@ async def _request_webhook(
     connection: Connection, runtime: Runtime, request: ConsentRequest, status: str, now: datetime
 ) -> None:
     """``consent.<status>`` for a request that ended without a consent (denied, expired)."""
-    data: dict[str, Any] = {"request_id": str(request.id), "consent_id": None, "status": status, "purposes": []}
+    data: dict[str, Any] = {
+        "request_id": str(request.id),
+        "consent_id": None,
+        "status": status,
+        "purposes": [],
+    }
     await _webhook(
         connection,
         runtime,
