@@ -579,6 +579,7 @@ async def _grant(
         if old_consent.status == "superseded":
             await _tell_replaced_guardian(connection, runtime, old_consent, request, now)
         else:
+            await outbox.cancel_emails_for(connection, old_consent.id)
             await _consent_webhook(connection, runtime, old_consent, "expired", now)
     for old_consent in previous:
         await record_event(
@@ -919,6 +920,8 @@ async def expire_lapsed_consents(connection: Connection, runtime: Runtime) -> in
     async with connection.transaction():
         lapsed = await consents_repo.expire_lapsed(connection, now)
         for consent in lapsed:
+            # a confirmation still queued would describe a consent that has ended
+            await outbox.cancel_emails_for(connection, consent.id)
             await _consent_webhook(connection, runtime, consent, "expired", now)
             await record_event(
                 connection,

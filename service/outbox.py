@@ -167,12 +167,14 @@ async def mark_failed(
     now: datetime,
     max_attempts: int,
 ) -> str:
+    """Record a failed attempt; the new status, or ``stale`` when our claim was taken over."""
     dead = item.attempts >= max_attempts
-    await connection.execute(
+    status: str | None = await connection.fetchval(
         """
         update outbox set status = case when $3 then 'dead' else 'pending' end,
                           next_attempt_at = $4, last_error = $2
         where id = $1 and status = 'pending' and claim_id = $5
+        returning status
         """,
         item.id,
         error[:500],
@@ -180,7 +182,7 @@ async def mark_failed(
         now + backoff(item.attempts),
         item.claim_id,
     )
-    return "dead" if dead else "pending"
+    return status or "stale"
 
 
 async def retry_dead(connection: Connection, item_id: uuid.UUID, now: datetime) -> str | None:

@@ -77,7 +77,8 @@ class Worker:
                     now=self.runtime.clock.now(),
                     max_attempts=self.runtime.settings.outbox_max_attempts,
                 )
-            self.metrics.increment(f"outbox_{item.kind}_failures")
+            if state != "stale":  # another worker owns the message now
+                self.metrics.increment(f"outbox_{item.kind}_failures")
             log = logger.error if state == "dead" else logger.warning
             log(
                 "outbox %s %s attempt %d failed (%s): %s",
