@@ -174,6 +174,11 @@ def main() -> None:
                 f"{base_url}/v1/consents/check?subject_id={SUBJECT}&purpose=tutoring",
                 {"Authorization": f"Bearer {key}"},
             ),
+            (
+                "GET /v1/consents/check (unknown)",
+                f"{base_url}/v1/consents/check?subject_id=nobody&purpose=tutoring",
+                {"Authorization": f"Bearer {key}"},
+            ),
         ]
         print(f"\nwrk: {DURATION}s, {CONNECTIONS} connections, {WORKERS} server workers, loopback")
         print(f"{'route':<36}{'req/s':>10}{'p50':>10}{'p99':>10}{'non-2xx':>9}{'of ceiling':>12}")

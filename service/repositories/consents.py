@@ -182,7 +182,7 @@ from (select 1) as one
 left join lateral (
     select id, status, purposes, expires_at, ended_at, granted_at, token
     from consents where subject_id = $1
-    order by status = 'granted' desc, granted_at desc limit 1
+    order by granted_at desc limit 1
 ) as c on true
 left join lateral (
     select status, expires_at, decided_at, created_at
@@ -192,7 +192,28 @@ left join lateral (
 """
 
 
+LIVE_CONSENT_QUERY = """
+select id, purposes, expires_at, granted_at, token
+from consents where subject_id = $1 and status = 'granted'
+"""
+
+
 async def check_row(connection: Connection, subject_id: str) -> CheckRow:
+    # Most checks are for a subject with a live consent, and a live consent answers alone:
+    # one probe of the partial unique index. Only without one is the history read.
+    live = await connection.fetchrow(LIVE_CONSENT_QUERY, subject_id)
+    if live is not None:
+        return CheckRow(
+            consent_id=live["id"],
+            consent_status="granted",
+            consent_purposes=live["purposes"],
+            consent_expires_at=live["expires_at"],
+            consent_changed_at=live["granted_at"],
+            token=live["token"],
+            request_status=None,
+            request_expires_at=None,
+            request_changed_at=None,
+        )
     row = await connection.fetchrow(CHECK_QUERY, subject_id)
     assert row is not None  # the query always yields exactly one row
     return CheckRow(**dict(row.items()))
