@@ -17,6 +17,8 @@ import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from service.policy import OPERATOR_MIN_AGE_DEFAULT, OPERATOR_MIN_AGE_RANGE
+
 T = TypeVar("T")
 
 DAY = 86_400
@@ -43,7 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str
     signing_key_pem: bytes
     data_key: bytes
-    min_age: int = 15
+    min_age: int = OPERATOR_MIN_AGE_DEFAULT
     staff_issuer: str | None = None
     staff_audience: str | None = None
     staff_jwks: str | None = None
@@ -87,7 +89,11 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
         public_url=reader.required("CONSENT_PUBLIC_URL", _parse_public_url),
         signing_key_pem=reader.required("CONSENT_SIGNING_KEY_FILE", _read_signing_key),
         data_key=reader.required("CONSENT_DATA_KEY", _parse_data_key),
-        min_age=reader.optional("CONSENT_MIN_AGE", _int_between(13, 18), 15),
+        min_age=reader.optional(
+            "CONSENT_MIN_AGE",
+            _int_between(OPERATOR_MIN_AGE_RANGE.start, OPERATOR_MIN_AGE_RANGE.stop - 1),
+            OPERATOR_MIN_AGE_DEFAULT,
+        ),
         staff_issuer=reader.optional("CONSENT_STAFF_ISSUER", _non_empty, None),
         staff_audience=reader.optional("CONSENT_STAFF_AUDIENCE", _non_empty, None),
         staff_jwks=reader.optional("CONSENT_STAFF_JWKS", _non_empty, None),

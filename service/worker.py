@@ -132,10 +132,6 @@ class Worker:
             "purged_consents": purged_consents,
         }
 
-    async def run_once(self) -> dict[str, int]:
-        swept = await self.sweep()
-        return {**swept, "delivered": await self.deliver_due()}
-
     async def run_forever(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         last_sweep = 0.0
