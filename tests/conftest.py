@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -22,7 +22,7 @@ import pytest
 from litestar import Litestar
 
 from service.app import create_app
-from service.clock import ManualClock
+from service.clock import Clock, ManualClock
 from service.mailcatcher import MailCatcher
 from service.migrate import migrate
 from service.pgcluster import LocalCluster
@@ -31,6 +31,9 @@ from service.runtime import Runtime
 from service.settings import Settings, load_settings
 from service.tokens import generate_signing_key_pem
 from service.worker import Worker
+
+if TYPE_CHECKING:
+    from tests.staff_support import Service, StaffKeys
 
 
 def _with_database(dsn: str, database: str) -> str:
@@ -56,48 +59,44 @@ async def _admin(admin_dsn: str) -> asyncpg.Connection:
     return await asyncpg.connect(admin_dsn)
 
 
-@pytest.fixture(scope="session")
-async def template_database(postgres_admin_dsn: str) -> AsyncIterator[str]:
-    name = f"consent_tmpl_{uuid.uuid4().hex[:10]}"
-    admin = await _admin(postgres_admin_dsn)
-    await admin.execute(f'create database "{name}"')
+@asynccontextmanager
+async def _scratch_database(
+    admin_dsn: str, prefix: str, *, template: str | None = None
+) -> AsyncIterator[str]:
+    """A new database named ``prefix`` plus a random suffix (from ``template`` if given);
+    yields its name and drops it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    copy_of = f' template "{template}"' if template is not None else ""
+    admin = await _admin(admin_dsn)
+    await admin.execute(f'create database "{name}"{copy_of}')
     await admin.close()
-    dsn = _with_database(postgres_admin_dsn, name)
-    await migrate(dsn)
     try:
         yield name
     finally:
-        admin = await _admin(postgres_admin_dsn)
+        admin = await _admin(admin_dsn)
         await admin.execute(f'drop database if exists "{name}" with (force)')
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def template_database(postgres_admin_dsn: str) -> AsyncIterator[str]:
+    async with _scratch_database(postgres_admin_dsn, "consent_tmpl") as name:
+        await migrate(_with_database(postgres_admin_dsn, name))
+        yield name
 
 
 @pytest.fixture
 async def database_url(postgres_admin_dsn: str, template_database: str) -> AsyncIterator[str]:
-    name = f"consent_test_{uuid.uuid4().hex[:10]}"
-    admin = await _admin(postgres_admin_dsn)
-    await admin.execute(f'create database "{name}" template "{template_database}"')
-    await admin.close()
-    try:
+    async with _scratch_database(
+        postgres_admin_dsn, "consent_test", template=template_database
+    ) as name:
         yield _with_database(postgres_admin_dsn, name)
-    finally:
-        admin = await _admin(postgres_admin_dsn)
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
 
 
 @pytest.fixture
 async def empty_database_url(postgres_admin_dsn: str) -> AsyncIterator[str]:
-    name = f"consent_empty_{uuid.uuid4().hex[:10]}"
-    admin = await _admin(postgres_admin_dsn)
-    await admin.execute(f'create database "{name}"')
-    await admin.close()
-    try:
+    async with _scratch_database(postgres_admin_dsn, "consent_empty") as name:
         yield _with_database(postgres_admin_dsn, name)
-    finally:
-        admin = await _admin(postgres_admin_dsn)
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
 
 
 @pytest.fixture
@@ -188,14 +187,21 @@ async def running(app: Litestar) -> AsyncIterator[None]:
         await task
 
 
+def asgi_client(app: Litestar) -> httpx.AsyncClient:
+    """A client with cookies of its own, talking to ``app`` over ASGI."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://consent.test")
+
+
+@asynccontextmanager
+async def serving(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's lifespan running, and a client talking to it."""
+    async with running(app), asgi_client(app) as http:
+        yield http
+
+
 @pytest.fixture
 async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        running(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://consent.test"
-        ) as http,
-    ):
+    async with serving(app) as http:
         yield http
 
 
@@ -216,9 +222,12 @@ def auth(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 
 
-@pytest.fixture
-async def worker(settings: Settings, clock: ManualClock) -> AsyncIterator[Worker]:
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+@asynccontextmanager
+async def worker_for(
+    settings: Settings, clock: Clock, *, max_size: int = 4
+) -> AsyncIterator[Worker]:
+    """A worker (replica) with its own connection pool."""
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=max_size)
     assert pool is not None
     worker = Worker(Runtime(settings, clock), pool)
     try:
@@ -226,6 +235,46 @@ async def worker(settings: Settings, clock: ManualClock) -> AsyncIterator[Worker
     finally:
         await worker.close()
         await pool.close()
+
+
+@pytest.fixture
+async def worker(settings: Settings, clock: ManualClock) -> AsyncIterator[Worker]:
+    async with worker_for(settings, clock) as replica:
+        yield replica
+
+
+@pytest.fixture
+async def api(db: asyncpg.Connection) -> dict[str, str]:
+    """Headers with an API key of all scopes (a key of its own, besides ``auth``'s)."""
+    return {"Authorization": f"Bearer {await make_api_key(db)}"}
+
+
+# The staff-enabled service. tests.staff_support imports this module, hence the imports inside.
+
+
+@pytest.fixture
+def staff_keys(tmp_path: Path) -> StaffKeys:
+    """A development staff key and the JWKS the app trusts, in ``tmp_path``."""
+    from tests.staff_support import StaffKeys
+
+    return StaffKeys(tmp_path)
+
+
+@pytest.fixture
+def svc_env() -> dict[str, str]:
+    """Settings a test module adds to ``svc``'s (override it in the module)."""
+    return {}
+
+
+@pytest.fixture
+async def svc(
+    base_env: dict[str, str], clock: ManualClock, staff_keys: StaffKeys, svc_env: dict[str, str]
+) -> AsyncIterator[Service]:
+    """``start_service`` with the staff keys and ``svc_env``."""
+    from tests.staff_support import start_service
+
+    async with start_service(base_env, clock, {**staff_keys.env(), **svc_env}) as service_:
+        yield service_
 
 
 LINK = re.compile(r"https?://[^\s<>\"]+/guardian/(?:withdraw/)?[A-Za-z0-9_-]+")

@@ -22,9 +22,20 @@ def path_of(link: str) -> str:
     return "/" + link.split("://", 1)[1].split("/", 1)[1]
 
 
+async def page_csrf(client: httpx.AsyncClient, path: str) -> str:
+    """Open a guardian page (200) and return the CSRF token of its form."""
+    page = await client.get(path)
+    assert page.status_code == 200, page.text
+    return csrf_token(page.text)
+
+
+async def review_csrf(client: httpx.AsyncClient, link: str) -> str:
+    """Open the emailed review link and return the CSRF token of its form."""
+    return await page_csrf(client, path_of(link))
+
+
 async def open_and_submit(
     client: httpx.AsyncClient, link: str, form: dict[str, Any]
 ) -> httpx.Response:
-    page = await client.get(path_of(link))
-    assert page.status_code == 200, page.text
-    return await client.post(path_of(link), data={**form, "_csrf_token": csrf_token(page.text)})
+    token = await review_csrf(client, link)
+    return await client.post(path_of(link), data={**form, "_csrf_token": token})

@@ -6,7 +6,9 @@
 - ``WebhookReceiver``: a real HTTP server on 127.0.0.1 that records what it receives and
   answers with a status the test chooses; ``verified_payload`` checks the Standard Webhooks
   signature independently of the service's code.
-- Guardian helpers that obtain a granted consent the way a guardian would (the emailed link).
+- Guardian helpers that obtain a granted consent the way a guardian would (the emailed link),
+  and dates relative to the ManualClock (a birth date, a lapse at Ljubljana midnight).
+- ``row_counts``: how many rows tables hold (to show a refused request wrote nothing).
 - ``personal_traces``: every place in the public schema that still holds a given value.
 """
 
@@ -22,13 +24,16 @@ import re
 import sys
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -47,8 +52,8 @@ from service.settings import Settings, load_settings
 from service.staff import jwks_document, mint_dev_token
 from service.tokens import generate_signing_key_pem
 from service.worker import Worker
-from tests.conftest import guardian_link, running
-from tests.guardian_client import csrf_token, open_and_submit
+from tests.conftest import asgi_client, guardian_link, serving
+from tests.guardian_client import open_and_submit, page_csrf
 
 PROBLEM_JSON = "application/problem+json"
 STAFF_ISSUER = "https://login.tutoring.test/"
@@ -58,6 +63,9 @@ ALL_PURPOSES = ["tutoring", "progress_reports", "newsletter"]
 GRANT_ALL = {"decision": "grant", "purposes": ALL_PURPOSES, "attestation": "yes"}
 CONSENT_SERVICE = str(Path(sys.executable).with_name("consent-service"))
 WITHDRAW_HREF = re.compile(r'href="(/guardian/withdraw/[A-Za-z0-9_-]+)"')
+DAY = timedelta(days=1)
+SECOND = timedelta(seconds=1)
+LJUBLJANA = ZoneInfo("Europe/Ljubljana")
 
 
 # ---- staff keys and tokens -------------------------------------------------------------------
@@ -158,12 +166,7 @@ async def start_service(
     assert pool is not None
     worker = Worker(Runtime(settings, clock), pool)
     try:
-        async with (
-            running(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://consent.test"
-            ) as client,
-        ):
+        async with serving(app) as client:
             yield Service(
                 app=app,
                 settings=settings,
@@ -180,14 +183,18 @@ async def start_service(
 
 def browser(app: Litestar) -> httpx.AsyncClient:
     """Another client with cookies of its own, talking to the same running app."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://consent.test")
+    return asgi_client(app)
 
 
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+def assert_problem(response: httpx.Response, status: int, *, title: bool = False) -> dict[str, Any]:
+    """A problem+json answer with ``status`` and a detail (and, with ``title``, a title)."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
     body: dict[str, Any] = response.json()
     assert body["status"] == status
+    if title:
+        assert isinstance(body["title"], str)
+        assert body["title"]
     assert isinstance(body["detail"], str)
     assert body["detail"]
     return body
@@ -202,14 +209,22 @@ class CliResult:
     stdout: str
     stderr: str
 
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
 
-async def run_cli(*args: str, env: dict[str, str], limit_seconds: float = 60) -> CliResult:
-    """Run the installed ``consent-service`` script with exactly ``env`` (plus PATH)."""
+
+async def run_cli(
+    *args: str, env: dict[str, str], limit_seconds: float = 60, cwd: Path | None = None
+) -> CliResult:
+    """Run the installed ``consent-service`` script with exactly ``env`` (plus PATH), in a
+    child process without blocking the event loop; the limit is a safety net, not a check."""
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
     process = await asyncio.create_subprocess_exec(
         CONSENT_SERVICE,
         *args,
         env=environment,
+        cwd=cwd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -230,11 +245,81 @@ def birth_date_years_ago(clock: ManualClock, years: int = 10, day: int = 15) -> 
     return date(clock.now().year - years, 6, day).isoformat()
 
 
+def birth_date_turning(clock: ManualClock, age: int, in_days: int) -> date:
+    """A birth date such that the child reaches ``age`` in ``in_days`` days (Ljubljana day)."""
+    birthday = clock.now().astimezone(LJUBLJANA).date() + timedelta(days=in_days)
+    if (birthday.month, birthday.day) == (2, 29):
+        birthday += timedelta(days=1)
+    return birthday.replace(year=birthday.year - age)
+
+
+def local_midnight(day: date) -> datetime:
+    return datetime.combine(day, clock_time(0), tzinfo=LJUBLJANA).astimezone(UTC)
+
+
+def request_body(subject_id: str, email: str, birth_date: str, **overrides: Any) -> dict[str, Any]:
+    """A consent request for a Slovenian child and every purpose."""
+    return {
+        "subject_id": subject_id,
+        "birth_date": birth_date,
+        "country": "SI",
+        "guardian_email": email,
+        "purposes": ALL_PURPOSES,
+        **overrides,
+    }
+
+
+async def create_request(
+    client: httpx.AsyncClient,
+    api: dict[str, str],
+    *,
+    subject_id: str,
+    email: str,
+    birth_date: str,
+    **overrides: Any,
+) -> uuid.UUID:
+    """Open a consent request (201); return its id. Nothing is delivered."""
+    response = await client.post(
+        "/v1/consent-requests",
+        json=request_body(subject_id, email, birth_date, **overrides),
+        headers=api,
+    )
+    assert response.status_code == 201, response.text
+    return uuid.UUID(response.json()["id"])
+
+
 @dataclass(frozen=True)
 class Granted:
     request_id: str
     consent_id: str
     withdraw_path: str
+
+
+async def request_link(
+    client: httpx.AsyncClient,
+    worker: Worker,
+    api: dict[str, str],
+    mailbox: Any,
+    *,
+    subject_id: str,
+    email: str,
+    birth_date: str,
+    only_email: bool = False,
+) -> tuple[str, str]:
+    """Open a consent request, deliver its email; return (request id, the emailed link).
+
+    With ``only_email`` the guardian must have received exactly one email (this one)."""
+    request_id = await create_request(
+        client, api, subject_id=subject_id, email=email, birth_date=birth_date
+    )
+    assert await worker.deliver_due() >= 1
+    messages = mailbox.to(normalize_email(email))
+    if only_email:
+        [message] = messages
+    else:
+        assert messages, f"no email reached {email}"
+        message = messages[-1]
+    return str(request_id), guardian_link(message.text)
 
 
 async def open_request(
@@ -244,25 +329,19 @@ async def open_request(
     *,
     subject_id: str,
     email: str,
-    birth_date: str,
+    birth_date: str | None = None,
 ) -> tuple[str, str]:
-    """Open a consent request, deliver its email; return (request id, the emailed link)."""
-    created = await svc.client.post(
-        "/v1/consent-requests",
-        json={
-            "subject_id": subject_id,
-            "birth_date": birth_date,
-            "country": "SI",
-            "guardian_email": email,
-            "purposes": ALL_PURPOSES,
-        },
-        headers=api,
+    """``request_link`` through the service; the child is ten (``birth_date_years_ago``)
+    unless ``birth_date`` says otherwise."""
+    return await request_link(
+        svc.client,
+        svc.worker,
+        api,
+        mailbox,
+        subject_id=subject_id,
+        email=email,
+        birth_date=birth_date if birth_date is not None else birth_date_years_ago(svc.clock),
     )
-    assert created.status_code == 201, created.text
-    assert await svc.worker.deliver_due() >= 1
-    messages = mailbox.to(normalize_email(email))
-    assert messages, f"no email reached {email}"
-    return str(created.json()["id"]), guardian_link(messages[-1].text)
 
 
 async def grant_via_link(client: httpx.AsyncClient, link: str) -> str:
@@ -281,7 +360,7 @@ async def granted_consent(
     *,
     subject_id: str,
     email: str,
-    birth_date: str,
+    birth_date: str | None = None,
 ) -> Granted:
     request_id, link = await open_request(
         svc, api, mailbox, subject_id=subject_id, email=email, birth_date=birth_date
@@ -306,9 +385,7 @@ async def check(
 
 
 async def withdraw_csrf(client: httpx.AsyncClient, withdraw_path: str) -> str:
-    page = await client.get(withdraw_path)
-    assert page.status_code == 200, page.text
-    return csrf_token(page.text)
+    return await page_csrf(client, withdraw_path)
 
 
 async def withdraw_via_form(
@@ -427,6 +504,21 @@ def verified_payload(delivery: Delivery, secret: str = WEBHOOK_SECRET) -> dict[s
         f"signature mismatch: {offered} vs {expected}"
     )
     return delivery.json()
+
+
+# ---- what the database holds -----------------------------------------------------------------
+
+PERSONAL_TABLES = ("consent_requests", "consents", "outbox", "audit_events", "idempotency_keys")
+# What a POST /v1/consent-requests may write (a consent comes only from a guardian's decision).
+REQUEST_TABLES = ("consent_requests", "outbox", "audit_events", "idempotency_keys")
+NOTHING_STORED = dict.fromkeys(REQUEST_TABLES, 0)
+
+
+async def row_counts(
+    db: asyncpg.Connection, tables: Sequence[str] = PERSONAL_TABLES
+) -> dict[str, int]:
+    """How many rows each of ``tables`` holds."""
+    return {table: await db.fetchval(f"select count(*) from {table}") for table in tables}
 
 
 # ---- personal data anywhere in the database --------------------------------------------------

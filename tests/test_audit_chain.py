@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,37 +16,22 @@ from tests.conftest import make_api_key
 from tests.guardian_client import open_and_submit
 from tests.staff_support import (
     Service,
-    StaffKeys,
     bearer,
     birth_date_years_ago,
     granted_consent,
     open_request,
     run_cli,
-    start_service,
 )
 
 SUBJECT = "child-audit-1"
 OTHER = "child-audit-2"
 
 
-@pytest.fixture
-async def svc(
-    base_env: dict[str, str], clock: ManualClock, tmp_path: Path
-) -> AsyncIterator[Service]:
-    async with start_service(base_env, clock, StaffKeys(tmp_path).env()) as service_:
-        yield service_
-
-
 async def full_flow(svc: Service, db: asyncpg.Connection, mailbox: Any, clock: ManualClock) -> None:
     """A request granted then revoked by staff, and another subject's request denied."""
     api = bearer(await make_api_key(db))
     granted = await granted_consent(
-        svc,
-        api,
-        mailbox,
-        subject_id=SUBJECT,
-        email="audit.parent@example.com",
-        birth_date=birth_date_years_ago(clock),
+        svc, api, mailbox, subject_id=SUBJECT, email="audit.parent@example.com"
     )
     revoked = await svc.client.post(
         f"/v1/consents/{granted.consent_id}/revoke",

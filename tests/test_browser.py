@@ -23,11 +23,10 @@ from service.app import create_app
 from service.clock import SystemClock
 from service.mailcatcher import Mailbox
 from service.pgcluster import free_port
-from service.runtime import Runtime
 from service.settings import Settings, load_settings
 from service.worker import Worker
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, browser_unavailable, live_server
-from tests.conftest import guardian_link, make_api_key
+from tests.conftest import guardian_link, make_api_key, worker_for
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, ConsoleMessage, Page, Request
@@ -90,14 +89,8 @@ async def server(live_settings: Settings, port: int) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def live_worker(live_settings: Settings) -> AsyncIterator[Worker]:
-    pool = await asyncpg.create_pool(live_settings.database_url, min_size=1, max_size=2)
-    assert pool is not None
-    worker = Worker(Runtime(live_settings, SystemClock()), pool)
-    try:
+    async with worker_for(live_settings, SystemClock(), max_size=2) as worker:
         yield worker
-    finally:
-        await worker.close()
-        await pool.close()
 
 
 @pytest.fixture

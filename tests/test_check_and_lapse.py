@@ -6,9 +6,8 @@ Time moves only through the ManualClock; the worker's sweep is called explicitly
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -18,23 +17,16 @@ from service.clock import ManualClock
 from service.worker import Worker
 from tests.conftest import guardian_link, make_api_key
 from tests.guardian_client import open_and_submit, path_of
+from tests.staff_support import (
+    ALL_PURPOSES,
+    birth_date_turning,
+    create_request,
+    local_midnight,
+    request_body,
+)
 
-LJUBLJANA = ZoneInfo("Europe/Ljubljana")
 SUBJECT = "child-lapse-1"
 GUARDIAN = "lapse.guardian@example.com"
-ALL_PURPOSES = ["tutoring", "progress_reports", "newsletter"]
-
-
-def birth_date_turning(clock: ManualClock, age: int, in_days: int) -> date:
-    """A birth date such that the child reaches `age` in `in_days` days (Ljubljana calendar)."""
-    birthday = clock.now().astimezone(LJUBLJANA).date() + timedelta(days=in_days)
-    if (birthday.month, birthday.day) == (2, 29):
-        birthday += timedelta(days=1)
-    return birthday.replace(year=birthday.year - age)
-
-
-def local_midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=LJUBLJANA).astimezone(UTC)
 
 
 async def check(
@@ -66,18 +58,9 @@ async def grant(
     purposes: list[str] = ALL_PURPOSES,
 ) -> str:
     """Open a request for a Slovenian child, let the guardian grant it; return the request id."""
-    created = await client.post(
-        "/v1/consent-requests",
-        json={
-            "subject_id": SUBJECT,
-            "birth_date": birth_date.isoformat(),
-            "country": "SI",
-            "guardian_email": GUARDIAN,
-            "purposes": ALL_PURPOSES,
-        },
-        headers=auth,
+    request_id = await create_request(
+        client, auth, subject_id=SUBJECT, email=GUARDIAN, birth_date=birth_date.isoformat()
     )
-    assert created.status_code == 201, created.text
     assert await worker.deliver_due() == 1
     [message] = mailbox.to(GUARDIAN)
     result = await open_and_submit(
@@ -86,7 +69,7 @@ async def grant(
         {"decision": "grant", "purposes": purposes, "attestation": "yes"},
     )
     assert result.status_code == 200, result.text
-    return str(created.json()["id"])
+    return str(request_id)
 
 
 async def verified_claims(client: httpx.AsyncClient, token: str) -> dict[str, Any]:
@@ -295,15 +278,10 @@ async def test_unanswered_request_expires_and_the_guardian_address_is_deleted(
     clock: ManualClock,
     db: asyncpg.Connection,
 ) -> None:
+    birth = birth_date_turning(clock, 15, in_days=900)
     created = await client.post(
         "/v1/consent-requests",
-        json={
-            "subject_id": SUBJECT,
-            "birth_date": birth_date_turning(clock, 15, in_days=900).isoformat(),
-            "country": "SI",
-            "guardian_email": GUARDIAN,
-            "purposes": ["tutoring"],
-        },
+        json=request_body(SUBJECT, GUARDIAN, birth.isoformat(), purposes=["tutoring"]),
         headers=auth,
     )
     assert created.status_code == 201, created.text
@@ -358,15 +336,10 @@ async def test_expired_request_with_undelivered_email_sends_nothing(
     clock: ManualClock,
     db: asyncpg.Connection,
 ) -> None:
+    birth = birth_date_turning(clock, 15, in_days=900)
     created = await client.post(
         "/v1/consent-requests",
-        json={
-            "subject_id": SUBJECT,
-            "birth_date": birth_date_turning(clock, 15, in_days=900).isoformat(),
-            "country": "SI",
-            "guardian_email": GUARDIAN,
-            "purposes": ["tutoring"],
-        },
+        json=request_body(SUBJECT, GUARDIAN, birth.isoformat(), purposes=["tutoring"]),
         headers=auth,
     )
     assert created.status_code == 201, created.text

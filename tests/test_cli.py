@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import stat
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -16,47 +12,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from service.cli import main
 from service.openapi_export import render_openapi
-
-CONSENT_SERVICE = str(Path(sys.executable).with_name("consent-service"))
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.stdout.splitlines()
+from tests.staff_support import CliResult
+from tests.staff_support import run_cli as run_console_script
 
 
-async def run_cli(*args: str, database_url: str | None = None, cwd: Path | None = None) -> Result:
+async def run_cli(
+    *args: str, database_url: str | None = None, cwd: Path | None = None
+) -> CliResult:
     """Run the console script in a child process without blocking the event loop.
 
     The environment holds PATH and at most CONSENT_DATABASE_URL: commands that need only the
     database must not require the rest of the configuration.
     """
-    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    if database_url is not None:
-        environment["CONSENT_DATABASE_URL"] = database_url
-    process = await asyncio.create_subprocess_exec(
-        CONSENT_SERVICE,
-        *args,
-        env=environment,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(60):  # a safety net for a command that hangs, not a check
-            stdout, stderr = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"consent-service {' '.join(args)} did not finish")
-    assert process.returncode is not None
-    return Result(process.returncode, stdout.decode(), stderr.decode())
+    env = {} if database_url is None else {"CONSENT_DATABASE_URL": database_url}
+    return await run_console_script(*args, env=env, cwd=cwd)
 
 
 # ---- help ------------------------------------------------------------------------------------

@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -29,18 +27,21 @@ from service.clock import ManualClock
 from service.personal_data import normalize_email
 from service.repositories.consents import LAPSE_REASON
 from service.worker import Worker
-from tests.conftest import guardian_link, make_api_key
-from tests.guardian_client import csrf_token, path_of
+from tests.conftest import guardian_link
+from tests.guardian_client import csrf_token, path_of, review_csrf
 from tests.staff_support import (
     ALL_PURPOSES,
+    DAY,
     GRANT_ALL,
+    PERSONAL_TABLES,
     PROBLEM_JSON,
+    SECOND,
     WEBHOOK_SECRET,
     Service,
-    StaffKeys,
-    bearer,
+    birth_date_turning,
     birth_date_years_ago,
     check,
+    create_request,
     grant_via_link,
     granted_consent,
     open_request,
@@ -53,12 +54,9 @@ from tests.staff_support import (
 
 T = TypeVar("T")
 
-LJUBLJANA = ZoneInfo("Europe/Ljubljana")
 SUBJECT = "child-race-1"
 GUARDIAN = "race.parent@example.com"
 OTHER_GUARDIAN = "second.parent@example.com"
-DAY = timedelta(days=1)
-SECOND = timedelta(seconds=1)
 USED_HEADING = "This link has already been used"
 UNKNOWN_HEADING = "This link is not valid"
 NOT_REQUIRED_SL = "Vaše soglasje ni več potrebno"
@@ -66,19 +64,6 @@ NOT_REQUIRED_EN = "Your consent is no longer needed"
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def svc(
-    base_env: dict[str, str], clock: ManualClock, tmp_path: Path
-) -> AsyncIterator[Service]:
-    async with start_service(base_env, clock, StaffKeys(tmp_path).env()) as service_:
-        yield service_
-
-
-@pytest.fixture
-async def api(db: asyncpg.Connection) -> dict[str, str]:
-    return bearer(await make_api_key(db))
 
 
 async def _blocked_by(db: asyncpg.Connection, holder_pid: int) -> int:
@@ -145,7 +130,7 @@ async def assert_subject_erased(
     answer = await check(svc.client, api, SUBJECT)
     assert answer["status"] == "none", answer
     assert answer["consent_id"] is None
-    for table in ("consent_requests", "consents", "outbox", "audit_events", "idempotency_keys"):
+    for table in PERSONAL_TABLES:
         left = await db.fetchval(f"select count(*) from {table} where subject_id = $1", SUBJECT)
         assert left == 0, table
     traces = await personal_traces(
@@ -159,29 +144,6 @@ async def assert_subject_erased(
     checked, broken = await verify_chain(db)
     assert broken is None, broken
     assert checked == await db.fetchval("select count(*) from audit_events")
-
-
-def birth_date_turning(clock: ManualClock, age: int, in_days: int) -> date:
-    """A birth date such that the child reaches ``age`` in ``in_days`` days (Ljubljana day)."""
-    birthday = clock.now().astimezone(LJUBLJANA).date() + timedelta(days=in_days)
-    if (birthday.month, birthday.day) == (2, 29):
-        birthday += timedelta(days=1)
-    return birthday.replace(year=birthday.year - age)
-
-
-async def create_request(
-    client: httpx.AsyncClient, api: dict[str, str], **overrides: Any
-) -> uuid.UUID:
-    body = {
-        "subject_id": SUBJECT,
-        "country": "SI",
-        "guardian_email": GUARDIAN,
-        "purposes": ALL_PURPOSES,
-        **overrides,
-    }
-    response = await client.post("/v1/consent-requests", json=body, headers=api)
-    assert response.status_code == 201, response.text
-    return uuid.UUID(response.json()["id"])
 
 
 async def request_row(db: asyncpg.Connection, request_id: uuid.UUID) -> asyncpg.Record:
@@ -208,7 +170,9 @@ async def test_withdraw_and_erase_while_a_sweep_holds_an_overdue_request_does_no
     granted = await granted_consent(
         svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN, birth_date=birth
     )
-    newer = await create_request(svc.client, api, birth_date=birth)
+    newer = await create_request(
+        svc.client, api, subject_id=SUBJECT, email=GUARDIAN, birth_date=birth
+    )
     newer_row = await request_row(db, newer)
     clock.set(newer_row["expires_at"] + SECOND)  # overdue, not swept yet; the consent is live
     token = await withdraw_csrf(svc.client, granted.withdraw_path)
@@ -416,14 +380,7 @@ async def test_the_purge_skips_a_subject_whose_rows_an_erasure_holds(
 async def test_counting_a_failed_submission_on_a_decided_or_erased_request_is_none(
     svc: Service, api: dict[str, str], mailbox: Any, clock: ManualClock, db: asyncpg.Connection
 ) -> None:
-    request_id, link = await open_request(
-        svc,
-        api,
-        mailbox,
-        subject_id=SUBJECT,
-        email=GUARDIAN,
-        birth_date=birth_date_years_ago(clock),
-    )
+    request_id, link = await open_request(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
     rid = uuid.UUID(request_id)
     assert await consents.record_failed_submission(db, rid) == 1
 
@@ -440,14 +397,7 @@ async def test_counting_a_failed_submission_on_a_decided_or_erased_request_is_no
 async def test_an_invalid_form_on_a_decided_then_erased_request_shows_a_link_page(
     svc: Service, api: dict[str, str], mailbox: Any, clock: ManualClock, db: asyncpg.Connection
 ) -> None:
-    request_id, link = await open_request(
-        svc,
-        api,
-        mailbox,
-        subject_id=SUBJECT,
-        email=GUARDIAN,
-        birth_date=birth_date_years_ago(clock),
-    )
+    request_id, link = await open_request(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
     page = await svc.client.get(path_of(link))
     token = csrf_token(page.text)
     granted = await svc.client.post(path_of(link), data={**GRANT_ALL, "_csrf_token": token})
@@ -564,14 +514,7 @@ async def test_a_nul_in_a_review_form_field_is_an_html_4xx(
     form: dict[str, Any],
     status: int,
 ) -> None:
-    request_id, link = await open_request(
-        svc,
-        api,
-        mailbox,
-        subject_id=SUBJECT,
-        email=GUARDIAN,
-        birth_date=birth_date_years_ago(clock),
-    )
+    request_id, link = await open_request(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
     page = await svc.client.get(path_of(link))
     response = await svc.client.post(
         path_of(link), data={"_csrf_token": csrf_token(page.text), **form}
@@ -599,14 +542,7 @@ async def test_a_nul_in_the_withdrawal_form_is_an_html_4xx(
     form: dict[str, Any],
     status: int,
 ) -> None:
-    granted = await granted_consent(
-        svc,
-        api,
-        mailbox,
-        subject_id=SUBJECT,
-        email=GUARDIAN,
-        birth_date=birth_date_years_ago(clock),
-    )
+    granted = await granted_consent(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
     token = await withdraw_csrf(svc.client, granted.withdraw_path)
     response = await svc.client.post(granted.withdraw_path, data={"_csrf_token": token, **form})
     assert response.status_code == status, response.text
@@ -631,15 +567,13 @@ async def test_coming_of_age_is_shown_on_get_in_the_requests_language_and_closed
         client,
         auth,
         subject_id="child-of-age-sl",
+        email=email,
         birth_date=birth.isoformat(),
-        guardian_email=email,
         locale="sl",
     )
     assert await worker.deliver_due() == 1
     link = guardian_link(mailbox.to(email)[-1].text)
-    review = await client.get(path_of(link))
-    assert review.status_code == 200, review.text
-    token = csrf_token(review.text)
+    token = await review_csrf(client, link)
 
     clock.advance(timedelta(days=3))  # the child is 15 now; the 7-day link is still valid
     assert clock.now() < (await request_row(db, request_id))["expires_at"]
@@ -788,7 +722,9 @@ async def test_each_claim_has_its_own_id_and_a_stale_claimer_cannot_touch_a_retr
     clock: ManualClock,
     db: asyncpg.Connection,
 ) -> None:
-    await create_request(client, auth, birth_date=birth_date_years_ago(clock))
+    await create_request(
+        client, auth, subject_id=SUBJECT, email=GUARDIAN, birth_date=birth_date_years_ago(clock)
+    )
     [first] = await outbox.claim_due(db, now=clock.now(), limit=10)
     assert await _claim_id(db, first.id) == first.claim_id
 

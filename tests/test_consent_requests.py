@@ -19,11 +19,16 @@ from service.clock import ManualClock
 from service.worker import Worker
 from tests.conftest import guardian_link
 from tests.guardian_client import open_and_submit, path_of
+from tests.staff_support import (
+    ALL_PURPOSES,
+    NOTHING_STORED,
+    PERSONAL_TABLES,
+    REQUEST_TABLES,
+    row_counts,
+)
 
 GUARDIAN = "Parent.Requests@Example.COM"
 GUARDIAN_NORMALIZED = "Parent.Requests@example.com"
-ALL_PURPOSES = ["tutoring", "progress_reports", "newsletter"]
-PERSONAL_TABLES = ("consent_requests", "outbox", "consents", "audit_events", "idempotency_keys")
 
 
 def born(
@@ -56,16 +61,6 @@ async def create(
 ) -> httpx.Response:
     headers = {**auth, **({"Idempotency-Key": key} if key else {})}
     return await client.post("/v1/consent-requests", json=body, headers=headers)
-
-
-async def row_counts(db: asyncpg.Connection) -> dict[str, int]:
-    return {
-        table: await db.fetchval(f"select count(*) from {table}")
-        for table in ("consent_requests", "outbox", "audit_events", "idempotency_keys")
-    }
-
-
-NOTHING_STORED = {"consent_requests": 0, "outbox": 0, "audit_events": 0, "idempotency_keys": 0}
 
 
 def assert_problem(response: httpx.Response, *statuses: int) -> dict[str, Any]:
@@ -124,7 +119,7 @@ async def test_child_old_enough_needs_no_consent_and_nothing_is_stored(
     assert body["status"] == "not_required"
     assert body["subject_id"] == "child-requests-1"
     assert "id" not in body
-    assert await row_counts(db) == NOTHING_STORED
+    assert await row_counts(db, REQUEST_TABLES) == NOTHING_STORED
     assert await worker.deliver_due() == 0
     assert mailbox.messages == []
 
@@ -478,7 +473,7 @@ async def test_bad_input_is_a_problem_and_writes_nothing(
         assert_problem(response, 422)
     else:
         assert_problem(response, 400, 422)
-    assert await row_counts(db) == NOTHING_STORED
+    assert await row_counts(db, REQUEST_TABLES) == NOTHING_STORED
 
 
 async def test_body_that_is_not_json_is_a_400_problem(
@@ -490,7 +485,7 @@ async def test_body_that_is_not_json_is_a_400_problem(
         headers={**auth, "Content-Type": "application/json"},
     )
     assert_problem(response, 400)
-    assert await row_counts(db) == NOTHING_STORED
+    assert await row_counts(db, REQUEST_TABLES) == NOTHING_STORED
 
 
 async def test_request_needs_the_consent_request_scope(
@@ -504,7 +499,7 @@ async def test_request_needs_the_consent_request_scope(
 
     assert_problem(forbidden, 403)
     assert_problem(anonymous, 401)
-    assert await row_counts(db) == NOTHING_STORED
+    assert await row_counts(db, REQUEST_TABLES) == NOTHING_STORED
 
 
 # ---- language -------------------------------------------------------------------------------

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -17,19 +15,15 @@ import pytest
 from service.audit import AUDIT_CHAIN_LOCK, verify_chain
 from service.clock import ManualClock
 from service.personal_data import normalize_email
-from tests.conftest import make_api_key
 from tests.guardian_client import csrf_token, path_of
 from tests.staff_support import (
     GRANT_ALL,
     Service,
-    StaffKeys,
-    bearer,
     birth_date_years_ago,
     check,
     granted_consent,
     open_request,
     personal_traces,
-    start_service,
     withdraw_csrf,
     withdraw_via_form,
 )
@@ -42,18 +36,9 @@ BYSTANDER_GUARDIAN = "bystander.parent@example.com"
 
 
 @pytest.fixture
-async def svc(
-    base_env: dict[str, str], clock: ManualClock, tmp_path: Path
-) -> AsyncIterator[Service]:
+def svc_env() -> dict[str, str]:
     # A delayed email-plus confirmation: still queued when the subject is erased.
-    env = {**StaffKeys(tmp_path).env(), "CONSENT_CONFIRMATION_DELAY": "3600"}
-    async with start_service(base_env, clock, env) as service_:
-        yield service_
-
-
-@pytest.fixture
-async def api(db: asyncpg.Connection) -> dict[str, str]:
-    return bearer(await make_api_key(db))
+    return {"CONSENT_CONFIRMATION_DELAY": "3600"}
 
 
 async def _granted(svc: Service, api: dict[str, str], mailbox: Any, birth: str) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -19,17 +19,18 @@ from service.clock import ManualClock
 from service.tokens import new_link_token
 from service.worker import Worker
 from tests.conftest import guardian_link
-from tests.guardian_client import csrf_token, open_and_submit, path_of
+from tests.guardian_client import csrf_token, open_and_submit, path_of, review_csrf
+from tests.staff_support import (
+    ALL_PURPOSES,
+    GRANT_ALL,
+    birth_date_years_ago,
+    browser,
+    check,
+    request_link,
+)
 
 GUARDIAN = "guardian.decides@example.com"
 SUBJECT = "child-decisions-1"
-ALL_PURPOSES = ["tutoring", "progress_reports", "newsletter"]
-GRANT_ALL = {"decision": "grant", "purposes": ALL_PURPOSES, "attestation": "yes"}
-
-
-def ten_years_before(clock: ManualClock) -> str:
-    today = clock.now().date()
-    return date(today.year - 10, 6, 15).isoformat()
 
 
 async def open_request(
@@ -38,43 +39,24 @@ async def open_request(
     worker: Worker,
     mailbox: Any,
     clock: ManualClock,
-    *,
-    subject_id: str = SUBJECT,
-    guardian_email: str = GUARDIAN,
 ) -> tuple[str, str]:
     """Open a consent request and return (request id, the guardian link from the email)."""
-    created = await client.post(
-        "/v1/consent-requests",
-        json={
-            "subject_id": subject_id,
-            "birth_date": ten_years_before(clock),
-            "country": "SI",
-            "guardian_email": guardian_email,
-            "purposes": ALL_PURPOSES,
-        },
-        headers=auth,
+    return await request_link(
+        client,
+        worker,
+        auth,
+        mailbox,
+        subject_id=SUBJECT,
+        email=GUARDIAN,
+        birth_date=birth_date_years_ago(clock),
+        only_email=True,
     )
-    assert created.status_code == 201, created.text
-    assert await worker.deliver_due() >= 1
-    [message] = mailbox.to(guardian_email)
-    return created.json()["id"], guardian_link(message.text)
 
 
 async def request_status(client: httpx.AsyncClient, auth: dict[str, str], request_id: str) -> str:
     response = await client.get(f"/v1/consent-requests/{request_id}", headers=auth)
     assert response.status_code == 200, response.text
     return str(response.json()["status"])
-
-
-async def check(
-    client: httpx.AsyncClient, auth: dict[str, str], purpose: str = "tutoring"
-) -> dict[str, Any]:
-    response = await client.get(
-        "/v1/consents/check", params={"subject_id": SUBJECT, "purpose": purpose}, headers=auth
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def count(db: asyncpg.Connection, sql: str, *args: Any) -> int:
@@ -89,17 +71,6 @@ async def audit_count(db: asyncpg.Connection) -> int:
 
 async def consent_count(db: asyncpg.Connection) -> int:
     return await count(db, "select count(*) from consents")
-
-
-def browser(app: Litestar) -> httpx.AsyncClient:
-    """Another independent client (own cookies) talking to the same running app."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://consent.test")
-
-
-async def csrf_for(client: httpx.AsyncClient, link: str) -> str:
-    page = await client.get(path_of(link))
-    assert page.status_code == 200, page.text
-    return csrf_token(page.text)
 
 
 # ---- deny and refusals ----------------------------------------------------------------------
@@ -120,7 +91,7 @@ async def test_deny_is_recorded_and_reported_by_check(
     assert result.status_code == 200, result.text
     assert "Consent refused" in result.text
     assert await request_status(client, auth, request_id) == "denied"
-    answer = await check(client, auth)
+    answer = await check(client, auth, SUBJECT)
     assert answer["status"] == "denied"
     assert answer["allowed"] is False
     assert answer["token"] is None
@@ -161,7 +132,7 @@ async def test_grant_without_attestation_rerenders_the_form_and_decides_nothing(
     assert await request_status(client, auth, request_id) == "pending"
     assert await consent_count(db) == 0
     assert await audit_count(db) == events_before
-    assert (await check(client, auth))["status"] == "pending"
+    assert (await check(client, auth, SUBJECT))["status"] == "pending"
 
     # The link still works for a proper decision afterwards.
     granted = await open_and_submit(client, link, GRANT_ALL)
@@ -199,7 +170,7 @@ async def test_refusing_the_required_purpose_is_a_denial(
         == 1
     )
     for purpose in ALL_PURPOSES:
-        answer = await check(client, auth, purpose)
+        answer = await check(client, auth, SUBJECT, purpose)
         assert answer["status"] == "denied"
         assert answer["allowed"] is False
 
@@ -216,7 +187,7 @@ async def test_expired_link_shows_410_without_personal_data_and_refuses_post(
     db: asyncpg.Connection,
 ) -> None:
     request_id, link = await open_request(client, auth, worker, mailbox, clock)
-    token = await csrf_for(client, link)  # the guardian opened the page before it expired
+    token = await review_csrf(client, link)  # the guardian opened the page before it expired
     status = await client.get(f"/v1/consent-requests/{request_id}", headers=auth)
     expires_at = status.json()["expires_at"]
     clock.set(datetime.fromisoformat(expires_at) + timedelta(seconds=1))
@@ -225,7 +196,13 @@ async def test_expired_link_shows_410_without_personal_data_and_refuses_post(
 
     assert page.status_code == 410
     assert "This link has expired" in page.text
-    for personal in (GUARDIAN, SUBJECT, ten_years_before(clock), "Progress reports", "Newsletter"):
+    for personal in (
+        GUARDIAN,
+        SUBJECT,
+        birth_date_years_ago(clock),
+        "Progress reports",
+        "Newsletter",
+    ):
         assert personal.lower() not in page.text.lower()
     assert 'name="attestation"' not in page.text
 
@@ -234,7 +211,7 @@ async def test_expired_link_shows_410_without_personal_data_and_refuses_post(
     assert "This link has expired" in posted.text
     assert GUARDIAN not in posted.text
     assert await consent_count(db) == 0
-    assert (await check(client, auth))["allowed"] is False
+    assert (await check(client, auth, SUBJECT))["allowed"] is False
 
 
 async def test_reused_link_after_grant_is_410_used_and_one_consent_remains(
@@ -246,7 +223,7 @@ async def test_reused_link_after_grant_is_410_used_and_one_consent_remains(
     db: asyncpg.Connection,
 ) -> None:
     _, link = await open_request(client, auth, worker, mailbox, clock)
-    token = await csrf_for(client, link)
+    token = await review_csrf(client, link)
     first = await client.post(path_of(link), data={**GRANT_ALL, "_csrf_token": token})
     assert first.status_code == 200, first.text
 
@@ -261,7 +238,7 @@ async def test_reused_link_after_grant_is_410_used_and_one_consent_remains(
     assert (
         await count(db, "select count(*) from audit_events where action = 'consent.granted'") == 1
     )
-    assert (await check(client, auth))["status"] == "granted"
+    assert (await check(client, auth, SUBJECT))["status"] == "granted"
 
 
 @pytest.mark.parametrize("token", [new_link_token(), "not-a-token", "x" * 200])
@@ -338,8 +315,8 @@ async def test_double_submitted_grant_yields_one_consent(
     request_id, link = await open_request(client, auth, worker, mailbox, clock)
     async with browser(app) as other:
         second = other if clients == "two browsers" else client
-        first_form = {**GRANT_ALL, "_csrf_token": await csrf_for(client, link)}
-        second_form = {**GRANT_ALL, "_csrf_token": await csrf_for(second, link)}
+        first_form = {**GRANT_ALL, "_csrf_token": await review_csrf(client, link)}
+        second_form = {**GRANT_ALL, "_csrf_token": await review_csrf(second, link)}
 
         responses = await asyncio.gather(
             client.post(path_of(link), data=first_form),
@@ -372,7 +349,7 @@ async def test_five_failed_submissions_lock_the_link(
     db: asyncpg.Connection,
 ) -> None:
     request_id, link = await open_request(client, auth, worker, mailbox, clock)
-    token = await csrf_for(client, link)
+    token = await review_csrf(client, link)
     bad = {"decision": "grant", "purposes": ["tutoring"], "_csrf_token": token}  # no attestation
 
     statuses = [(await client.post(path_of(link), data=bad)).status_code for _ in range(5)]
@@ -386,7 +363,7 @@ async def test_five_failed_submissions_lock_the_link(
     assert "This link has been locked" in reopened.text
     assert await request_status(client, auth, request_id) == "pending"
     assert await consent_count(db) == 0
-    assert (await check(client, auth))["allowed"] is False
+    assert (await check(client, auth, SUBJECT))["allowed"] is False
 
 
 async def test_guardian_pages_carry_security_headers(
@@ -424,7 +401,7 @@ async def test_post_without_csrf_token_is_403_and_changes_nothing(
     db: asyncpg.Connection,
 ) -> None:
     request_id, link = await open_request(client, auth, worker, mailbox, clock)
-    real_token = await csrf_for(client, link)  # the browser holds a CSRF cookie
+    real_token = await review_csrf(client, link)  # the browser holds a CSRF cookie
     events_before = await audit_count(db)
 
     missing = await client.post(path_of(link), data=GRANT_ALL)
@@ -463,7 +440,7 @@ async def test_thirty_submissions_per_minute_per_client(
     now = clock.now()
     clock.set(now.replace(second=0) + timedelta(minutes=1))
     request_id, link = await open_request(client, auth, worker, mailbox, clock)
-    token = await csrf_for(client, link)
+    token = await review_csrf(client, link)
 
     for _ in range(30):
         probe = await client.post(

@@ -13,11 +13,9 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -29,70 +27,33 @@ from service.clock import ManualClock
 from service.notify import InvalidationListener, publish
 from service.pgcluster import free_port
 from service.repositories.api_keys import hash_api_key, revoke_api_key
-from service.runtime import Runtime
 from service.settings import DAY, Settings, load_settings
 from service.tokens import new_link_token
 from service.worker import Worker
-from tests.conftest import guardian_link, make_api_key
-from tests.guardian_client import csrf_token, path_of
+from tests.conftest import guardian_link, make_api_key, worker_for
+from tests.guardian_client import path_of, review_csrf
 from tests.staff_support import (
-    ALL_PURPOSES,
     GRANT_ALL,
     PROBLEM_JSON,
     Service,
-    StaffKeys,
     assert_problem,
     bearer,
+    birth_date_turning,
     birth_date_years_ago,
+    create_request,
     granted_consent,
+    local_midnight,
     open_request,
+    request_body,
+    row_counts,
     start_service,
 )
 
-LJUBLJANA = ZoneInfo("Europe/Ljubljana")
 NOT_REQUIRED_HEADING = "Your consent is no longer needed"
 EXCEPTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-
-
-def birth_date_turning(clock: ManualClock, age: int, in_days: int) -> date:
-    """A birth date such that the child reaches ``age`` in ``in_days`` days (Ljubljana day)."""
-    birthday = clock.now().astimezone(LJUBLJANA).date() + timedelta(days=in_days)
-    if (birthday.month, birthday.day) == (2, 29):
-        birthday += timedelta(days=1)
-    return birthday.replace(year=birthday.year - age)
-
-
-def local_midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=LJUBLJANA).astimezone(UTC)
-
-
-def request_body(subject_id: str, email: str, birth_date: str, **overrides: Any) -> dict[str, Any]:
-    return {
-        "subject_id": subject_id,
-        "birth_date": birth_date,
-        "country": "SI",
-        "guardian_email": email,
-        "purposes": ALL_PURPOSES,
-        **overrides,
-    }
-
-
-async def create_request(
-    client: httpx.AsyncClient,
-    auth: dict[str, str],
-    *,
-    subject_id: str,
-    email: str,
-    birth_date: str,
-) -> uuid.UUID:
-    response = await client.post(
-        "/v1/consent-requests", json=request_body(subject_id, email, birth_date), headers=auth
-    )
-    assert response.status_code == 201, response.text
-    return uuid.UUID(response.json()["id"])
 
 
 async def email_row(db: asyncpg.Connection, related_id: uuid.UUID) -> asyncpg.Record:
@@ -105,36 +66,10 @@ async def email_row(db: asyncpg.Connection, related_id: uuid.UUID) -> asyncpg.Re
     return row
 
 
-async def stored_rows(db: asyncpg.Connection) -> dict[str, int]:
-    counts = {}
-    for table in ("consent_requests", "consents", "outbox", "audit_events", "idempotency_keys"):
-        counts[table] = await db.fetchval(f"select count(*) from {table}")
-    return counts
-
-
 def fresh_minute(clock: ManualClock) -> None:
     """Start a fresh one-minute rate-limit window so every post of a test falls into it."""
     now = clock.now()
     clock.set(now.replace(second=0, microsecond=0) + timedelta(minutes=1))
-
-
-async def review_csrf(client: httpx.AsyncClient, link: str) -> str:
-    page = await client.get(path_of(link))
-    assert page.status_code == 200, page.text
-    return csrf_token(page.text)
-
-
-@pytest.fixture
-async def svc(
-    base_env: dict[str, str], clock: ManualClock, tmp_path: Path
-) -> AsyncIterator[Service]:
-    async with start_service(base_env, clock, StaffKeys(tmp_path).env()) as service_:
-        yield service_
-
-
-@pytest.fixture
-async def api(db: asyncpg.Connection) -> dict[str, str]:
-    return bearer(await make_api_key(db))
 
 
 # ---- 1. the child comes of age while the request is pending ------------------------------------
@@ -290,7 +225,7 @@ async def test_idempotency_key_with_a_control_character_is_refused(
     db: asyncpg.Connection,
     key: str,
 ) -> None:
-    before = await stored_rows(db)
+    before = await row_counts(db)
     response = await client.post(
         "/v1/consent-requests",
         json=request_body("child-idem-ctl", "idem.ctl@example.com", birth_date_years_ago(clock)),
@@ -298,19 +233,14 @@ async def test_idempotency_key_with_a_control_character_is_refused(
     )
     assert 400 <= response.status_code < 500, response.text
     assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    assert await stored_rows(db) == before
+    assert await row_counts(db) == before
 
 
 async def test_revoke_reason_with_a_nul_is_refused_and_the_consent_stays(
     svc: Service, api: dict[str, str], mailbox: Any, clock: ManualClock, db: asyncpg.Connection
 ) -> None:
     granted = await granted_consent(
-        svc,
-        api,
-        mailbox,
-        subject_id="child-nul-revoke",
-        email="nul.revoke@example.com",
-        birth_date=birth_date_years_ago(clock),
+        svc, api, mailbox, subject_id="child-nul-revoke", email="nul.revoke@example.com"
     )
     for reason in ("fraud\u0000suspected", "fraud\u0001suspected", "\u0000\u0000\u0000"):
         response = await svc.client.post(
@@ -330,7 +260,7 @@ async def test_revoke_reason_with_a_nul_is_refused_and_the_consent_stays(
 async def test_guardian_email_with_a_nul_is_422_and_nothing_is_stored(
     client: httpx.AsyncClient, auth: dict[str, str], clock: ManualClock, db: asyncpg.Connection
 ) -> None:
-    before = await stored_rows(db)
+    before = await row_counts(db)
     response = await client.post(
         "/v1/consent-requests",
         json=request_body("child-nul-email", "p\u0000q@example.com", birth_date_years_ago(clock)),
@@ -338,7 +268,7 @@ async def test_guardian_email_with_a_nul_is_422_and_nothing_is_stored(
     )
     body = assert_problem(response, 422)
     assert "guardian_email" in body["detail"]
-    assert await stored_rows(db) == before
+    assert await row_counts(db) == before
 
 
 @pytest.mark.parametrize(
@@ -360,12 +290,12 @@ async def test_nul_anywhere_in_a_request_body_is_refused_and_nothing_is_stored(
     db: asyncpg.Connection,
     overrides: dict[str, Any],
 ) -> None:
-    before = await stored_rows(db)
+    before = await row_counts(db)
     body = request_body("child-nul-body", "nul.body@example.com", birth_date_years_ago(clock))
     response = await client.post("/v1/consent-requests", json={**body, **overrides}, headers=auth)
     assert 400 <= response.status_code < 500, response.text
     assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    assert await stored_rows(db) == before
+    assert await row_counts(db) == before
 
 
 async def test_nul_in_the_locale_falls_back_to_english_and_stores_no_nul(
@@ -514,15 +444,8 @@ def dead_letter_settings(base_env: dict[str, str]) -> Settings:
 
 @pytest.fixture
 async def failing_worker(base_env: dict[str, str], clock: ManualClock) -> AsyncIterator[Worker]:
-    settings = dead_letter_settings(base_env)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
-    assert pool is not None
-    worker = Worker(Runtime(settings, clock), pool)
-    try:
+    async with worker_for(dead_letter_settings(base_env), clock) as worker:
         yield worker
-    finally:
-        await worker.close()
-        await pool.close()
 
 
 async def test_dead_email_keeps_its_payload_only_until_the_retention_has_passed(
@@ -629,12 +552,7 @@ async def test_trusted_forwarded_for_limits_by_the_rightmost_entry(
     async with start_service(base_env, clock, {"CONSENT_TRUST_FORWARDED_FOR": "true"}) as svc:
         fresh_minute(clock)
         request_id, link = await open_request(
-            svc,
-            api,
-            mailbox,
-            subject_id="child-xff-1",
-            email="xff.trusted@example.com",
-            birth_date=birth_date_years_ago(clock),
+            svc, api, mailbox, subject_id="child-xff-1", email="xff.trusted@example.com"
         )
         token = await review_csrf(svc.client, link)
 

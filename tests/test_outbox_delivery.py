@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
@@ -20,34 +20,32 @@ import httpx
 from service import outbox
 from service.clock import ManualClock
 from service.mailcatcher import MailCatcher
-from service.runtime import Runtime
 from service.settings import Settings, load_settings
 from service.worker import Worker
-from tests.conftest import guardian_link
+from tests.conftest import guardian_link, worker_for
+from tests.staff_support import create_request
 
 GUARDIAN = "outbox.guardian@example.com"
 
 
-def child(clock: ManualClock, **overrides: Any) -> dict[str, Any]:
-    today = clock.now().date()
-    return {
-        "subject_id": "child-outbox-1",
-        "birth_date": date(today.year - 10, 5, 20).isoformat(),
-        "country": "SI",
-        "guardian_email": GUARDIAN,
-        "purposes": ["tutoring", "progress_reports", "newsletter"],
-        **overrides,
-    }
-
-
 async def create(
-    client: httpx.AsyncClient, auth: dict[str, str], clock: ManualClock, **overrides: Any
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    clock: ManualClock,
+    *,
+    subject_id: str = "child-outbox-1",
+    guardian_email: str = GUARDIAN,
+    **overrides: Any,
 ) -> uuid.UUID:
-    response = await client.post(
-        "/v1/consent-requests", json=child(clock, **overrides), headers=auth
+    """Open a request for a ten-year-old (born 20 May); its email is due at once."""
+    return await create_request(
+        client,
+        auth,
+        subject_id=subject_id,
+        email=guardian_email,
+        birth_date=date(clock.now().year - 10, 5, 20).isoformat(),
+        **overrides,
     )
-    assert response.status_code == 201, response.text
-    return uuid.UUID(response.json()["id"])
 
 
 async def outbox_row(db: asyncpg.Connection, related_id: uuid.UUID) -> asyncpg.Record:
@@ -70,19 +68,6 @@ def smtp_down(smtp_server: MailCatcher) -> Iterator[None]:
     finally:
         smtp_server.start()
         assert smtp_server.port == port
-
-
-@asynccontextmanager
-async def worker_for(settings: Settings, clock: ManualClock) -> AsyncIterator[Worker]:
-    """A further worker replica with its own connection pool."""
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
-    assert pool is not None
-    worker = Worker(Runtime(settings, clock), pool)
-    try:
-        yield worker
-    finally:
-        await worker.close()
-        await pool.close()
 
 
 def parsed(raw: bytes) -> EmailMessage:

@@ -9,7 +9,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-PROBLEM_JSON = "application/problem+json"
+from tests.staff_support import NOTHING_STORED, REQUEST_TABLES, row_counts
+from tests.staff_support import assert_problem as assert_detailed_problem
 
 VALID = {
     "subject_id": "child-7",
@@ -21,25 +22,8 @@ VALID = {
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert isinstance(body["title"], str)
-    assert body["title"]
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    return body
-
-
-async def row_counts(db: asyncpg.Connection) -> dict[str, int]:
-    return {
-        table: await db.fetchval(f"select count(*) from {table}")
-        for table in ("consent_requests", "outbox", "audit_events", "idempotency_keys")
-    }
-
-
-NOTHING = {"consent_requests": 0, "outbox": 0, "audit_events": 0, "idempotency_keys": 0}
+    """Every problem here carries a title as well as a detail."""
+    return assert_detailed_problem(response, status, title=True)
 
 
 def raw(body: dict[str, Any]) -> bytes:
@@ -90,7 +74,9 @@ async def test_bad_consent_requests_are_problems_and_write_nothing(
                 assert any(word.lower() in detail for word in words), (
                     f"the detail names none of {words}: {problem['detail']!r}"
                 )
-            assert await row_counts(db) == NOTHING, "a refused request wrote rows"
+            assert await row_counts(db, REQUEST_TABLES) == NOTHING_STORED, (
+                "a refused request wrote rows"
+            )
         except AssertionError as exc:
             failures.append(f"{name}: {exc}".splitlines()[0])
     assert not failures, "\n".join(failures)
@@ -102,7 +88,7 @@ async def test_the_valid_body_of_these_tests_is_accepted(
     # the control: the bodies above differ from an accepted one by exactly the fault
     response = await client.post("/v1/consent-requests", json=VALID, headers=auth)
     assert response.status_code == 201, response.text
-    assert (await row_counts(db))["consent_requests"] == 1
+    assert (await row_counts(db, REQUEST_TABLES))["consent_requests"] == 1
 
 
 async def test_body_over_64_kib_is_413_and_writes_nothing(
@@ -119,7 +105,7 @@ async def test_body_over_64_kib_is_413_and_writes_nothing(
 
     problem = assert_problem(response, 413)
     assert "64 KiB" in problem["detail"]
-    assert await row_counts(db) == NOTHING
+    assert await row_counts(db, REQUEST_TABLES) == NOTHING_STORED
 
 
 async def test_unknown_route_is_404(client: httpx.AsyncClient, auth: dict[str, str]) -> None:

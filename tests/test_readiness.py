@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-from litestar import Litestar
 
 from service import pgcluster
 from service.app import create_app
@@ -20,7 +18,7 @@ from service.clock import ManualClock
 from service.migrate import load_migrations, migrate
 from service.pgcluster import LocalCluster
 from service.settings import load_settings
-from tests.conftest import make_api_key, running
+from tests.conftest import make_api_key, serving
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -49,17 +47,6 @@ def restart_on_same_port(cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(pgcluster, "free_port", lambda: port)
     cluster.start()
     assert cluster.port == port
-
-
-@asynccontextmanager
-async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        running(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://consent.test"
-        ) as http,
-    ):
-        yield http
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
@@ -104,7 +91,7 @@ async def test_database_outage_and_recovery(
 
     settings = load_settings({**base_env, "CONSENT_DATABASE_URL": dsn})
     app = create_app(settings, clock=clock)
-    async with serve(app) as http:
+    async with serving(app) as http:
         ready = await http.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json() == {"status": "ready"}
@@ -143,7 +130,7 @@ async def test_schema_behind_is_not_ready(
     settings = load_settings({**base_env, "CONSENT_DATABASE_URL": empty_database_url})
     app = create_app(settings, clock=clock)
     versions = [migration.version for migration in load_migrations()]
-    async with serve(app) as http:
+    async with serving(app) as http:
         behind = await http.get("/readyz")
         body = assert_problem(behind, 503)
         detail = str(body["detail"])

@@ -5,9 +5,7 @@ with an anonymous audit event. Time moves only through the ManualClock."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,40 +13,28 @@ import pytest
 
 from service.audit import verify_chain
 from service.clock import ManualClock
-from tests.conftest import make_api_key
 from tests.guardian_client import open_and_submit
 from tests.staff_support import (
+    DAY,
+    SECOND,
     Service,
-    StaffKeys,
-    bearer,
-    birth_date_years_ago,
     check,
     granted_consent,
     open_request,
-    start_service,
     withdraw_via_form,
 )
 
-DAY = timedelta(days=1)
-SECOND = timedelta(seconds=1)
 GUARDIAN = "retention.parent@example.com"
 SUBJECT = "child-retention-1"
 
 
 @pytest.fixture
-async def svc(
-    base_env: dict[str, str], clock: ManualClock, tmp_path: Path
-) -> AsyncIterator[Service]:
-    async with start_service(base_env, clock, StaffKeys(tmp_path).env()) as service_:
-        assert service_.settings.retention_denied == 30 * 86_400
-        assert service_.settings.retention_expired == 30 * 86_400
-        assert service_.settings.retention_withdrawn == 90 * 86_400
-        yield service_
-
-
-@pytest.fixture
-async def api(db: asyncpg.Connection) -> dict[str, str]:
-    return bearer(await make_api_key(db))
+def svc(svc: Service) -> Service:
+    """The staff-enabled service of conftest, with the default retention periods."""
+    assert svc.settings.retention_denied == 30 * 86_400
+    assert svc.settings.retention_expired == 30 * 86_400
+    assert svc.settings.retention_withdrawn == 90 * 86_400
+    return svc
 
 
 async def request_row(db: asyncpg.Connection, request_id: str) -> asyncpg.Record:
@@ -71,14 +57,7 @@ def assert_anonymous(event: asyncpg.Record) -> None:
 async def test_denied_request_keeps_the_guardian_address_for_30_days_then_purges_it(
     svc: Service, api: dict[str, str], mailbox: Any, clock: ManualClock, db: asyncpg.Connection
 ) -> None:
-    request_id, link = await open_request(
-        svc,
-        api,
-        mailbox,
-        subject_id=SUBJECT,
-        email=GUARDIAN,
-        birth_date=birth_date_years_ago(clock),
-    )
+    request_id, link = await open_request(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
     clock.advance(timedelta(hours=3))
     denied = await open_and_submit(svc.client, link, {"decision": "deny"})
     assert denied.status_code == 200, denied.text
@@ -125,14 +104,7 @@ async def test_denied_request_keeps_the_guardian_address_for_30_days_then_purges
 async def test_expired_request_is_purged_30_days_after_it_expired(
     svc: Service, api: dict[str, str], mailbox: Any, clock: ManualClock, db: asyncpg.Connection
 ) -> None:
-    request_id, _ = await open_request(
-        svc,
-        api,
-        mailbox,
-        subject_id=SUBJECT,
-        email=GUARDIAN,
-        birth_date=birth_date_years_ago(clock),
-    )
+    request_id, _ = await open_request(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
     expires_at: datetime = (await request_row(db, request_id))["expires_at"]
     clock.set(expires_at + SECOND)
     assert (await svc.worker.sweep())["expired_requests"] == 1
@@ -164,14 +136,7 @@ async def test_ended_consent_loses_its_token_after_90_days(
     db: asyncpg.Connection,
     ending: str,
 ) -> None:
-    granted = await granted_consent(
-        svc,
-        api,
-        mailbox,
-        subject_id=SUBJECT,
-        email=GUARDIAN,
-        birth_date=birth_date_years_ago(clock),
-    )
+    granted = await granted_consent(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
     await svc.worker.deliver_due()
     clock.advance(DAY)
     if ending == "withdrawn":
@@ -229,14 +194,7 @@ async def test_ended_consent_loses_its_token_after_90_days(
 async def test_granted_consent_is_not_purged(
     svc: Service, api: dict[str, str], mailbox: Any, clock: ManualClock, db: asyncpg.Connection
 ) -> None:
-    granted = await granted_consent(
-        svc,
-        api,
-        mailbox,
-        subject_id=SUBJECT,
-        email=GUARDIAN,
-        birth_date=birth_date_years_ago(clock),
-    )
+    granted = await granted_consent(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
     clock.advance(200 * DAY)
     swept = await svc.worker.sweep()
     assert swept["purged_consents"] == 0

@@ -9,7 +9,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -19,19 +18,14 @@ from service import consents
 from service.audit import verify_chain
 from service.clock import ManualClock
 from service.personal_data import normalize_email
-from tests.conftest import make_api_key
 from tests.staff_support import (
     WEBHOOK_SECRET,
     Service,
-    StaffKeys,
     WebhookReceiver,
     assert_problem,
-    bearer,
-    birth_date_years_ago,
     browser,
     check,
     granted_consent,
-    start_service,
     verified_payload,
     webhook_receiver,
     withdraw_csrf,
@@ -51,32 +45,12 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
 
 
 @pytest.fixture
-async def svc(
-    base_env: dict[str, str], clock: ManualClock, tmp_path: Path, receiver: WebhookReceiver
-) -> AsyncIterator[Service]:
-    env = {
-        **StaffKeys(tmp_path).env(),
-        "CONSENT_WEBHOOK_URL": receiver.url,
-        "CONSENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
-    }
-    async with start_service(base_env, clock, env) as service_:
-        yield service_
-
-
-@pytest.fixture
-async def api(db: asyncpg.Connection) -> dict[str, str]:
-    return bearer(await make_api_key(db))
+def svc_env(receiver: WebhookReceiver) -> dict[str, str]:
+    return {"CONSENT_WEBHOOK_URL": receiver.url, "CONSENT_WEBHOOK_SECRET": WEBHOOK_SECRET}
 
 
 async def _grant(svc: Service, api: dict[str, str], mailbox: Any, clock: ManualClock) -> Any:
-    return await granted_consent(
-        svc,
-        api,
-        mailbox,
-        subject_id=SUBJECT,
-        email=GUARDIAN,
-        birth_date=birth_date_years_ago(clock),
-    )
+    return await granted_consent(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
 
 
 async def test_revoke_ends_the_consent_and_tells_the_guardian_and_the_app(

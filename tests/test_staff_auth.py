@@ -8,7 +8,7 @@ import base64
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ from tests.staff_support import (
     StaffKeys,
     assert_problem,
     bearer,
-    birth_date_years_ago,
     granted_consent,
     run_cli,
     sign_ed25519,
@@ -42,19 +41,6 @@ EVENTS = "/v1/subjects/child-staff-1/events"
 SUBJECT = "/v1/subjects/child-staff-1"
 EXPORT = "/v1/subjects/child-staff-1/export"
 REVOKE_ANY = "/v1/consents/0b6f9f43-9a43-4a8e-9d4c-8f2f8f0d6a11/revoke"
-
-
-@pytest.fixture
-def staff_keys(tmp_path: Path) -> StaffKeys:
-    return StaffKeys(tmp_path)
-
-
-@pytest.fixture
-async def svc(
-    base_env: dict[str, str], clock: ManualClock, staff_keys: StaffKeys
-) -> AsyncIterator[Service]:
-    async with start_service(base_env, clock, staff_keys.env()) as service_:
-        yield service_
 
 
 # ---- each kind of bad credential is a 401 problem ----------------------------------------------
@@ -275,12 +261,7 @@ async def test_consent_record_is_readable_with_an_api_key_or_a_staff_token(
 ) -> None:
     api = bearer(await make_api_key(db))
     granted = await granted_consent(
-        svc,
-        api,
-        mailbox,
-        subject_id="child-staff-record",
-        email="record.parent@example.com",
-        birth_date=birth_date_years_ago(clock),
+        svc, api, mailbox, subject_id="child-staff-record", email="record.parent@example.com"
     )
     path = f"/v1/consents/{granted.consent_id}"
     by_app = await svc.client.get(path, headers=api)

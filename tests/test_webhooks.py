@@ -21,7 +21,6 @@ from tests.staff_support import (
     Service,
     WebhookReceiver,
     bearer,
-    birth_date_years_ago,
     open_request,
     run_cli,
     start_service,
@@ -36,14 +35,7 @@ SUBJECT = "child-webhook-1"
 async def _deny(svc: Service, db: asyncpg.Connection, mailbox: Any, clock: ManualClock) -> str:
     """A guardian denies; the service owes the app one ``consent.denied`` webhook."""
     api = bearer(await make_api_key(db))
-    request_id, link = await open_request(
-        svc,
-        api,
-        mailbox,
-        subject_id=SUBJECT,
-        email=GUARDIAN,
-        birth_date=birth_date_years_ago(clock),
-    )
+    request_id, link = await open_request(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
     denied = await open_and_submit(svc.client, link, {"decision": "deny"})
     assert denied.status_code == 200, denied.text
     return request_id
