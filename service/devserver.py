@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 from pathlib import Path
 
 import asyncpg
@@ -120,6 +121,9 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
             else None
         )
         print(_banner(settings, key, staff_token, mailbox=catcher is not None), flush=True)
+        # uvicorn re-raises SIGTERM once it has shut down; end through `finally` so the
+        # private database and the mail catcher stop too.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")
         )
@@ -129,6 +133,10 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
             catcher.stop()
         if cluster is not None:
             cluster.stop()
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _banner(settings: Settings, key: str, staff_token: str | None, *, mailbox: bool) -> str:
