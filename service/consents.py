@@ -278,7 +278,7 @@ async def _idempotent_replay(
     return CreateOutcome(status_code=row["status_code"], body=msgspec.json.decode(row["response"]))
 
 
-def _decide_age(body: NewRequest | Any, runtime: Runtime, now: datetime) -> policy.AgeDecision:
+def _decide_age(body: NewRequest, runtime: Runtime, now: datetime) -> policy.AgeDecision:
     try:
         birth_date = policy.parse_birth_date(body.birth_date)
         return policy.decide_age(birth_date, body.country, now, runtime.settings.min_age)
@@ -463,7 +463,14 @@ async def _request_expired(
 ) -> None:
     """What follows a request closing unanswered: no more emails, a webhook, the event."""
     await outbox.cancel_emails_for(connection, request.id)
-    await _request_webhook(connection, runtime, request, "expired", now)
+    await _webhook(
+        connection,
+        runtime,
+        "expired",
+        subject_id=request.subject_id,
+        request_id=request.id,
+        now=now,
+    )
     await record_event(
         connection,
         actor=SYSTEM_ACTOR,
@@ -563,17 +570,13 @@ async def _grant(
     await _webhook(
         connection,
         runtime,
-        "consent.granted",
+        "granted",
         subject_id=request.subject_id,
-        related_id=consent_id,
-        data={
-            "request_id": str(request.id),
-            "consent_id": str(consent_id),
-            "status": "granted",
-            "purposes": granted,
-            "expires_at": expires_at.isoformat(),
-        },
+        request_id=request.id,
+        consent_id=consent_id,
+        purposes=granted,
         now=now,
+        expires_at=expires_at.isoformat(),
     )
     for old_consent in previous:
         if old_consent.status == "superseded":
@@ -665,7 +668,9 @@ async def _deny(
 ) -> Decision:
     if not await requests_repo.set_decision(connection, request.id, "denied", now):
         raise LinkProblem("used", 410)
-    await _request_webhook(connection, runtime, request, "denied", now)
+    await _webhook(
+        connection, runtime, "denied", subject_id=request.subject_id, request_id=request.id, now=now
+    )
     await record_event(
         connection,
         actor=GUARDIAN_ACTOR,
@@ -686,50 +691,17 @@ def _guardian_email(runtime: Runtime, request: ConsentRequest) -> str | None:
     return runtime.protector.decrypt(request.guardian_email_enc, request.id.bytes).decode()
 
 
-async def _request_webhook(
-    connection: Connection, runtime: Runtime, request: ConsentRequest, status: str, now: datetime
-) -> None:
-    """``consent.<status>`` for a request that ended without a consent (denied, expired)."""
-    data: dict[str, Any] = {
-        "request_id": str(request.id),
-        "consent_id": None,
-        "status": status,
-        "purposes": [],
-    }
-    await _webhook(
-        connection,
-        runtime,
-        f"consent.{status}",
-        subject_id=request.subject_id,
-        related_id=request.id,
-        data=data,
-        now=now,
-    )
-
-
 async def _consent_webhook(
-    connection: Connection,
-    runtime: Runtime,
-    consent: Consent,
-    status: str,
-    now: datetime,
-    **extra: Any,
+    connection: Connection, runtime: Runtime, consent: Consent, status: str, now: datetime
 ) -> None:
-    """``consent.<status>`` for a change of a consent record."""
-    data = {
-        "request_id": str(consent.request_id),
-        "consent_id": str(consent.id),
-        "status": status,
-        "purposes": consent.purposes,
-        **extra,
-    }
     await _webhook(
         connection,
         runtime,
-        f"consent.{status}",
+        status,
         subject_id=consent.subject_id,
-        related_id=consent.id,
-        data=data,
+        request_id=consent.request_id,
+        consent_id=consent.id,
+        purposes=consent.purposes,
         now=now,
     )
 
@@ -737,21 +709,31 @@ async def _consent_webhook(
 async def _webhook(
     connection: Connection,
     runtime: Runtime,
-    event_type: str,
+    status: str,
     *,
     subject_id: str,
-    related_id: uuid.UUID,
-    data: dict[str, Any],
+    request_id: uuid.UUID,
+    consent_id: uuid.UUID | None = None,
+    purposes: Sequence[str] = (),
     now: datetime,
+    **extra: str,
 ) -> None:
+    """Queue ``consent.<status>`` for the main app: ids, status, purposes; never the guardian."""
     if runtime.settings.webhook_url is None:
         return
     await outbox.enqueue_webhook(
         connection,
-        event_type=event_type,
+        event_type=f"consent.{status}",
         subject_id=subject_id,
-        related_id=related_id,
-        data={"subject_id": subject_id, **data},
+        related_id=consent_id or request_id,
+        data={
+            "subject_id": subject_id,
+            "request_id": str(request_id),
+            "consent_id": str(consent_id) if consent_id else None,
+            "status": status,
+            "purposes": list(purposes),
+            **extra,
+        },
         now=now,
     )
 
