@@ -112,31 +112,35 @@ async def find_by_guardian(
     )
 
 
-async def _request_rows(connection: Connection, subject_id: str) -> list[dict[str, Any]]:
+async def _requests(
+    connection: Connection, runtime: Runtime, subject_id: str
+) -> list[dict[str, Any]]:
+    """The subject's requests as the API names them, the guardian email decrypted."""
     rows = await connection.fetch(
         """
         select id, status, country, age_of_consent, basis, birth_date, consent_required_until,
-               guardian_email_enc, guardian_ref, purposes, locale, policy_version, created_at,
-               expires_at, decided_at, purged_at
+               guardian_email_enc, guardian_ref as guardian, purposes, locale, policy_version,
+               created_at, expires_at, decided_at, purged_at
         from consent_requests where subject_id = $1 order by created_at
         """,
         subject_id,
     )
-    return [dict(row) for row in rows]
+    requests = []
+    for row in rows:
+        request = dict(row)
+        blob = request.pop("guardian_email_enc")
+        request["guardian_email"] = (
+            runtime.protector.decrypt(blob, row["id"].bytes).decode() if blob else None
+        )
+        requests.append(request)
+    return requests
 
 
-def _email(runtime: Runtime, row: dict[str, Any]) -> str | None:
-    blob = row["guardian_email_enc"]
-    if blob is None:
-        return None
-    return runtime.protector.decrypt(blob, row["id"].bytes).decode()
-
-
-async def _consent_rows(connection: Connection, subject_id: str) -> list[dict[str, Any]]:
+async def _consents(connection: Connection, subject_id: str) -> list[dict[str, Any]]:
     rows = await connection.fetch(
         """
         select id, request_id, status, purposes, jurisdiction, method, policy_version,
-               guardian_ref, granted_at, expires_at, ended_at, end_reason, token
+               guardian_ref as guardian, granted_at, expires_at, ended_at, end_reason, token
         from consents where subject_id = $1 order by granted_at
         """,
         subject_id,
@@ -144,54 +148,21 @@ async def _consent_rows(connection: Connection, subject_id: str) -> list[dict[st
     return [dict(row) for row in rows]
 
 
-def _with_guardian(row: dict[str, Any]) -> dict[str, Any]:
-    """Rows call the opaque guardian reference ``guardian_ref``; the API calls it ``guardian``."""
-    renamed = {k: v for k, v in row.items() if k != "guardian_ref"}
-    renamed["guardian"] = row["guardian_ref"]
-    return renamed
-
-
-def _consent_view(row: dict[str, Any]) -> ConsentView:
-    fields = {k: v for k, v in row.items() if k not in {"guardian_ref", "token"}}
-    return ConsentView(guardian=row["guardian_ref"], **fields)
-
-
 async def overview(connection: Connection, runtime: Runtime, subject_id: str) -> SubjectOverview:
     """What support staff see: everything needed to help, the guardian email masked."""
     requests = []
-    for row in await _request_rows(connection, subject_id):
-        email = _email(runtime, row)
-        requests.append(
-            RequestView(
-                id=row["id"],
-                status=row["status"],
-                country=row["country"],
-                age_of_consent=row["age_of_consent"],
-                basis=row["basis"],
-                consent_required_until=row["consent_required_until"],
-                guardian_email=mask_email(email) if email else None,
-                guardian=row["guardian_ref"],
-                purposes=row["purposes"],
-                locale=row["locale"],
-                policy_version=row["policy_version"],
-                created_at=row["created_at"],
-                expires_at=row["expires_at"],
-                decided_at=row["decided_at"],
-                purged_at=row["purged_at"],
-            )
-        )
-    consents = [_consent_view(row) for row in await _consent_rows(connection, subject_id)]
+    for request in await _requests(connection, runtime, subject_id):
+        email = request["guardian_email"]
+        request["guardian_email"] = mask_email(email) if email else None
+        requests.append(msgspec.convert(request, RequestView))  # drops the birth date
+    consents = [msgspec.convert(c, ConsentView) for c in await _consents(connection, subject_id)]
     return SubjectOverview(subject_id=subject_id, requests=requests, consents=consents)
 
 
 async def export(connection: Connection, runtime: Runtime, subject_id: str) -> SubjectExport:
     """Everything stored about the child and the guardian, decrypted (GDPR Art. 15 and 20)."""
-    requests = []
-    for row in await _request_rows(connection, subject_id):
-        email = _email(runtime, row)
-        del row["guardian_email_enc"]
-        requests.append({**_with_guardian(row), "guardian_email": email})
-    consents = [_with_guardian(row) for row in await _consent_rows(connection, subject_id)]
+    requests = await _requests(connection, runtime, subject_id)
+    consents = await _consents(connection, subject_id)
     messages = await connection.fetch(
         """
         select id, kind, topic, status, attempts, created_at, sent_at
