@@ -22,6 +22,8 @@ from service.sql import Connection
 
 AUDIT_CHAIN_LOCK = 0x61756469745F63  # serializes appends so the chain has one order
 GENESIS = bytes(32)
+GUARDIAN_ACTOR = "guardian"
+SYSTEM_ACTOR = "system"
 
 
 class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):

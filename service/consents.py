@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from service import emails, outbox, policy
-from service.audit import record_event
+from service.audit import GUARDIAN_ACTOR, SYSTEM_ACTOR, record_event
 from service.i18n import negotiate_locale
 from service.personal_data import email_identity, normalize_email
 from service.purposes import Purpose
@@ -34,8 +34,6 @@ IDEMPOTENCY_RETENTION = timedelta(days=1)
 RATE_WINDOW_RETENTION = timedelta(hours=1)
 MAX_FAILED_SUBMISSIONS = 5
 METHOD_EMAIL_PLUS = "email_plus"
-GUARDIAN_ACTOR = "guardian"
-SYSTEM_ACTOR = "system"
 
 
 class ConsentError(Exception):

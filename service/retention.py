@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from service import outbox
-from service.audit import record_event
+from service.audit import SYSTEM_ACTOR, record_event
 from service.runtime import Runtime
 from service.sql import Connection
 
@@ -44,7 +44,7 @@ async def purge_requests(connection: Connection, runtime: Runtime) -> int:
         for row in rows:
             await record_event(
                 connection,
-                actor="system",
+                actor=SYSTEM_ACTOR,
                 action="request.purged",
                 occurred_at=now,
                 request_id=row["id"],
@@ -92,7 +92,7 @@ async def purge_consents(connection: Connection, runtime: Runtime) -> int:
         for row in rows:
             await record_event(
                 connection,
-                actor="system",
+                actor=SYSTEM_ACTOR,
                 action="consent.purged",
                 occurred_at=now,
                 request_id=row["request_id"],

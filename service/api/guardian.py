@@ -14,6 +14,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from service import consents, ratelimit, subjects
+from service.audit import GUARDIAN_ACTOR
 from service.db import Db
 from service.i18n import format_datetime, negotiate_locale, translator
 from service.purposes import Purpose
@@ -283,9 +284,7 @@ class GuardianController(Controller):
                 locale = await _consent_locale(db, ended.request_id)
                 if erase:
                     # Art. 17: the child's data and the guardian's address go too.
-                    await subjects.erase(
-                        db, runtime, ended.subject_id, actor=consents.GUARDIAN_ACTOR
-                    )
+                    await subjects.erase(db, runtime, ended.subject_id, actor=GUARDIAN_ACTOR)
         except consents.LinkProblem as problem:
             return link_problem(problem)
         return page(
