@@ -12,7 +12,6 @@ import asyncpg
 import httpx
 import pytest
 
-from service import pgcluster
 from service.app import create_app
 from service.clock import ManualClock
 from service.migrate import load_migrations, migrate
@@ -35,18 +34,6 @@ def cluster() -> Iterator[LocalCluster]:
     finally:
         local.destroy()
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def restart_on_same_port(cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Start a stopped cluster again where clients expect it.
-
-    ``LocalCluster.start()`` picks a fresh ``free_port()`` on every cold start, so a restarted
-    cluster would move and every DSN built before (the app's pool) would point at nothing.
-    """
-    port = cluster.port
-    monkeypatch.setattr(pgcluster, "free_port", lambda: port)
-    cluster.start()
-    assert cluster.port == port
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
@@ -74,7 +61,6 @@ async def test_database_outage_and_recovery(
     cluster: LocalCluster,
     base_env: dict[str, str],
     clock: ManualClock,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     admin = await asyncpg.connect(cluster.admin_dsn)
     await admin.execute("create database consent")
@@ -115,7 +101,9 @@ async def test_database_outage_and_recovery(
             assert "allowed" not in unknown.json()
             assert "retry-after" in unknown.headers
 
-        restart_on_same_port(cluster, monkeypatch)
+        port = cluster.port
+        cluster.start()  # a restarted cluster comes back where clients expect it
+        assert cluster.port == port
 
         assert await poll_status(http, "/readyz", 200) == 200
         assert await poll_status(http, "/v1/consents/check", 200, params=check, headers=auth) == 200
