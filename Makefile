@@ -5,19 +5,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint typecheck pytest browser bench openapi clean
+.PHONY: run test lint typecheck imports pytest browser bench openapi clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,test]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/consent-service dev
 
-test: $(STAMP) browser lint typecheck pytest
+test: $(STAMP) browser lint typecheck imports pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests
@@ -25,6 +25,9 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

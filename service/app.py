@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,24 +19,24 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from service.api import ops
-from service.api.app_api import AppController, get_consent
-from service.api.devmail import dev_mail
-from service.api.guardian import GuardianController
-from service.api.staff_api import StaffController
-from service.api.wellknown import jwks
-from service.auth import ApiKeyAuthenticator
 from service.clock import Clock
-from service.db import create_pool, pool_stats, provide_connection
-from service.mailcatcher import Mailbox
-from service.metrics import Metrics, metrics_middleware_factory
-from service.migrate import load_migrations
-from service.notify import InvalidationListener
-from service.problems import DATABASE_ERRORS, exception_handlers
-from service.repositories.signing_keys import register_signing_key
-from service.runtime import Runtime
+from service.consent.runtime import Runtime
+from service.db.errors import DATABASE_ERRORS
+from service.db.invalidation import InvalidationListener
+from service.db.migrate import load_migrations
+from service.db.pool import create_pool, pool_stats
+from service.db.signing_keys import register_signing_key
+from service.http import ops
+from service.http.api_key_auth import ApiKeyAuthenticator
+from service.http.app_api import AppController, get_consent
+from service.http.dependencies import provide_connection
+from service.http.guardian import GuardianController
+from service.http.metrics import Metrics, metrics_middleware_factory
+from service.http.problems import exception_handlers
+from service.http.staff_api import StaffController
+from service.http.wellknown import jwks
+from service.security.staff_tokens import verifier_from_settings
 from service.settings import Settings
-from service.staff import verifier_from_settings
 from service.worker import Worker
 
 MAX_BODY_BYTES = 64 * 1024
@@ -50,7 +50,7 @@ def create_app(
     settings: Settings,
     *,
     clock: Clock | None = None,
-    mailbox: Mailbox | None = None,
+    extra_routes: Sequence[object] = (),
     embedded_worker: bool = False,
 ) -> Litestar:
     runtime = Runtime(settings, clock)
@@ -101,8 +101,7 @@ def create_app(
             path="/static", directories=[PACKAGE_DIR / "static"], include_in_schema=False
         ),
     ]
-    if mailbox is not None:
-        route_handlers.append(dev_mail)
+    route_handlers.extend(extra_routes)
 
     csrf_secret = hashlib.sha256(b"consent/csrf/v1" + settings.data_key).hexdigest()
     app = Litestar(
@@ -144,6 +143,5 @@ def create_app(
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.schema_versions = schema_versions
-    app.state.mailbox = mailbox
     app.state.staff_verifier = verifier_from_settings(settings)
     return app

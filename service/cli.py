@@ -17,17 +17,17 @@ import asyncpg
 import uvicorn
 from litestar import Litestar
 
-from service.audit import chain_hash_at, chain_head, record_event, verify_chain
 from service.clock import SystemClock
-from service.db import create_pool
-from service.migrate import MigrationError, migrate
-from service.notify import publish
-from service.pgcluster import ClusterError
-from service.repositories import api_keys
-from service.runtime import Runtime
+from service.consent.runtime import Runtime
+from service.db import api_keys
+from service.db.audit_events import chain_hash_at, chain_head, record_event, verify_chain
+from service.db.connection import Connection
+from service.db.invalidation import publish
+from service.db.migrate import MigrationError, migrate
+from service.db.pool import create_pool
+from service.dev.pgcluster import ClusterError
+from service.security.tokens import generate_signing_key_pem
 from service.settings import ConfigError, Settings, load_settings
-from service.sql import Connection
-from service.tokens import generate_signing_key_pem
 
 logger = logging.getLogger("service.cli")
 
@@ -225,7 +225,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> None:
 
 
 def cmd_staff_token(args: argparse.Namespace) -> None:
-    from service.staff import DevTokenSettings, mint_dev_token
+    from service.security.staff_tokens import DevTokenSettings, mint_dev_token
 
     print(mint_dev_token(DevTokenSettings.from_env(os.environ), sub=args.sub, roles=args.role))
 
@@ -255,7 +255,7 @@ def cmd_outbox_retry(args: argparse.Namespace) -> None:
         raise CommandError(f"not an outbox id: {args.id!r}") from None
 
     async def action(connection: Connection) -> str | None:
-        from service import outbox
+        from service.delivery import outbox
 
         return await outbox.retry_dead(connection, item_id, SystemClock().now())
 
@@ -266,7 +266,7 @@ def cmd_outbox_retry(args: argparse.Namespace) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
-    from service.devserver import run_dev
+    from service.dev.server import run_dev
 
     run_dev(host=args.host, port=args.port, data_dir=Path(args.data_dir))
 

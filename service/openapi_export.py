@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from service.security.tokens import generate_signing_key_pem
 from service.settings import Settings, SmtpConfig
-from service.tokens import generate_signing_key_pem
 
 
 def _schema_only_settings() -> Settings:

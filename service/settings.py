@@ -17,11 +17,13 @@ import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from service.policy import OPERATOR_MIN_AGE_DEFAULT, OPERATOR_MIN_AGE_RANGE
-
 T = TypeVar("T")
 
 DAY = 86_400
+# The operator's own minimum age without a guardian (its privacy policy); the age gate applies
+# the higher of this and the child's country's age.
+OPERATOR_MIN_AGE_DEFAULT = 15
+OPERATOR_MIN_AGE_RANGE = range(13, 19)
 
 
 class ConfigError(Exception):

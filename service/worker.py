@@ -9,12 +9,15 @@ import time
 
 import asyncpg
 
-from service import consents, outbox, ratelimit, retention
-from service.mail import MailSender, build_message
-from service.metrics import Metrics
-from service.problems import DATABASE_ERRORS
-from service.runtime import Runtime
-from service.webhooks import WebhookError, WebhookSender
+from service.consent import retention
+from service.consent import workflows as consents
+from service.consent.runtime import Runtime
+from service.db import rate_limits as ratelimit
+from service.db.errors import DATABASE_ERRORS
+from service.delivery import outbox
+from service.delivery.smtp import MailSender, build_message
+from service.delivery.webhooks import WebhookError, WebhookSender
+from service.http.metrics import Metrics
 
 # Small batches: a batch is sent one message after another within one claim lease.
 BATCH_SIZE = 5

@@ -23,13 +23,13 @@ import asyncpg
 import httpx
 
 from service.clock import SystemClock
-from service.mailcatcher import MailCatcher
-from service.migrate import migrate
-from service.pgcluster import LocalCluster, free_port
-from service.repositories import api_keys
-from service.runtime import Runtime
+from service.consent.runtime import Runtime
+from service.db import api_keys
+from service.db.migrate import migrate
+from service.dev.mailcatcher import MailCatcher
+from service.dev.pgcluster import LocalCluster, free_port
+from service.security.tokens import generate_signing_key_pem
 from service.settings import load_settings
-from service.tokens import generate_signing_key_pem
 from service.worker import Worker
 from tests.guardian_client import csrf_token
 

@@ -23,13 +23,13 @@ from litestar import Litestar
 
 from service.app import create_app
 from service.clock import Clock, ManualClock
-from service.mailcatcher import MailCatcher
-from service.migrate import migrate
-from service.pgcluster import LocalCluster
-from service.repositories import api_keys
-from service.runtime import Runtime
+from service.consent.runtime import Runtime
+from service.db import api_keys
+from service.db.migrate import migrate
+from service.dev.mailcatcher import MailCatcher
+from service.dev.pgcluster import LocalCluster
+from service.security.tokens import generate_signing_key_pem
 from service.settings import Settings, load_settings
-from service.tokens import generate_signing_key_pem
 from service.worker import Worker
 
 if TYPE_CHECKING:

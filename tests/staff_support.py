@@ -45,12 +45,12 @@ from litestar import Litestar
 
 from service.app import create_app
 from service.clock import ManualClock
-from service.personal_data import normalize_email
-from service.pgcluster import free_port
-from service.runtime import Runtime
+from service.consent.runtime import Runtime
+from service.dev.pgcluster import free_port
+from service.security.personal_data import normalize_email
+from service.security.staff_tokens import jwks_document, mint_dev_token
+from service.security.tokens import generate_signing_key_pem
 from service.settings import Settings, load_settings
-from service.staff import jwks_document, mint_dev_token
-from service.tokens import generate_signing_key_pem
 from service.worker import Worker
 from tests.conftest import asgi_client, guardian_link, serving
 from tests.guardian_client import open_and_submit, page_csrf

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from service.notify import publish
-from service.repositories.api_keys import revoke_api_key
+from service.db.api_keys import revoke_api_key
+from service.db.invalidation import publish
 from tests.conftest import make_api_key
 from tests.test_cli import run_cli
 

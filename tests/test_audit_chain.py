@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.audit import verify_chain
 from service.clock import ManualClock
+from service.db.audit_events import verify_chain
 from tests.conftest import make_api_key
 from tests.guardian_client import open_and_submit
 from tests.staff_support import (

@@ -21,8 +21,8 @@ import pytest_asyncio
 
 from service.app import create_app
 from service.clock import SystemClock
-from service.mailcatcher import Mailbox
-from service.pgcluster import free_port
+from service.dev.mailcatcher import Mailbox
+from service.dev.pgcluster import free_port
 from service.settings import Settings, load_settings
 from service.worker import Worker
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, browser_unavailable, live_server

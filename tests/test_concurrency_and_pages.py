@@ -21,11 +21,13 @@ import asyncpg
 import httpx
 import pytest
 
-from service import consents, outbox, retention, subjects
-from service.audit import AUDIT_CHAIN_LOCK, verify_chain
 from service.clock import ManualClock
-from service.personal_data import normalize_email
-from service.repositories.consents import LAPSE_REASON
+from service.consent import retention, subjects
+from service.consent import workflows as consents
+from service.db.audit_events import AUDIT_CHAIN_LOCK, verify_chain
+from service.db.consents import LAPSE_REASON
+from service.delivery import outbox
+from service.security.personal_data import normalize_email
 from service.worker import Worker
 from tests.conftest import guardian_link
 from tests.guardian_client import csrf_token, path_of, review_csrf

@@ -12,9 +12,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.audit import AUDIT_CHAIN_LOCK, verify_chain
 from service.clock import ManualClock
-from service.personal_data import normalize_email
+from service.db.audit_events import AUDIT_CHAIN_LOCK, verify_chain
+from service.security.personal_data import normalize_email
 from tests.guardian_client import csrf_token, path_of
 from tests.staff_support import (
     GRANT_ALL,

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.pgcluster import free_port
+from service.dev.pgcluster import free_port
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import jinja2
 import markupsafe
 import pytest
 
-from service.emails import (
+from service.consent.purposes import Purpose, load_catalogue
+from service.delivery.emails import (
     RenderedEmail,
     render_confirmation_email,
     render_replaced_email,
@@ -20,7 +21,6 @@ from service.emails import (
     render_withdrawn_email,
 )
 from service.i18n import LOCALES, format_datetime, negotiate_locale, translator
-from service.purposes import Purpose, load_catalogue
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "service" / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "service" / "static"

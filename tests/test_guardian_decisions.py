@@ -16,7 +16,7 @@ import pytest
 from litestar import Litestar
 
 from service.clock import ManualClock
-from service.tokens import new_link_token
+from service.security.tokens import new_link_token
 from service.worker import Worker
 from tests.conftest import guardian_link
 from tests.guardian_client import csrf_token, open_and_submit, path_of, review_csrf

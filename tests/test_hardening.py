@@ -21,14 +21,14 @@ import asyncpg
 import httpx
 import pytest
 
-from service import outbox
-from service.auth import ApiKeyAuthenticator
 from service.clock import ManualClock
-from service.notify import InvalidationListener, publish
-from service.pgcluster import free_port
-from service.repositories.api_keys import hash_api_key, revoke_api_key
+from service.db.api_keys import hash_api_key, revoke_api_key
+from service.db.invalidation import InvalidationListener, publish
+from service.delivery import outbox
+from service.dev.pgcluster import free_port
+from service.http.api_key_auth import ApiKeyAuthenticator
+from service.security.tokens import new_link_token
 from service.settings import DAY, Settings, load_settings
-from service.tokens import new_link_token
 from service.worker import Worker
 from tests.conftest import guardian_link, make_api_key, worker_for
 from tests.guardian_client import path_of, review_csrf

@@ -14,8 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service.audit import record_event
-from service.migrate import MigrationError, migrate, schemas_dir
+from service.db.audit_events import record_event
+from service.db.migrate import MigrationError, migrate, schemas_dir
 from tests.test_cli import run_cli
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"

@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from service import outbox
 from service.clock import ManualClock
-from service.mailcatcher import MailCatcher
+from service.delivery import outbox
+from service.dev.mailcatcher import MailCatcher
 from service.settings import Settings, load_settings
 from service.worker import Worker
 from tests.conftest import guardian_link, worker_for

@@ -4,10 +4,9 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
-from service.policy import (
+from service.consent.policy import (
     COUNTRY_RULES,
     ISO_COUNTRY_CODES,
-    OPERATOR_MIN_AGE_DEFAULT,
     AgeDecision,
     InvalidBirthDate,
     UnknownCountry,
@@ -20,6 +19,7 @@ from service.policy import (
     rule_for,
     validate_birth_date,
 )
+from service.settings import OPERATOR_MIN_AGE_DEFAULT
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CHILD_BORN = date(2014, 6, 1)  # 12 years old at NOW

@@ -14,8 +14,8 @@ import pytest
 
 from service.app import create_app
 from service.clock import ManualClock
-from service.migrate import load_migrations, migrate
-from service.pgcluster import LocalCluster
+from service.db.migrate import load_migrations, migrate
+from service.dev.pgcluster import LocalCluster
 from service.settings import load_settings
 from tests.conftest import make_api_key, serving
 

@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.audit import verify_chain
 from service.clock import ManualClock
+from service.db.audit_events import verify_chain
 from tests.guardian_client import open_and_submit
 from tests.staff_support import (
     DAY,

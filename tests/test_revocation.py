@@ -14,10 +14,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service import consents
-from service.audit import verify_chain
 from service.clock import ManualClock
-from service.personal_data import normalize_email
+from service.consent import workflows as consents
+from service.db.audit_events import verify_chain
+from service.security.personal_data import normalize_email
 from tests.staff_support import (
     WEBHOOK_SECRET,
     Service,

@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from service.security.tokens import generate_signing_key_pem
 from service.settings import ConfigError, Settings, SmtpConfig, load_settings, parse_smtp_url
-from service.tokens import generate_signing_key_pem
 from tests.test_cli import run_cli
 
 REQUIRED = [

@@ -19,9 +19,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import service.staff
+import service.security.staff_tokens
 from service.clock import ManualClock
-from service.tokens import public_jwk
+from service.security.tokens import public_jwk
 from tests.conftest import make_api_key
 from tests.staff_support import (
     STAFF_AUDIENCE,
@@ -356,7 +356,7 @@ async def test_unknown_kid_rereads_the_rotated_jwks_file(
     lifts that throttle; the rotation logic itself is what runs."""
     old = svc.staff("support")
     assert (await svc.client.get(EVENTS, headers=old)).status_code == 200  # JWKS now cached
-    monkeypatch.setattr(service.staff, "REFRESH_AT_MOST_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(service.security.staff_tokens, "REFRESH_AT_MOST_EVERY_SECONDS", 0.0)
     staff_keys.rotate(keep_old=keep_old)
     new = svc.staff("support")
     response = await svc.client.get(EVENTS, headers=new)

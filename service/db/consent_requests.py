@@ -1,0 +1,197 @@
+"""SQL for consent requests; rows become Structs, nothing else happens here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import asyncpg
+import msgspec
+
+from service.db.connection import Connection
+
+_COLUMNS = """
+    id, subject_id, status, country, age_of_consent, basis, consent_required_until,
+    guardian_email_enc, guardian_ref, purposes, locale, policy_version, failed_submissions,
+    created_at, expires_at, decided_at
+"""
+
+
+class ConsentRequest(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    subject_id: str
+    status: str
+    country: str
+    age_of_consent: int
+    basis: str
+    consent_required_until: date
+    guardian_email_enc: bytes | None
+    guardian_ref: str
+    purposes: list[str]
+    locale: str
+    policy_version: str
+    failed_submissions: int
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None
+
+
+def _convert(row: asyncpg.Record | None) -> ConsentRequest | None:
+    return msgspec.convert(dict(row), ConsentRequest) if row else None
+
+
+async def get_request(connection: Connection, request_id: uuid.UUID) -> ConsentRequest | None:
+    row = await connection.fetchrow(
+        f"select {_COLUMNS} from consent_requests where id = $1", request_id
+    )
+    return _convert(row)
+
+
+async def find_by_link_token(
+    connection: Connection, token_hash: bytes, *, for_update: bool = False
+) -> ConsentRequest | None:
+    lock = " for update" if for_update else ""
+    row = await connection.fetchrow(
+        f"select {_COLUMNS} from consent_requests where link_token_hash = $1{lock}", token_hash
+    )
+    return _convert(row)
+
+
+async def insert_request(
+    connection: Connection,
+    *,
+    request_id: uuid.UUID,
+    subject_id: str,
+    country: str,
+    age_of_consent: int,
+    basis: str,
+    birth_date: date,
+    consent_required_until: date,
+    guardian_email_enc: bytes,
+    guardian_email_hash: bytes,
+    guardian_ref: str,
+    purposes: list[str],
+    locale: str,
+    policy_version: str,
+    link_token_hash: bytes,
+    api_key_id: uuid.UUID,
+    now: datetime,
+    expires_at: datetime,
+) -> None:
+    await connection.execute(
+        """
+        insert into consent_requests (
+            id, subject_id, status, country, age_of_consent, basis, birth_date,
+            consent_required_until, guardian_email_enc, guardian_email_hash, guardian_ref,
+            purposes, locale, policy_version, link_token_hash, api_key_id, created_at,
+            expires_at, updated_at
+        ) values ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                  $16, $17, $16)
+        """,
+        request_id,
+        subject_id,
+        country,
+        age_of_consent,
+        basis,
+        birth_date,
+        consent_required_until,
+        guardian_email_enc,
+        guardian_email_hash,
+        guardian_ref,
+        purposes,
+        locale,
+        policy_version,
+        link_token_hash,
+        api_key_id,
+        now,
+        expires_at,
+    )
+
+
+async def cancel_pending_for_subject(
+    connection: Connection, subject_id: str, now: datetime
+) -> list[uuid.UUID]:
+    rows = await connection.fetch(
+        """
+        update consent_requests
+        set status = 'cancelled', decided_at = $2, updated_at = $2, birth_date = null
+        where subject_id = $1 and status = 'pending'
+        returning id
+        """,
+        subject_id,
+        now,
+    )
+    return [row["id"] for row in rows]
+
+
+async def set_decision(
+    connection: Connection, request_id: uuid.UUID, status: str, now: datetime
+) -> bool:
+    """Conditional: only a pending request can be decided; False when somebody else won."""
+    result = await connection.execute(
+        """
+        update consent_requests
+        set status = $2, decided_at = $3, updated_at = $3, birth_date = null
+        where id = $1 and status = 'pending'
+        """,
+        request_id,
+        status,
+        now,
+    )
+    return result == "UPDATE 1"
+
+
+async def count_failed_submission(connection: Connection, request_id: uuid.UUID) -> int | None:
+    count: int | None = await connection.fetchval(
+        """
+        update consent_requests set failed_submissions = failed_submissions + 1
+        where id = $1 and status = 'pending' returning failed_submissions
+        """,
+        request_id,
+    )
+    return count
+
+
+async def forget_guardian(connection: Connection, request_id: uuid.UUID) -> None:
+    """The guardian was told their address goes when no answer is needed any more."""
+    await connection.execute(
+        """
+        update consent_requests set guardian_email_enc = null, guardian_email_hash = null
+        where id = $1
+        """,
+        request_id,
+    )
+
+
+async def recent_requests_for_guardian(
+    connection: Connection, email_hash: bytes, since: datetime
+) -> list[datetime]:
+    rows = await connection.fetch(
+        """
+        select created_at from consent_requests
+        where guardian_email_hash = $1 and created_at > $2 order by created_at
+        """,
+        email_hash,
+        since,
+    )
+    return [row["created_at"] for row in rows]
+
+
+async def expire_overdue(connection: Connection, now: datetime) -> list[ConsentRequest]:
+    # The guardian was told the address is deleted when the link expires unanswered.
+    rows = await connection.fetch(
+        f"""
+        update consent_requests
+        set status = 'expired', decided_at = $1, updated_at = $1, birth_date = null,
+            guardian_email_enc = null, guardian_email_hash = null
+        where id in (
+            select id from consent_requests
+            where status = 'pending' and expires_at <= $1
+            order by expires_at limit 500
+            for update skip locked
+        )
+        returning {_COLUMNS}
+        """,
+        now,
+    )
+    return [msgspec.convert(dict(row), ConsentRequest) for row in rows]

@@ -1,0 +1,219 @@
+"""SQL for consent records and the check read path."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from service.db.connection import Connection
+
+_COLUMNS = """
+    id, request_id, subject_id, status, purposes, jurisdiction, method, policy_version,
+    guardian_ref, granted_at, expires_at, ended_at, end_reason, token
+"""
+
+
+LAPSE_REASON = "lapsed: the child reached the age of consent or the maximum validity"
+
+
+class Consent(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    request_id: uuid.UUID
+    subject_id: str
+    status: str
+    purposes: list[str]
+    jurisdiction: str
+    method: str
+    policy_version: str
+    guardian_ref: str
+    granted_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+    token: str | None
+
+
+class CheckRow(msgspec.Struct, frozen=True, kw_only=True):
+    consent_id: uuid.UUID | None
+    consent_status: str | None
+    consent_purposes: list[str] | None
+    consent_expires_at: datetime | None
+    consent_changed_at: datetime | None
+    token: str | None
+    request_status: str | None
+    request_expires_at: datetime | None
+    request_changed_at: datetime | None
+
+
+def _convert(row: asyncpg.Record | None) -> Consent | None:
+    return msgspec.convert(dict(row), Consent) if row else None
+
+
+async def get_consent(
+    connection: Connection, consent_id: uuid.UUID, *, for_update: bool = False
+) -> Consent | None:
+    lock = " for update" if for_update else ""
+    row = await connection.fetchrow(
+        f"select {_COLUMNS} from consents where id = $1{lock}", consent_id
+    )
+    return _convert(row)
+
+
+async def find_by_withdraw_token(
+    connection: Connection, token_hash: bytes, *, for_update: bool = False
+) -> Consent | None:
+    lock = " for update" if for_update else ""
+    row = await connection.fetchrow(
+        f"select {_COLUMNS} from consents where withdraw_token_hash = $1{lock}", token_hash
+    )
+    return _convert(row)
+
+
+async def supersede_live(connection: Connection, subject_id: str, now: datetime) -> list[Consent]:
+    rows = await connection.fetch(
+        f"""
+        update consents
+        set status = case when expires_at <= $2 then 'expired' else 'superseded' end,
+            ended_at = least(expires_at, $2),
+            updated_at = $2,
+            end_reason = case when expires_at <= $2 then $3
+                              else 'replaced by a newer consent' end
+        where subject_id = $1 and status = 'granted'
+        returning {_COLUMNS}
+        """,
+        subject_id,
+        now,
+        LAPSE_REASON,
+    )
+    return [msgspec.convert(dict(row), Consent) for row in rows]
+
+
+async def insert_consent(
+    connection: Connection,
+    *,
+    consent_id: uuid.UUID,
+    request_id: uuid.UUID,
+    subject_id: str,
+    purposes: list[str],
+    jurisdiction: str,
+    method: str,
+    policy_version: str,
+    guardian_ref: str,
+    granted_at: datetime,
+    expires_at: datetime,
+    token: str,
+    withdraw_token_hash: bytes,
+) -> None:
+    await connection.execute(
+        """
+        insert into consents (
+            id, request_id, subject_id, status, purposes, jurisdiction, method, policy_version,
+            guardian_ref, granted_at, expires_at, token, withdraw_token_hash, updated_at
+        ) values ($1, $2, $3, 'granted', $4, $5, $6, $7, $8, $9, $10, $11, $12, $9)
+        """,
+        consent_id,
+        request_id,
+        subject_id,
+        purposes,
+        jurisdiction,
+        method,
+        policy_version,
+        guardian_ref,
+        granted_at,
+        expires_at,
+        token,
+        withdraw_token_hash,
+    )
+
+
+async def end_consent(
+    connection: Connection,
+    consent_id: uuid.UUID,
+    *,
+    status: str,
+    reason: str,
+    now: datetime,
+) -> Consent | None:
+    """Conditional: ends only a live consent; None when it was no longer live."""
+    row = await connection.fetchrow(
+        f"""
+        update consents set status = $2, end_reason = $3, ended_at = $4, updated_at = $4
+        where id = $1 and status = 'granted'
+        returning {_COLUMNS}
+        """,
+        consent_id,
+        status,
+        reason,
+        now,
+    )
+    return _convert(row)
+
+
+async def expire_lapsed(connection: Connection, now: datetime) -> list[Consent]:
+    rows = await connection.fetch(
+        f"""
+        update consents
+        set status = 'expired', ended_at = expires_at, updated_at = $1,
+            end_reason = $2
+        where id in (
+            select id from consents
+            where status = 'granted' and expires_at <= $1
+            order by expires_at limit 500
+            for update skip locked
+        )
+        returning {_COLUMNS}
+        """,
+        now,
+        LAPSE_REASON,
+    )
+    return [msgspec.convert(dict(row), Consent) for row in rows]
+
+
+CHECK_QUERY = """
+select c.id as consent_id, c.status as consent_status, c.purposes as consent_purposes,
+       c.expires_at as consent_expires_at, coalesce(c.ended_at, c.granted_at) as consent_changed_at,
+       c.token,
+       r.status as request_status, r.expires_at as request_expires_at,
+       coalesce(r.decided_at, r.created_at) as request_changed_at
+from (select 1) as one
+left join lateral (
+    select id, status, purposes, expires_at, ended_at, granted_at, token
+    from consents where subject_id = $1
+    order by granted_at desc limit 1
+) as c on true
+left join lateral (
+    select status, expires_at, decided_at, created_at
+    from consent_requests where subject_id = $1 and status in ('pending', 'denied', 'expired')
+    order by created_at desc limit 1
+) as r on true
+"""
+
+
+LIVE_CONSENT_QUERY = """
+select id, purposes, expires_at, granted_at, token
+from consents where subject_id = $1 and status = 'granted'
+"""
+
+
+async def check_row(connection: Connection, subject_id: str) -> CheckRow:
+    # Most checks are for a subject with a live consent, and a live consent answers alone:
+    # one probe of the partial unique index. Only without one is the history read.
+    live = await connection.fetchrow(LIVE_CONSENT_QUERY, subject_id)
+    if live is not None:
+        return CheckRow(
+            consent_id=live["id"],
+            consent_status="granted",
+            consent_purposes=live["purposes"],
+            consent_expires_at=live["expires_at"],
+            consent_changed_at=live["granted_at"],
+            token=live["token"],
+            request_status=None,
+            request_expires_at=None,
+            request_changed_at=None,
+        )
+    row = await connection.fetchrow(CHECK_QUERY, subject_id)
+    assert row is not None  # the query always yields exactly one row
+    return CheckRow(**dict(row.items()))

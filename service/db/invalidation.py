@@ -1,0 +1,90 @@
+"""Cross-replica cache invalidation through PostgreSQL LISTEN/NOTIFY.
+
+A dedicated connection listens on one channel. While it is down, ``healthy`` is false and
+caches must not be trusted: a missed notification could keep a revoked API key alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import asyncpg
+
+from service.db.connection import Connection
+
+CHANNEL = "consent_cache"
+RECONNECT_SECONDS = 2.0
+
+logger = logging.getLogger("service.db.invalidation")
+
+
+async def publish(connection: Connection, topic: str) -> None:
+    """Tell every replica to drop cached entries of ``topic`` (delivered at commit)."""
+    await connection.execute("select pg_notify($1, $2)", CHANNEL, topic)
+
+
+class InvalidationListener:
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._callbacks: list[Callable[[str], None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._connection: Connection | None = None
+        self._lost = asyncio.Event()
+        self.healthy = False
+
+    def subscribe(self, callback: Callable[[str], None]) -> None:
+        self._callbacks.append(callback)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="cache-invalidation-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._connection is not None and not self._connection.is_closed():
+            await self._connection.close()
+
+    def _dispatch(self, topic: str) -> None:
+        for callback in self._callbacks:
+            callback(topic)
+
+    def _on_notification(self, _c: object, _pid: int, _channel: str, payload: object) -> None:
+        self._dispatch(str(payload))
+
+    def _on_termination(self, _c: object) -> None:
+        self.healthy = False
+        self._dispatch("*")
+        self._lost.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self._connection = await asyncpg.connect(self._dsn, timeout=5)
+                self._lost.clear()
+                self._connection.add_termination_listener(self._on_termination)
+                await self._connection.add_listener(CHANNEL, self._on_notification)
+                # Anything cached before we listened may be stale.
+                self._dispatch("*")
+                self.healthy = True
+                await self._watch()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                logger.warning("cache invalidation listener down: %s", type(exc).__name__)
+            self.healthy = False
+            self._dispatch("*")
+            if self._connection is not None and not self._connection.is_closed():
+                self._connection.terminate()
+            await asyncio.sleep(RECONNECT_SECONDS)
+
+    async def _watch(self) -> None:
+        # Termination callbacks do not fire for a server that vanishes silently, so probe too.
+        assert self._connection is not None
+        while not self._lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), timeout=RECONNECT_SECONDS * 5)
+            if not self._lost.is_set():
+                await self._connection.fetchval("select 1", timeout=5)

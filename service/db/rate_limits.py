@@ -1,0 +1,31 @@
+"""Fixed-window counters kept in PostgreSQL, so a limit holds across every replica."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from service.db.connection import Connection
+
+
+async def hit(
+    connection: Connection, *, bucket: str, limit: int, window: int, now: datetime
+) -> int | None:
+    """Count one hit; return seconds to wait when the limit is exceeded, else None."""
+    epoch = int(now.timestamp())
+    window_start = datetime.fromtimestamp(epoch - epoch % window, tz=now.tzinfo)
+    count: int = await connection.fetchval(
+        """
+        insert into rate_limit_counters (bucket, window_start, count) values ($1, $2, 1)
+        on conflict (bucket, window_start) do update set count = rate_limit_counters.count + 1
+        returning count
+        """,
+        bucket,
+        window_start,
+    )
+    if count > limit:
+        return max(1, int((window_start + timedelta(seconds=window) - now).total_seconds() + 0.999))
+    return None
+
+
+async def purge_old_windows(connection: Connection, before: datetime) -> None:
+    await connection.execute("delete from rate_limit_counters where window_start < $1", before)

@@ -1,0 +1,192 @@
+"""Guardian emails (plain text + HTML) rendered from the Jinja templates in templates/email/.
+
+Each message kind has one text and one HTML template; the words come from ``service.i18n``.
+HTML emails carry inline styles only: no images, no remote resources, no tracking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import jinja2
+import msgspec
+
+from service.i18n import Translate, format_datetime, negotiate_locale, translator
+
+TEMPLATES_DIR = Path(__file__).parents[1] / "templates"
+
+
+class Purpose(Protocol):
+    """What an email says of a purpose (the catalogue's ``Purpose`` has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def required(self) -> bool: ...
+    @property
+    def data_categories(self) -> list[str]: ...
+    @property
+    def retention_days(self) -> int: ...
+    def localized_title(self, locale: str) -> str: ...
+    def localized_description(self, locale: str) -> str: ...
+
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+    # HTML templates are escaped; plain-text ones are not (they are never parsed as HTML).
+    autoescape=jinja2.select_autoescape(
+        enabled_extensions=("html", "html.j2"), default=False, default_for_string=False
+    ),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+class RenderedEmail(msgspec.Struct, frozen=True, kw_only=True):
+    subject: str
+    text: str
+    html: str
+
+
+def render_request_email(
+    *,
+    locale: str,
+    operator_name: str,
+    privacy_notice_url: str,
+    review_url: str,
+    expires_at: datetime,
+    purposes: Sequence[Purpose],
+) -> RenderedEmail:
+    """The direct notice asking a guardian for consent (COPPA 312.4(c)(1), GDPR Art. 13/14)."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "request",
+        loc,
+        operator_name,
+        privacy_notice_url=privacy_notice_url,
+        review_url=review_url,
+        expires_at=format_datetime(expires_at, loc),
+        purposes=_purpose_views(purposes, loc),
+    )
+
+
+def render_confirmation_email(
+    *,
+    locale: str,
+    operator_name: str,
+    privacy_notice_url: str,
+    granted: Sequence[Purpose],
+    refused: Sequence[Purpose],
+    withdraw_url: str,
+    granted_at: datetime,
+    valid_until: datetime,
+) -> RenderedEmail:
+    """The "email plus" confirmation sent after a grant, with a one-click withdrawal link."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "confirmation",
+        loc,
+        operator_name,
+        privacy_notice_url=privacy_notice_url,
+        granted=_purpose_views(granted, loc),
+        refused=_purpose_views(refused, loc),
+        withdraw_url=withdraw_url,
+        granted_at=format_datetime(granted_at, loc),
+        valid_until=format_datetime(valid_until, loc),
+    )
+
+
+def render_withdrawn_email(
+    *,
+    locale: str,
+    operator_name: str,
+    purposes: Sequence[Purpose],
+    withdrawn_at: datetime,
+) -> RenderedEmail:
+    """Confirms a withdrawal made by the guardian."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "withdrawn",
+        loc,
+        operator_name,
+        purposes=_purpose_views(purposes, loc),
+        withdrawn_at=format_datetime(withdrawn_at, loc),
+    )
+
+
+def render_revoked_email(
+    *,
+    locale: str,
+    operator_name: str,
+    purposes: Sequence[Purpose],
+    reason: str,
+    revoked_at: datetime,
+) -> RenderedEmail:
+    """Tells the guardian that support staff revoked the consent, and why."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "revoked",
+        loc,
+        operator_name,
+        purposes=_purpose_views(purposes, loc),
+        reason=reason,
+        revoked_at=format_datetime(revoked_at, loc),
+    )
+
+
+def render_replaced_email(
+    *,
+    locale: str,
+    operator_name: str,
+    purposes: Sequence[Purpose],
+    replaced_at: datetime,
+) -> RenderedEmail:
+    """Tells a guardian that another guardian's consent for the same child replaced theirs."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "replaced",
+        loc,
+        operator_name,
+        purposes=_purpose_views(purposes, loc),
+        replaced_at=format_datetime(replaced_at, loc),
+    )
+
+
+def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, Any]]:
+    t = translator(locale)
+    return [
+        {
+            "id": purpose.id,
+            "title": purpose.localized_title(locale),
+            "description": purpose.localized_description(locale),
+            "required": purpose.required,
+            "categories": [t(f"category.{category}") for category in purpose.data_categories],
+            "retention_days": purpose.retention_days,
+        }
+        for purpose in purposes
+    ]
+
+
+def _single_line(value: str) -> str:
+    """Header-safe: no CR/LF (no header injection), runs of whitespace collapsed."""
+    return " ".join(value.split())
+
+
+def _render(kind: str, locale: str, operator_name: str, **context: Any) -> RenderedEmail:
+    t: Translate = translator(locale)
+    subject = _single_line(t(f"email.{kind}.subject", operator=_single_line(operator_name)))
+    variables = {
+        "t": t,
+        "locale": locale,
+        "operator_name": operator_name,
+        "subject": subject,
+        **context,
+    }
+    text = _environment.get_template(f"email/{kind}.txt.j2").render(variables)
+    html = _environment.get_template(f"email/{kind}.html.j2").render(variables)
+    return RenderedEmail(subject=subject, text=text, html=html)

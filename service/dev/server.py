@@ -1,0 +1,164 @@
+"""`consent-service dev`: everything a newcomer needs in one process.
+
+A private PostgreSQL under the data directory (kept between runs), a mail catcher with a
+web mailbox, generated keys, a development API key, and the API with an embedded worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+from pathlib import Path
+
+import asyncpg
+import uvicorn
+
+from service.app import create_app
+from service.clock import SystemClock
+from service.db import api_keys
+from service.db.migrate import migrate
+from service.dev.mailbox_page import mailbox_route
+from service.dev.mailcatcher import MailCatcher
+from service.dev.pgcluster import LocalCluster, usable_directory
+from service.security.staff_tokens import jwks_document, mint_dev_token
+from service.security.tokens import generate_signing_key_pem
+from service.settings import Settings, load_settings
+
+DEV_DATABASE = "consent"
+
+
+def _secret_file(path: Path, make: bytes) -> Path:
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(make)
+    return path
+
+
+async def ensure_database(cluster: LocalCluster, name: str) -> None:
+    connection = await asyncpg.connect(cluster.admin_dsn)
+    try:
+        exists = await connection.fetchval("select 1 from pg_database where datname = $1", name)
+        if not exists:
+            await connection.execute(f'create database "{name}"')
+    finally:
+        await connection.close()
+
+
+async def dev_api_key(settings: Settings, remembered_key: str | None) -> str:
+    """The remembered development key while it is still active, else a new one."""
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        if remembered_key and await api_keys.find_active_api_key(
+            connection, api_keys.hash_api_key(remembered_key)
+        ):
+            return remembered_key
+        key, _ = await api_keys.create_api_key(
+            connection,
+            name="development",
+            scopes=list(api_keys.SCOPES),
+            now=SystemClock().now(),
+        )
+    finally:
+        await connection.close()
+    return key
+
+
+def run_dev(*, host: str, port: int, data_dir: Path) -> None:
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    cluster: LocalCluster | None = None
+    catcher: MailCatcher | None = None
+    try:
+        if not env.get("CONSENT_DATABASE_URL"):
+            cluster = LocalCluster(usable_directory(data_dir / "pg"))
+            cluster.start()
+            asyncio.run(ensure_database(cluster, DEV_DATABASE))
+            env["CONSENT_DATABASE_URL"] = cluster.dsn(DEV_DATABASE)
+        if not env.get("CONSENT_SMTP_URL"):
+            catcher = MailCatcher()
+            catcher.start()
+            env["CONSENT_SMTP_URL"] = catcher.url
+        env.setdefault("CONSENT_MAIL_FROM", "consent@localhost.localdomain")
+        env.setdefault("CONSENT_PUBLIC_URL", f"http://{host}:{port}")
+        env.setdefault(
+            "CONSENT_SIGNING_KEY_FILE",
+            str(_secret_file(data_dir / "signing-key.pem", generate_signing_key_pem())),
+        )
+        if not env.get("CONSENT_DATA_KEY"):
+            key_file = _secret_file(data_dir / "data-key", base64.b64encode(os.urandom(32)))
+            env["CONSENT_DATA_KEY"] = key_file.read_text().strip()
+        env.setdefault("CONSENT_CONFIRMATION_DELAY", "60")
+        if not env.get("CONSENT_STAFF_ISSUER"):
+            staff_key = _secret_file(data_dir / "dev-staff-key.pem", generate_signing_key_pem())
+            jwks_file = data_dir / "dev-staff-jwks.json"
+            jwks_file.write_text(json.dumps(jwks_document(staff_key.read_bytes())))
+            env.update(
+                CONSENT_DEV_STAFF_KEY_FILE=str(staff_key),
+                CONSENT_STAFF_ISSUER="consent-dev",
+                CONSENT_STAFF_AUDIENCE="consent-service",
+                CONSENT_STAFF_JWKS=str(jwks_file),
+            )
+        settings = load_settings(env, dev_mode=True)
+        asyncio.run(migrate(settings.database_url))
+        key_file = data_dir / "dev-api-key"
+        remembered = key_file.read_text().strip() if key_file.exists() else None
+        key = asyncio.run(dev_api_key(settings, remembered))
+        if key != remembered:
+            key_file.write_text(key + "\n")
+            key_file.chmod(0o600)
+        app = create_app(
+            settings,
+            extra_routes=[mailbox_route(catcher.mailbox)] if catcher else [],
+            embedded_worker=True,
+        )
+        staff_token = (
+            mint_dev_token(settings, sub="dev-support", roles=["support", "admin"])
+            if settings.dev_staff_key_file
+            else None
+        )
+        print(_banner(settings, key, staff_token, mailbox=catcher is not None), flush=True)
+        # uvicorn re-raises SIGTERM once it has shut down; end through `finally` so the
+        # private database and the mail catcher stop too.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")
+        )
+        server.run()
+    finally:
+        if catcher is not None:
+            catcher.stop()
+        if cluster is not None:
+            cluster.stop()
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _banner(settings: Settings, key: str, staff_token: str | None, *, mailbox: bool) -> str:
+    base = settings.public_url
+    lines = [
+        "",
+        "consent-service dev is running",
+        f"  API:       {base}   (interactive docs: {base}/schema)",
+        f"  API key:   {key}",
+    ]
+    if staff_token:
+        lines.append(f"  Staff JWT: {staff_token}   (roles support, admin; 8 h)")
+    if mailbox:
+        lines.append(f"  Mailbox:   {base}/dev/mail")
+    lines += [
+        "  Try it:",
+        f"    curl -s -X POST {base}/v1/consent-requests -H 'Authorization: Bearer {key}' \\",
+        '      -H \'Content-Type: application/json\' -d \'{"subject_id": "child-1", '
+        '"birth_date": "2015-04-01", "country": "SI", "guardian_email": "parent@example.com", '
+        '"purposes": ["tutoring", "progress_reports"], "locale": "sl"}\'',
+        "  then open the mailbox and follow the link.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,234 @@
+"""The main app's API (API-key authenticated): age gate, consent requests, check."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+
+from service.consent import policy
+from service.consent import workflows as consents
+from service.consent.check import CheckAnswer, answer_check
+from service.consent.runtime import Runtime
+from service.db import consent_requests as requests_repo
+from service.db import consents as consents_repo
+from service.db.api_keys import ApiKey
+from service.http.api_key_auth import api_key_guard
+from service.http.dependencies import Db
+from service.http.problems import ProblemError
+from service.http.staff_auth import api_key_or_staff_guard
+
+SUBJECT_ID_PATTERN = r"^[A-Za-z0-9._:@-]+$"
+SubjectId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=SUBJECT_ID_PATTERN)]
+
+
+class AgeGateQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    birth_date: str
+    country: str
+
+
+class AgeGateAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    consent_required: bool
+    age: int
+    age_of_consent: int
+    jurisdiction: str
+    basis: str
+    consent_required_until: date | None
+
+
+class ConsentRequestIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    subject_id: SubjectId
+    birth_date: str
+    country: Annotated[str, msgspec.Meta(max_length=8)]
+    guardian_email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    purposes: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(min_length=1, max_length=32)
+    ]
+    locale: Annotated[str, msgspec.Meta(max_length=35)] | None = None
+
+
+class ConsentRequestOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    id: uuid.UUID | None = None
+    subject_id: str
+    status: str
+    expires_at: datetime | None = None
+    age: int | None = None
+    age_of_consent: int | None = None
+    jurisdiction: str | None = None
+    basis: str | None = None
+
+
+class ConsentRequestStatus(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    subject_id: str
+    status: str
+    purposes: list[str]
+    jurisdiction: str
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None
+
+
+class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    request_id: uuid.UUID
+    subject_id: str
+    status: str
+    purposes: list[str]
+    jurisdiction: str
+    method: str
+    policy_version: str
+    guardian: str
+    granted_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+    token: str | None
+
+
+def as_problem(error: consents.ConsentError) -> ProblemError:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    return ProblemError(
+        error.status, error.detail, headers=headers, current_status=error.current_status
+    )
+
+
+def consent_record(consent: consents_repo.Consent, now: datetime) -> ConsentRecord:
+    # A lapse the worker has not swept yet is still a lapse (the check answers the same).
+    lapsed = consent.status == "granted" and consent.expires_at <= now
+    status = "expired" if lapsed else consent.status
+    return ConsentRecord(
+        id=consent.id,
+        request_id=consent.request_id,
+        subject_id=consent.subject_id,
+        status=status,
+        purposes=consent.purposes,
+        jurisdiction=consent.jurisdiction,
+        method=consent.method,
+        policy_version=consent.policy_version,
+        guardian=consent.guardian_ref,
+        granted_at=consent.granted_at,
+        expires_at=consent.expires_at,
+        ended_at=consent.ended_at,
+        end_reason=consent.end_reason,
+        token=consent.token if status == "granted" else None,
+    )
+
+
+class AppController(Controller):
+    path = "/v1"
+    guards = [api_key_guard]
+    tags = ["main app"]
+
+    @post("/age-gate", status_code=200, summary="Does this child need a guardian's consent?")
+    async def age_gate(self, data: JSONBody[AgeGateQuery], state: State) -> AgeGateAnswer:
+        runtime: Runtime = state.runtime
+        try:
+            decision = policy.decide_age(
+                policy.parse_birth_date(data.birth_date),
+                data.country,
+                runtime.clock.now(),
+                runtime.settings.min_age,
+            )
+        except (policy.InvalidBirthDate, policy.UnknownCountry) as exc:
+            raise ProblemError(422, str(exc)) from None
+        return AgeGateAnswer(**msgspec.structs.asdict(decision))
+
+    @post(
+        "/consent-requests",
+        opt={"scopes": ("consent:request",)},
+        summary="Open a consent request; the guardian is emailed",
+        responses={},
+    )
+    async def create_request(
+        self,
+        data: JSONBody[ConsentRequestIn],
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
+        idempotency_key: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Idempotency-Key", max_length=255, min_length=1, pattern=r"^[\x20-\x7e]+$"
+            ),
+        ] = None,
+    ) -> Response[ConsentRequestOut]:
+        key: ApiKey = request.state.api_key
+        try:
+            outcome = await consents.create_request(
+                db,
+                state.runtime,
+                body=consents.NewRequest(**msgspec.structs.asdict(data)),
+                api_key_id=key.id,
+                api_key_name=key.name,
+                idempotency_key=idempotency_key,
+            )
+        except consents.ConsentError as exc:
+            raise as_problem(exc) from None
+        body = msgspec.convert(outcome.body, ConsentRequestOut)
+        return Response(body, status_code=outcome.status_code)
+
+    @get("/consent-requests/{request_id:uuid}", summary="Status of a consent request")
+    async def get_request(
+        self, request_id: FromPath[uuid.UUID], state: State, db: Db
+    ) -> ConsentRequestStatus:
+        found = await requests_repo.get_request(db, request_id)
+        if found is None:
+            raise ProblemError(404, "No consent request with this id.")
+        overdue = found.status == "pending" and found.expires_at <= state.runtime.clock.now()
+        return ConsentRequestStatus(
+            id=found.id,
+            subject_id=found.subject_id,
+            status="expired" if overdue else found.status,
+            purposes=found.purposes,
+            jurisdiction=found.country,
+            created_at=found.created_at,
+            expires_at=found.expires_at,
+            decided_at=found.decided_at,
+        )
+
+    @get(
+        "/consents/check",
+        opt={"scopes": ("consent:check",)},
+        summary="May this subject use this purpose now? (503, never allowed, when unknown)",
+    )
+    async def check(
+        self,
+        state: State,
+        subject_id: Annotated[
+            str, QueryParameter(min_length=1, max_length=128, pattern=SUBJECT_ID_PATTERN)
+        ],
+        purpose: Annotated[
+            str, QueryParameter(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+        ],
+    ) -> CheckAnswer:
+        runtime: Runtime = state.runtime
+        if runtime.catalogue.get(purpose) is None:
+            raise ProblemError(
+                422, f"Unknown purpose {purpose!r}; known: {', '.join(runtime.catalogue.ids)}."
+            )
+        # The hot path: borrow a connection for the one query instead of for the whole request.
+        pool: asyncpg.Pool = state.pool
+        async with pool.acquire() as connection:
+            row = await consents_repo.check_row(connection, subject_id)
+        return answer_check(row, subject_id=subject_id, purpose=purpose, now=runtime.clock.now())
+
+
+@get(
+    "/v1/consents/{consent_id:uuid}",
+    guards=[api_key_or_staff_guard],
+    opt={"scopes": ("consent:check",), "roles": ("support", "admin")},
+    tags=["main app", "staff"],
+    summary="A consent record (API key with consent:check, or staff)",
+)
+async def get_consent(consent_id: FromPath[uuid.UUID], state: State, db: Db) -> ConsentRecord:
+    consent = await consents_repo.get_consent(db, consent_id)
+    if consent is None:
+        raise ProblemError(404, "No consent with this id.")
+    return consent_record(consent, state.runtime.clock.now())

@@ -1,0 +1,22 @@
+"""The per-request connection, borrowed from the app's pool for the handler's duration."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import asyncpg
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+
+from service.db.connection import Connection
+from service.db.pool import CONNECT_TIMEOUT_SECONDS
+
+
+async def provide_connection(state: State) -> AsyncGenerator[Connection, None]:
+    pool: asyncpg.Pool = state.pool
+    async with pool.acquire(timeout=CONNECT_TIMEOUT_SECONDS) as connection:
+        yield connection
+
+
+Db = NamedDependency[Connection]
+"""Handler parameter type for the request's connection (provided as ``db``)."""

@@ -1,0 +1,55 @@
+"""Operations endpoints: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Response, get
+from litestar.datastructures import State
+
+from service.db.errors import DATABASE_ERRORS
+from service.db.migrate import pending_versions
+from service.db.pool import CONNECT_TIMEOUT_SECONDS
+from service.http.problems import problem_response
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    status: str
+
+
+@get("/healthz", tags=["ops"], summary="Liveness: the process answers")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@get(
+    "/readyz",
+    tags=["ops"],
+    summary="Readiness: the database is reachable and its schema is current",
+    responses={},
+)
+async def readyz(state: State) -> Response[Any]:
+    pool: asyncpg.Pool = state.pool
+    try:
+        async with pool.acquire(timeout=CONNECT_TIMEOUT_SECONDS) as connection:
+            missing = await pending_versions(connection, state.schema_versions)
+    except DATABASE_ERRORS as exc:
+        return problem_response(
+            503, f"database unreachable ({type(exc).__name__})", headers={"Retry-After": "5"}
+        )
+    if missing:
+        return problem_response(
+            503,
+            f"database schema is behind: migrations {', '.join(missing)} not applied "
+            "(run consent-service migrate)",
+            headers={"Retry-After": "30"},
+        )
+    return Response(Health(status="ready"))
+
+
+@get("/metrics", tags=["ops"], summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
+async def metrics(state: State) -> str:
+    rendered: str = state.metrics.render()
+    return rendered

@@ -1,0 +1,131 @@
+"""Support staff and admins (staff JWT): revoke, audit trail, subject lookup, export, erasure."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
+
+from service.consent import subjects
+from service.consent import workflows as consents
+from service.consent.runtime import Runtime
+from service.db.audit_events import AuditEvent, subject_events
+from service.http.app_api import SUBJECT_ID_PATTERN, ConsentRecord, as_problem, consent_record
+from service.http.dependencies import Db
+from service.http.staff_auth import staff_guard
+from service.security.staff_tokens import StaffPrincipal
+
+SubjectPath = Annotated[
+    str, PathParameter(min_length=1, max_length=128, pattern=SUBJECT_ID_PATTERN)
+]
+
+
+class RevokeIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # no control characters: a reason is shown to the guardian and kept in the audit trail
+    reason: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=3, max_length=1000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+$"
+        ),
+    ]
+
+
+class EventList(msgspec.Struct, frozen=True, kw_only=True):
+    subject_id: str
+    events: list[AuditEvent]
+
+
+def _staff(request: Request[Any, Any, Any]) -> StaffPrincipal:
+    principal: StaffPrincipal = request.state.staff
+    return principal
+
+
+class StaffController(Controller):
+    path = "/v1"
+    guards = [staff_guard]
+    tags = ["staff"]
+
+    @post(
+        "/consents/{consent_id:uuid}/revoke",
+        opt={"roles": ("support",)},
+        status_code=200,
+        summary="Revoke a granted consent with a reason (support)",
+    )
+    async def revoke(
+        self,
+        consent_id: FromPath[uuid.UUID],
+        data: JSONBody[RevokeIn],
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
+    ) -> ConsentRecord:
+        runtime: Runtime = state.runtime
+        try:
+            revoked = await consents.revoke(
+                db, runtime, consent_id, reason=data.reason.strip(), staff=_staff(request).sub
+            )
+        except consents.ConsentError as exc:
+            raise as_problem(exc) from None
+        except consents.LinkProblem:
+            raise as_problem(
+                consents.ConsentError(409, "The consent ended concurrently.")
+            ) from None
+        return consent_record(revoked, runtime.clock.now())
+
+    @get(
+        "/subjects",
+        opt={"roles": ("support", "admin")},
+        summary="Find the subjects a guardian email address was asked about (support)",
+    )
+    async def find_subjects(
+        self,
+        state: State,
+        db: Db,
+        guardian_email: Annotated[
+            str, QueryParameter(min_length=3, max_length=254, pattern=r"^[^\s@]+@[^\s@]+$")
+        ],
+    ) -> subjects.SubjectSearch:
+        return await subjects.find_by_guardian(db, state.runtime, guardian_email)
+
+    @get(
+        "/subjects/{subject_id:str}",
+        opt={"roles": ("support", "admin")},
+        summary="A subject's requests and consents, guardian email masked (support)",
+    )
+    async def subject(
+        self, subject_id: SubjectPath, state: State, db: Db
+    ) -> subjects.SubjectOverview:
+        return await subjects.overview(db, state.runtime, subject_id)
+
+    @get(
+        "/subjects/{subject_id:str}/events",
+        opt={"roles": ("support", "admin")},
+        summary="The subject's audit trail, oldest first (support)",
+    )
+    async def events(self, subject_id: SubjectPath, db: Db) -> EventList:
+        return EventList(subject_id=subject_id, events=await subject_events(db, subject_id))
+
+    @get(
+        "/subjects/{subject_id:str}/export",
+        opt={"roles": ("admin",)},
+        summary="Everything stored about the child and guardian (admin; GDPR Art. 15/20)",
+    )
+    async def export(self, subject_id: SubjectPath, state: State, db: Db) -> subjects.SubjectExport:
+        return await subjects.export(db, state.runtime, subject_id)
+
+    @delete(
+        "/subjects/{subject_id:str}",
+        opt={"roles": ("admin",)},
+        status_code=200,
+        summary="Erase a subject's personal data everywhere, keeping a tombstone (admin)",
+    )
+    async def erase(
+        self, subject_id: SubjectPath, request: Request[Any, Any, Any], state: State, db: Db
+    ) -> subjects.ErasureReceipt:
+        return await subjects.erase(
+            db, state.runtime, subject_id, actor=f"staff:{_staff(request).sub}"
+        )
