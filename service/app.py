@@ -55,7 +55,7 @@ def create_app(
 ) -> Litestar:
     runtime = Runtime(settings, clock)
     metrics = Metrics()
-    schema_versions = [m.version for m in load_migrations()]
+    schema_versions = [m.version for m in load_migrations(settings.schemas_dir)]
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:

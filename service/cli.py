@@ -24,10 +24,19 @@ from service.db.audit_events import chain_hash_at, chain_head, record_event, ver
 from service.db.connection import Connection
 from service.db.invalidation import publish
 from service.db.migrate import MigrationError, migrate
+from service.db.outbox import OutboxListing, list_messages
 from service.db.pool import create_pool
 from service.dev.pgcluster import ClusterError
 from service.security.tokens import generate_signing_key_pem
-from service.settings import ConfigError, Settings, load_settings
+from service.settings import (
+    ConfigError,
+    DevTokenConfig,
+    LoggingConfig,
+    MigrationConfig,
+    Settings,
+    database_url_from,
+    load_settings,
+)
 
 logger = logging.getLogger("service.cli")
 
@@ -36,9 +45,9 @@ class CommandError(Exception):
     """A command cannot run; the message is the one line shown to the operator."""
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(config: LoggingConfig) -> None:
     logging.basicConfig(
-        level=os.environ.get("CONSENT_LOG_LEVEL", level).upper(),
+        level=config.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # aiosmtpd (the dev mail catcher) logs every SMTP conversation, addresses included.
@@ -47,17 +56,6 @@ def configure_logging(level: str = "INFO") -> None:
 
 def settings_from_env() -> Settings:
     return load_settings(os.environ)
-
-
-def database_url_from_env() -> str:
-    url = os.environ.get("CONSENT_DATABASE_URL", "").strip()
-    if not url:
-        raise ConfigError("CONSENT_DATABASE_URL: required but not set")
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise ConfigError(
-            "CONSENT_DATABASE_URL: expected a postgresql://user@host:port/database URL"
-        )
-    return url
 
 
 def app_from_env() -> Litestar:
@@ -80,7 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         workers=args.workers,
         access_log=False,  # request paths carry guardian link tokens; metrics cover traffic
         proxy_headers=False,
-        log_level=os.environ.get("CONSENT_LOG_LEVEL", "info").lower(),
+        log_level=LoggingConfig.from_env(os.environ).level,
     )
 
 
@@ -108,14 +106,15 @@ def cmd_worker(_: argparse.Namespace) -> None:
 
 
 def cmd_migrate(_: argparse.Namespace) -> None:
-    applied = asyncio.run(migrate(database_url_from_env()))
+    config = MigrationConfig.from_env(os.environ)
+    applied = asyncio.run(migrate(config.database_url, config.schemas_dir))
     print(f"applied {', '.join(applied)}" if applied else "database schema is current")
 
 
 async def _with_connection(
     action: Callable[[Connection], Coroutine[Any, Any, Any]],
 ) -> Any:
-    connection = await asyncpg.connect(database_url_from_env(), timeout=10)
+    connection = await asyncpg.connect(database_url_from(os.environ), timeout=10)
     try:
         return await action(connection)
     finally:
@@ -225,26 +224,20 @@ def cmd_audit_verify(args: argparse.Namespace) -> None:
 
 
 def cmd_staff_token(args: argparse.Namespace) -> None:
-    from service.security.staff_tokens import DevTokenSettings, mint_dev_token
+    from service.security.staff_tokens import mint_dev_token
 
-    print(mint_dev_token(DevTokenSettings.from_env(os.environ), sub=args.sub, roles=args.role))
+    print(mint_dev_token(DevTokenConfig.from_env(os.environ), sub=args.sub, roles=args.role))
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> None:
-    async def action(connection: Connection) -> list[asyncpg.Record]:
-        return await connection.fetch(
-            """
-            select id, kind, topic, status, attempts, next_attempt_at, last_error
-            from outbox where status = any($1::text[]) order by created_at
-            """,
-            args.status,
-        )
+    async def action(connection: Connection) -> list[OutboxListing]:
+        return await list_messages(connection, args.status)
 
-    for row in asyncio.run(_with_connection(action)):
+    for message in asyncio.run(_with_connection(action)):
         print(
-            f"{row['id']}  {row['kind']:<7} {row['topic']:<22} {row['status']:<8} "
-            f"attempts={row['attempts']}  next={row['next_attempt_at']:%Y-%m-%d %H:%M:%S}  "
-            f"{row['last_error'] or ''}"
+            f"{message.id}  {message.kind:<7} {message.topic:<22} {message.status:<8} "
+            f"attempts={message.attempts}  next={message.next_attempt_at:%Y-%m-%d %H:%M:%S}  "
+            f"{message.last_error or ''}"
         )
 
 
@@ -370,8 +363,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if getattr(args, "status", 0) is None:
         args.status = ["dead"]
-    configure_logging()
     try:
+        configure_logging(LoggingConfig.from_env(os.environ))
         args.handler(args)
     except (ConfigError, CommandError, MigrationError, ClusterError) as exc:
         print(f"consent-service: {exc}", file=sys.stderr)

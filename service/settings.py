@@ -1,7 +1,10 @@
-"""Settings read once from ``CONSENT_*`` environment variables.
+"""Settings read once from ``CONSENT_*`` environment variables; nothing else reads them.
 
 Every problem is reported as :class:`ConfigError` whose message names the variable, so a
 misconfigured replica stops at start with one line instead of failing on its first request.
+Commands that need only part of the configuration (``migrate``, ``keys``, ``staff-token``,
+``audit verify``) read only that part, so they run without the rest. Each default is written
+once: on its field.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import base64
 import binascii
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
@@ -24,6 +27,8 @@ DAY = 86_400
 # the higher of this and the child's country's age.
 OPERATOR_MIN_AGE_DEFAULT = 15
 OPERATOR_MIN_AGE_RANGE = range(13, 19)
+REPOSITORY_SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class ConfigError(Exception):
@@ -67,6 +72,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_expired: int = 30 * DAY
     retention_withdrawn: int = 90 * DAY
     trust_forwarded_for: bool = False
+    schemas_dir: Path = REPOSITORY_SCHEMAS_DIR
     dev_mode: bool = False
 
     @property
@@ -81,53 +87,88 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return load_ed25519_private_key(self.signing_key_pem, "CONSENT_SIGNING_KEY_FILE")
 
 
+class DevTokenConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``staff-token`` needs, so minting does not require the whole configuration."""
+
+    dev_staff_key_file: str | None = None
+    staff_issuer: str | None = None
+    staff_audience: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DevTokenConfig:
+        return cls(**_Reader(env).fields(_dev_token_variables()))
+
+
+class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True):
+    level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LoggingConfig:
+        return cls(**_Reader(env).fields({"level": ("CONSENT_LOG_LEVEL", _parse_log_level)}))
+
+
+def database_url_from(env: Mapping[str, str]) -> str:
+    """``CONSENT_DATABASE_URL`` alone, for the commands that need nothing else."""
+    return _Reader(env).required("CONSENT_DATABASE_URL", _parse_postgres_dsn)
+
+
+class MigrationConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``migrate`` needs: the database and where the SQL files are."""
+
+    database_url: str
+    schemas_dir: Path = REPOSITORY_SCHEMAS_DIR
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MigrationConfig:
+        return cls(
+            database_url=database_url_from(env), **_Reader(env).fields(_schemas_dir_variable())
+        )
+
+
 def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings:
     """Build settings from an environment mapping, raising ConfigError naming the variable."""
     reader = _Reader(env)
     settings = Settings(
-        database_url=reader.required("CONSENT_DATABASE_URL", _parse_postgres_dsn),
+        database_url=database_url_from(env),
         smtp=reader.required("CONSENT_SMTP_URL", parse_smtp_url),
         mail_from=reader.required("CONSENT_MAIL_FROM", _parse_email_address),
         public_url=reader.required("CONSENT_PUBLIC_URL", _parse_public_url),
         signing_key_pem=reader.required("CONSENT_SIGNING_KEY_FILE", _read_signing_key),
         data_key=reader.required("CONSENT_DATA_KEY", _parse_data_key),
-        min_age=reader.optional(
-            "CONSENT_MIN_AGE",
-            _int_between(OPERATOR_MIN_AGE_RANGE.start, OPERATOR_MIN_AGE_RANGE.stop - 1),
-            OPERATOR_MIN_AGE_DEFAULT,
-        ),
-        staff_issuer=reader.optional("CONSENT_STAFF_ISSUER", _non_empty, None),
-        staff_audience=reader.optional("CONSENT_STAFF_AUDIENCE", _non_empty, None),
-        staff_jwks=reader.optional("CONSENT_STAFF_JWKS", _non_empty, None),
-        dev_staff_key_file=reader.optional("CONSENT_DEV_STAFF_KEY_FILE", _existing_file, None),
-        webhook_url=reader.optional("CONSENT_WEBHOOK_URL", _parse_http_url, None),
-        webhook_secret=reader.optional("CONSENT_WEBHOOK_SECRET", _parse_webhook_secret, None),
-        confirmation_delay=reader.optional(
-            "CONSENT_CONFIRMATION_DELAY", _int_between(0, 30 * DAY), DAY
-        ),
-        request_ttl=reader.optional("CONSENT_REQUEST_TTL", _int_between(600, 30 * DAY), 7 * DAY),
-        consent_max_validity=reader.optional(
-            "CONSENT_MAX_VALIDITY", _int_between(DAY, 5 * 365 * DAY), 365 * DAY
-        ),
-        token_audience=reader.optional("CONSENT_TOKEN_AUDIENCE", _non_empty, "consent-clients"),
-        operator_name=reader.optional("CONSENT_OPERATOR_NAME", _non_empty, "Example Tutoring"),
-        privacy_notice_url=reader.optional(
-            "CONSENT_PRIVACY_NOTICE_URL", _parse_http_url, "https://example.invalid/privacy"
-        ),
-        purposes_file=reader.optional("CONSENT_PURPOSES_FILE", _existing_file, None),
-        db_pool_max=reader.optional("CONSENT_DB_POOL_MAX", _int_between(1, 200), 10),
-        outbox_max_attempts=reader.optional("CONSENT_OUTBOX_MAX_ATTEMPTS", _int_between(1, 50), 8),
-        retention_denied=reader.optional(
-            "CONSENT_RETENTION_DENIED", _int_between(0, 3650 * DAY), 30 * DAY
-        ),
-        retention_expired=reader.optional(
-            "CONSENT_RETENTION_EXPIRED", _int_between(0, 3650 * DAY), 30 * DAY
-        ),
-        retention_withdrawn=reader.optional(
-            "CONSENT_RETENTION_WITHDRAWN", _int_between(0, 3650 * DAY), 90 * DAY
-        ),
-        trust_forwarded_for=reader.optional("CONSENT_TRUST_FORWARDED_FOR", _parse_bool, False),
         dev_mode=dev_mode,
+        # Unset variables are left out, so every field keeps the default written on it.
+        **reader.fields(
+            {
+                "min_age": (
+                    "CONSENT_MIN_AGE",
+                    _int_between(OPERATOR_MIN_AGE_RANGE.start, OPERATOR_MIN_AGE_RANGE.stop - 1),
+                ),
+                **_dev_token_variables(),
+                "staff_jwks": ("CONSENT_STAFF_JWKS", _non_empty),
+                "webhook_url": ("CONSENT_WEBHOOK_URL", _parse_http_url),
+                "webhook_secret": ("CONSENT_WEBHOOK_SECRET", _parse_webhook_secret),
+                "confirmation_delay": ("CONSENT_CONFIRMATION_DELAY", _int_between(0, 30 * DAY)),
+                "request_ttl": ("CONSENT_REQUEST_TTL", _int_between(600, 30 * DAY)),
+                "consent_max_validity": (
+                    "CONSENT_MAX_VALIDITY",
+                    _int_between(DAY, 5 * 365 * DAY),
+                ),
+                "token_audience": ("CONSENT_TOKEN_AUDIENCE", _non_empty),
+                "operator_name": ("CONSENT_OPERATOR_NAME", _non_empty),
+                "privacy_notice_url": ("CONSENT_PRIVACY_NOTICE_URL", _parse_http_url),
+                "purposes_file": ("CONSENT_PURPOSES_FILE", _existing_file),
+                "db_pool_max": ("CONSENT_DB_POOL_MAX", _int_between(1, 200)),
+                "outbox_max_attempts": ("CONSENT_OUTBOX_MAX_ATTEMPTS", _int_between(1, 50)),
+                "retention_denied": ("CONSENT_RETENTION_DENIED", _int_between(0, 3650 * DAY)),
+                "retention_expired": ("CONSENT_RETENTION_EXPIRED", _int_between(0, 3650 * DAY)),
+                "retention_withdrawn": (
+                    "CONSENT_RETENTION_WITHDRAWN",
+                    _int_between(0, 3650 * DAY),
+                ),
+                "trust_forwarded_for": ("CONSENT_TRUST_FORWARDED_FOR", _parse_bool),
+                **_schemas_dir_variable(),
+            }
+        ),
     )
     if settings.webhook_url and not settings.webhook_secret:
         raise ConfigError("CONSENT_WEBHOOK_SECRET: required when CONSENT_WEBHOOK_URL is set")
@@ -140,6 +181,22 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
     return settings
 
 
+# A field name -> (variable, parser); shared where two configurations read the same variable.
+_Variables: TypeAlias = dict[str, tuple[str, Callable[[str], Any]]]
+
+
+def _dev_token_variables() -> _Variables:
+    return {
+        "staff_issuer": ("CONSENT_STAFF_ISSUER", _non_empty),
+        "staff_audience": ("CONSENT_STAFF_AUDIENCE", _non_empty),
+        "dev_staff_key_file": ("CONSENT_DEV_STAFF_KEY_FILE", _existing_file),
+    }
+
+
+def _schemas_dir_variable() -> _Variables:
+    return {"schemas_dir": ("CONSENT_SCHEMAS_DIR", _existing_directory)}
+
+
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
@@ -150,11 +207,14 @@ class _Reader:
             raise ConfigError(f"{name}: required but not set")
         return self._parse(name, raw, parse)
 
-    def optional(self, name: str, parse: Callable[[str], T], default: T) -> T:
-        raw = self._env.get(name, "").strip()
-        if not raw:
-            return default
-        return self._parse(name, raw, parse)
+    def fields(self, variables: _Variables) -> dict[str, Any]:
+        """The parsed value of each variable that is set, by field name, in the given order."""
+        values = {}
+        for field, (name, parse) in variables.items():
+            raw = self._env.get(name, "").strip()
+            if raw:
+                values[field] = self._parse(name, raw, parse)
+        return values
 
     @staticmethod
     def _parse(name: str, raw: str, parse: Callable[[str], T]) -> T:
@@ -285,3 +345,16 @@ def _existing_file(raw: str) -> str:
     if not Path(raw).is_file():
         raise ConfigError(f"no such file: {raw}")
     return raw
+
+
+def _existing_directory(raw: str) -> Path:
+    if not Path(raw).is_dir():
+        raise ConfigError(f"no such directory: {raw}")
+    return Path(raw)
+
+
+def _parse_log_level(raw: str) -> str:
+    level = raw.lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"expected one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level

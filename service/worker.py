@@ -12,8 +12,9 @@ import asyncpg
 from service.consent import retention
 from service.consent import workflows as consents
 from service.consent.runtime import Runtime
-from service.db import rate_limits as ratelimit
+from service.db import idempotency_keys, rate_limits
 from service.db.errors import DATABASE_ERRORS
+from service.db.outbox import OutboxItem
 from service.delivery import outbox
 from service.delivery.smtp import MailSender, build_message
 from service.delivery.webhooks import WebhookError, WebhookSender
@@ -66,7 +67,7 @@ class Worker:
                     return delivered
                 delivered += await self._deliver(item)
 
-    async def _deliver(self, item: outbox.OutboxItem) -> int:
+    async def _deliver(self, item: OutboxItem) -> int:
         try:
             await self._send(item)
         except Exception as exc:
@@ -98,7 +99,7 @@ class Worker:
         self.metrics.increment(f"outbox_{item.kind}_delivered")
         return 1
 
-    async def _send(self, item: outbox.OutboxItem) -> None:
+    async def _send(self, item: OutboxItem) -> None:
         if item.kind == "email":
             payload = outbox.decrypt_email(self.runtime.protector, item)
             message = build_message(
@@ -121,12 +122,11 @@ class Worker:
             purged_requests = await retention.purge_requests(connection, self.runtime)
             purged_consents = await retention.purge_consents(connection, self.runtime)
             await retention.purge_outbox(connection, self.runtime)
-            await ratelimit.purge_old_windows(
+            await rate_limits.purge_old_windows(
                 connection, self.runtime.clock.now() - consents.RATE_WINDOW_RETENTION
             )
-            await connection.execute(
-                "delete from idempotency_keys where created_at < $1",
-                self.runtime.clock.now() - consents.IDEMPOTENCY_RETENTION,
+            await idempotency_keys.purge_created_before(
+                connection, self.runtime.clock.now() - consents.IDEMPOTENCY_RETENTION
             )
         return {
             "expired_requests": expired_requests,

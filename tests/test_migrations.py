@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 
 from service.db.audit_events import record_event
-from service.db.migrate import MigrationError, migrate, schemas_dir
+from service.db.migrate import MigrationError, migrate
+from service.settings import REPOSITORY_SCHEMAS_DIR
 from tests.test_cli import run_cli
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
@@ -50,7 +51,7 @@ async def fetch(dsn: str, query: str) -> list[asyncpg.Record]:
 
 
 def test_the_default_schema_directory_is_the_repository_one() -> None:
-    assert schemas_dir().resolve() == SCHEMAS
+    assert REPOSITORY_SCHEMAS_DIR.resolve() == SCHEMAS
     assert schema_files(), "schemas/ holds at least one migration"
 
 

@@ -7,7 +7,6 @@ refused, because the database would silently differ from what the repository des
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import asyncpg
 import msgspec
 
 from service.db.connection import Connection
+from service.settings import REPOSITORY_SCHEMAS_DIR
 
 MIGRATION_LOCK_KEY = 0x636F6E73656E74  # "consent": one lock id shared by every migrate process
 _FILE_PATTERN = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -31,15 +31,7 @@ class Migration(msgspec.Struct, frozen=True, kw_only=True):
     checksum: str
 
 
-def schemas_dir() -> Path:
-    configured = os.environ.get("CONSENT_SCHEMAS_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2] / "schemas"
-
-
-def load_migrations(directory: Path | None = None) -> list[Migration]:
-    directory = directory or schemas_dir()
+def load_migrations(directory: Path = REPOSITORY_SCHEMAS_DIR) -> list[Migration]:
     if not directory.is_dir():
         raise MigrationError(f"schema directory not found: {directory}")
     migrations = []
@@ -117,7 +109,7 @@ def _check_applied(applied: dict[str, asyncpg.Record], migrations: list[Migratio
             )
 
 
-async def migrate(dsn: str, directory: Path | None = None) -> list[str]:
+async def migrate(dsn: str, directory: Path = REPOSITORY_SCHEMAS_DIR) -> list[str]:
     migrations = load_migrations(directory)
     connection = await asyncpg.connect(dsn)
     try:

@@ -1,12 +1,12 @@
 """The transactional outbox: side effects written with the state change, delivered later.
 
 Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and leased: a worker that dies mid-send
-leaves the row to be claimed again after the lease, so delivery is at least once.
+leaves the row to be claimed again after the lease, so delivery is at least once. The SQL
+lives in ``service.db.outbox``; this module decides what is stored and when to try again.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from datetime import datetime, timedelta
@@ -14,26 +14,16 @@ from typing import Any
 
 import msgspec
 
+from service.db import outbox as outbox_table
 from service.db.connection import Connection
+from service.db.outbox import OutboxItem
 from service.delivery.emails import RenderedEmail
 from service.security.personal_data import DataProtector
 
 CLAIM_LEASE = timedelta(minutes=2)
 BASE_BACKOFF_SECONDS = 30
 MAX_BACKOFF_SECONDS = 3600
-
-
-class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
-    id: uuid.UUID
-    kind: str
-    topic: str
-    subject_id: str | None
-    related_id: uuid.UUID | None
-    payload: dict[str, Any] | None
-    payload_enc: bytes | None
-    attempts: int
-    claim_id: uuid.UUID
-    created_at: datetime
+MAX_ERROR_CHARS = 500
 
 
 class EmailPayload(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,19 +53,15 @@ async def enqueue_email(
 ) -> uuid.UUID:
     item_id = uuid.uuid4()
     payload = msgspec.json.encode(EmailPayload(to=to, locale=locale, email=email))
-    await connection.execute(
-        """
-        insert into outbox (id, kind, topic, subject_id, related_id, payload_enc,
-                            next_attempt_at, created_at)
-        values ($1, 'email', $2, $3, $4, $5, $6, $7)
-        """,
-        item_id,
-        topic,
-        subject_id,
-        related_id,
-        protector.encrypt(payload, item_id.bytes),
-        deliver_at or now,
-        now,
+    await outbox_table.insert_email(
+        connection,
+        item_id=item_id,
+        topic=topic,
+        subject_id=subject_id,
+        related_id=related_id,
+        payload_enc=protector.encrypt(payload, item_id.bytes),
+        next_attempt_at=deliver_at or now,
+        created_at=now,
     )
     return item_id
 
@@ -90,19 +76,14 @@ async def enqueue_webhook(
     now: datetime,
 ) -> uuid.UUID:
     item_id = uuid.uuid4()
-    payload = {"type": event_type, "timestamp": now.isoformat(), "data": data}
-    await connection.execute(
-        """
-        insert into outbox (id, kind, topic, subject_id, related_id, payload,
-                            next_attempt_at, created_at)
-        values ($1, 'webhook', $2, $3, $4, $5::jsonb, $6, $6)
-        """,
-        item_id,
-        event_type,
-        subject_id,
-        related_id,
-        json.dumps(payload),
-        now,
+    await outbox_table.insert_webhook(
+        connection,
+        item_id=item_id,
+        topic=event_type,
+        subject_id=subject_id,
+        related_id=related_id,
+        payload={"type": event_type, "timestamp": now.isoformat(), "data": data},
+        created_at=now,
     )
     return item_id
 
@@ -115,48 +96,11 @@ def decrypt_email(protector: DataProtector, item: OutboxItem) -> EmailPayload:
 
 
 async def claim_due(connection: Connection, *, now: datetime, limit: int) -> list[OutboxItem]:
-    rows = await connection.fetch(
-        """
-        with due as (
-            select id from outbox
-            where status = 'pending' and next_attempt_at <= $1
-            order by next_attempt_at
-            limit $2
-            for update skip locked
-        )
-        update outbox o
-        set attempts = o.attempts + 1, next_attempt_at = $1 + $3::interval,
-            claim_id = gen_random_uuid()
-        from due where o.id = due.id
-        returning o.id, o.kind, o.topic, o.subject_id, o.related_id, o.payload, o.payload_enc,
-                  o.attempts, o.claim_id, o.created_at
-        """,
-        now,
-        limit,
-        CLAIM_LEASE,
-    )
-    items = []
-    for row in rows:
-        values = dict(row)
-        if values["payload"] is not None:
-            values["payload"] = json.loads(values["payload"])
-        items.append(msgspec.convert(values, OutboxItem))
-    return items
+    return await outbox_table.claim_due(connection, now=now, limit=limit, lease=CLAIM_LEASE)
 
 
 async def mark_sent(connection: Connection, item: OutboxItem, now: datetime) -> None:
-    # The payload has done its job; keep no copy of the guardian's address or link.
-    # Only our own claim: a worker whose lease ran out must not touch the row any more.
-    await connection.execute(
-        """
-        update outbox set status = 'sent', sent_at = $2, payload = null, payload_enc = null,
-                          last_error = null
-        where id = $1 and status = 'pending' and claim_id = $3
-        """,
-        item.id,
-        now,
-        item.claim_id,
-    )
+    await outbox_table.mark_sent(connection, item, now)
 
 
 async def mark_failed(
@@ -168,49 +112,24 @@ async def mark_failed(
     max_attempts: int,
 ) -> str:
     """Record a failed attempt; the new status, or ``stale`` when our claim was taken over."""
-    dead = item.attempts >= max_attempts
-    status: str | None = await connection.fetchval(
-        """
-        update outbox set status = case when $3 then 'dead' else 'pending' end,
-                          next_attempt_at = $4, last_error = $2
-        where id = $1 and status = 'pending' and claim_id = $5
-        returning status
-        """,
-        item.id,
-        error[:500],
-        dead,
-        now + backoff(item.attempts),
-        item.claim_id,
+    status = await outbox_table.mark_failed(
+        connection,
+        item,
+        error=error[:MAX_ERROR_CHARS],
+        dead=item.attempts >= max_attempts,
+        next_attempt_at=now + backoff(item.attempts),
     )
     return status or "stale"
 
 
 async def retry_dead(connection: Connection, item_id: uuid.UUID, now: datetime) -> str | None:
     """Put a dead message back in the queue, keeping its id (the webhook-id receivers dedupe on)."""
-    row = await connection.fetchrow(
-        """
-        update outbox set status = 'pending', attempts = 0, next_attempt_at = $2, last_error = null,
-                          claim_id = null
-        where id = $1 and status = 'dead' and (payload is not null or payload_enc is not null)
-        returning topic
-        """,
-        item_id,
-        now,
-    )
-    return str(row["topic"]) if row else None
+    return await outbox_table.requeue_dead(connection, item_id, now)
 
 
 async def purge_undelivered(connection: Connection, before: datetime) -> int:
     """Drop the payloads of messages given up on (dead, cancelled) before ``before``."""
-    result = await connection.execute(
-        """
-        update outbox set payload = null, payload_enc = null
-        where status in ('dead', 'cancelled') and created_at < $1
-          and (payload is not null or payload_enc is not null)
-        """,
-        before,
-    )
-    return int(result.split()[-1])
+    return await outbox_table.drop_undelivered_payloads(connection, before)
 
 
 async def cancel_emails_for(connection: Connection, related_id: uuid.UUID) -> None:
@@ -218,10 +137,4 @@ async def cancel_emails_for(connection: Connection, related_id: uuid.UUID) -> No
 
     Webhooks are never cancelled: the main app must hear of every change, in order.
     """
-    await connection.execute(
-        """
-        update outbox set status = 'cancelled', payload = null, payload_enc = null
-        where related_id = $1 and kind = 'email' and status in ('pending', 'dead')
-        """,
-        related_id,
-    )
+    await outbox_table.cancel_emails_for(connection, related_id)

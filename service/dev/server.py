@@ -19,6 +19,7 @@ import uvicorn
 from service.app import create_app
 from service.clock import SystemClock
 from service.db import api_keys
+from service.db.databases import ensure_database
 from service.db.migrate import migrate
 from service.dev.mailbox_page import mailbox_route
 from service.dev.mailcatcher import MailCatcher
@@ -30,22 +31,13 @@ from service.settings import Settings, load_settings
 DEV_DATABASE = "consent"
 
 
-def _secret_file(path: Path, make: bytes) -> Path:
+def _secret_file(path: Path, content: bytes) -> Path:
+    """Write a private (0600) file unless it exists: a key made once is kept between runs."""
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(make)
+            handle.write(content)
     return path
-
-
-async def ensure_database(cluster: LocalCluster, name: str) -> None:
-    connection = await asyncpg.connect(cluster.admin_dsn)
-    try:
-        exists = await connection.fetchval("select 1 from pg_database where datname = $1", name)
-        if not exists:
-            await connection.execute(f'create database "{name}"')
-    finally:
-        await connection.close()
 
 
 async def dev_api_key(settings: Settings, remembered_key: str | None) -> str:
@@ -77,7 +69,7 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
         if not env.get("CONSENT_DATABASE_URL"):
             cluster = LocalCluster(usable_directory(data_dir / "pg"))
             cluster.start()
-            asyncio.run(ensure_database(cluster, DEV_DATABASE))
+            asyncio.run(ensure_database(cluster.admin_dsn, DEV_DATABASE))
             env["CONSENT_DATABASE_URL"] = cluster.dsn(DEV_DATABASE)
         if not env.get("CONSENT_SMTP_URL"):
             catcher = MailCatcher()
@@ -104,7 +96,7 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
                 CONSENT_STAFF_JWKS=str(jwks_file),
             )
         settings = load_settings(env, dev_mode=True)
-        asyncio.run(migrate(settings.database_url))
+        asyncio.run(migrate(settings.database_url, settings.schemas_dir))
         key_file = data_dir / "dev-api-key"
         remembered = key_file.read_text().strip() if key_file.exists() else None
         key = asyncio.run(dev_api_key(settings, remembered))

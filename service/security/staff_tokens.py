@@ -9,17 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import jwt
 import msgspec
 
 from service.security.tokens import public_jwk
-from service.settings import ConfigError, Settings, load_ed25519_private_key
+from service.settings import ConfigError, DevTokenConfig, Settings, load_ed25519_private_key
 
 ALGORITHMS = ["EdDSA", "ES256", "ES384", "RS256", "RS384", "RS512", "PS256"]
 ROLES = ("support", "admin")
@@ -120,32 +119,7 @@ def verifier_from_settings(settings: Settings) -> StaffVerifier | None:
     return None
 
 
-class DevTokenConfig(Protocol):
-    @property
-    def dev_staff_key_file(self) -> str | None: ...
-    @property
-    def staff_issuer(self) -> str | None: ...
-    @property
-    def staff_audience(self) -> str | None: ...
-
-
-class DevTokenSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Only what ``staff-token`` needs, so minting does not require the whole configuration."""
-
-    dev_staff_key_file: str | None
-    staff_issuer: str | None
-    staff_audience: str | None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> DevTokenSettings:
-        return cls(
-            dev_staff_key_file=env.get("CONSENT_DEV_STAFF_KEY_FILE") or None,
-            staff_issuer=env.get("CONSENT_STAFF_ISSUER") or None,
-            staff_audience=env.get("CONSENT_STAFF_AUDIENCE") or None,
-        )
-
-
-def mint_dev_token(settings: DevTokenConfig, *, sub: str, roles: list[str]) -> str:
+def mint_dev_token(settings: DevTokenConfig | Settings, *, sub: str, roles: list[str]) -> str:
     """A staff JWT signed with the development key (``staff-token``); refused without one."""
     if not settings.dev_staff_key_file:
         raise ConfigError(

@@ -1,0 +1,217 @@
+"""The ``outbox`` table: inserting messages, claiming due ones, recording their outcome.
+
+What a message says and when to try it again is decided by ``service.delivery.outbox``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from service.db.connection import Connection
+
+
+class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A message claimed for delivery; ``claim_id`` proves the claim is still ours."""
+
+    id: uuid.UUID
+    kind: str
+    topic: str
+    subject_id: str | None
+    related_id: uuid.UUID | None
+    payload: dict[str, Any] | None
+    payload_enc: bytes | None
+    attempts: int
+    claim_id: uuid.UUID
+    created_at: datetime
+
+
+class OutboxListing(msgspec.Struct, frozen=True, kw_only=True):
+    """A message as ``outbox list`` shows it (never its payload)."""
+
+    id: uuid.UUID
+    kind: str
+    topic: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+async def insert_email(
+    connection: Connection,
+    *,
+    item_id: uuid.UUID,
+    topic: str,
+    subject_id: str,
+    related_id: uuid.UUID,
+    payload_enc: bytes,
+    next_attempt_at: datetime,
+    created_at: datetime,
+) -> None:
+    await connection.execute(
+        """
+        insert into outbox (id, kind, topic, subject_id, related_id, payload_enc,
+                            next_attempt_at, created_at)
+        values ($1, 'email', $2, $3, $4, $5, $6, $7)
+        """,
+        item_id,
+        topic,
+        subject_id,
+        related_id,
+        payload_enc,
+        next_attempt_at,
+        created_at,
+    )
+
+
+async def insert_webhook(
+    connection: Connection,
+    *,
+    item_id: uuid.UUID,
+    topic: str,
+    subject_id: str,
+    related_id: uuid.UUID,
+    payload: dict[str, Any],
+    created_at: datetime,
+) -> None:
+    await connection.execute(
+        """
+        insert into outbox (id, kind, topic, subject_id, related_id, payload,
+                            next_attempt_at, created_at)
+        values ($1, 'webhook', $2, $3, $4, $5::jsonb, $6, $6)
+        """,
+        item_id,
+        topic,
+        subject_id,
+        related_id,
+        json.dumps(payload),
+        created_at,
+    )
+
+
+async def claim_due(
+    connection: Connection, *, now: datetime, limit: int, lease: timedelta
+) -> list[OutboxItem]:
+    """Claim up to ``limit`` due messages that no other worker holds, for ``lease``."""
+    rows = await connection.fetch(
+        """
+        with due as (
+            select id from outbox
+            where status = 'pending' and next_attempt_at <= $1
+            order by next_attempt_at
+            limit $2
+            for update skip locked
+        )
+        update outbox o
+        set attempts = o.attempts + 1, next_attempt_at = $1 + $3::interval,
+            claim_id = gen_random_uuid()
+        from due where o.id = due.id
+        returning o.id, o.kind, o.topic, o.subject_id, o.related_id, o.payload, o.payload_enc,
+                  o.attempts, o.claim_id, o.created_at
+        """,
+        now,
+        limit,
+        lease,
+    )
+    items = []
+    for row in rows:
+        values = dict(row)
+        if values["payload"] is not None:
+            values["payload"] = json.loads(values["payload"])
+        items.append(msgspec.convert(values, OutboxItem))
+    return items
+
+
+async def mark_sent(connection: Connection, item: OutboxItem, now: datetime) -> None:
+    # The payload has done its job; keep no copy of the guardian's address or link.
+    # Only our own claim: a worker whose lease ran out must not touch the row any more.
+    await connection.execute(
+        """
+        update outbox set status = 'sent', sent_at = $2, payload = null, payload_enc = null,
+                          last_error = null
+        where id = $1 and status = 'pending' and claim_id = $3
+        """,
+        item.id,
+        now,
+        item.claim_id,
+    )
+
+
+async def mark_failed(
+    connection: Connection,
+    item: OutboxItem,
+    *,
+    error: str,
+    dead: bool,
+    next_attempt_at: datetime,
+) -> str | None:
+    """Record a failed attempt; the new status, or None when our claim was taken over."""
+    status: str | None = await connection.fetchval(
+        """
+        update outbox set status = case when $3 then 'dead' else 'pending' end,
+                          next_attempt_at = $4, last_error = $2
+        where id = $1 and status = 'pending' and claim_id = $5
+        returning status
+        """,
+        item.id,
+        error,
+        dead,
+        next_attempt_at,
+        item.claim_id,
+    )
+    return status
+
+
+async def requeue_dead(connection: Connection, item_id: uuid.UUID, now: datetime) -> str | None:
+    """Make a dead message that still has its payload pending again; its topic, or None."""
+    row = await connection.fetchrow(
+        """
+        update outbox set status = 'pending', attempts = 0, next_attempt_at = $2, last_error = null,
+                          claim_id = null
+        where id = $1 and status = 'dead' and (payload is not null or payload_enc is not null)
+        returning topic
+        """,
+        item_id,
+        now,
+    )
+    return str(row["topic"]) if row else None
+
+
+async def drop_undelivered_payloads(connection: Connection, before: datetime) -> int:
+    """Null the payloads of dead and cancelled messages created before ``before``; how many."""
+    result = await connection.execute(
+        """
+        update outbox set payload = null, payload_enc = null
+        where status in ('dead', 'cancelled') and created_at < $1
+          and (payload is not null or payload_enc is not null)
+        """,
+        before,
+    )
+    return int(result.split()[-1])
+
+
+async def cancel_emails_for(connection: Connection, related_id: uuid.UUID) -> None:
+    """Cancel the pending and dead emails about one record, dropping their payloads."""
+    await connection.execute(
+        """
+        update outbox set status = 'cancelled', payload = null, payload_enc = null
+        where related_id = $1 and kind = 'email' and status in ('pending', 'dead')
+        """,
+        related_id,
+    )
+
+
+async def list_messages(connection: Connection, statuses: list[str]) -> list[OutboxListing]:
+    rows = await connection.fetch(
+        """
+        select id, kind, topic, status, attempts, next_attempt_at, last_error
+        from outbox where status = any($1::text[]) order by created_at
+        """,
+        statuses,
+    )
+    return [msgspec.convert(dict(row), OutboxListing) for row in rows]
