@@ -36,6 +36,7 @@ from service.settings import (
     Settings,
     database_url_from,
     load_settings,
+    schemas_dir_from,
 )
 
 logger = logging.getLogger("service.cli")
@@ -190,7 +191,8 @@ def cmd_keys_signing_key(args: argparse.Namespace) -> None:
 def cmd_openapi(args: argparse.Namespace) -> None:
     from service.openapi_export import write_openapi
 
-    path = write_openapi(Path(args.output))
+    # create_app reads the migration files: the versions /readyz expects.
+    path = write_openapi(Path(args.output), schemas_dir_from(os.environ))
     print(str(path))
 
 

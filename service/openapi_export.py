@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from service.security.tokens import generate_signing_key_pem
-from service.settings import Settings, SmtpConfig
+from service.settings import REPOSITORY_SCHEMAS_DIR, Settings, SmtpConfig
 
 
-def _schema_only_settings() -> Settings:
+def _schema_only_settings(schemas_dir: Path) -> Settings:
     return Settings(
         database_url="postgresql://schema-export.invalid/consent",
         smtp=SmtpConfig(host="localhost", port=25),
@@ -20,25 +20,29 @@ def _schema_only_settings() -> Settings:
         public_url="https://consent.example.invalid",
         signing_key_pem=generate_signing_key_pem(),
         data_key=os.urandom(32),
+        schemas_dir=schemas_dir,
     )
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(schemas_dir: Path = REPOSITORY_SCHEMAS_DIR) -> dict[str, Any]:
     from service.app import create_app
 
-    app = create_app(_schema_only_settings())
+    app = create_app(_schema_only_settings(schemas_dir))
     document: dict[str, Any] = app.openapi_schema.to_schema()
     return document
 
 
-def render_openapi() -> str:
-    return json.dumps(openapi_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+def render_openapi(schemas_dir: Path = REPOSITORY_SCHEMAS_DIR) -> str:
+    return (
+        json.dumps(openapi_document(schemas_dir), indent=2, sort_keys=True, ensure_ascii=False)
+        + "\n"
+    )
 
 
-def write_openapi(path: Path) -> Path:
+def write_openapi(path: Path, schemas_dir: Path = REPOSITORY_SCHEMAS_DIR) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as tmp:
-        tmp.write(render_openapi())
+        tmp.write(render_openapi(schemas_dir))
     Path(tmp.name).chmod(0o644)
     Path(tmp.name).replace(path)
     return path

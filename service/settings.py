@@ -112,6 +112,14 @@ def database_url_from(env: Mapping[str, str]) -> str:
     return _Reader(env).required("CONSENT_DATABASE_URL", _parse_postgres_dsn)
 
 
+def schemas_dir_from(env: Mapping[str, str]) -> Path:
+    """``CONSENT_SCHEMAS_DIR`` alone: where the migration files are."""
+    directory: Path = (
+        _Reader(env).fields(_schemas_dir_variable()).get("schemas_dir", REPOSITORY_SCHEMAS_DIR)
+    )
+    return directory
+
+
 class MigrationConfig(msgspec.Struct, frozen=True, kw_only=True):
     """What ``migrate`` needs: the database and where the SQL files are."""
 
@@ -120,9 +128,7 @@ class MigrationConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MigrationConfig:
-        return cls(
-            database_url=database_url_from(env), **_Reader(env).fields(_schemas_dir_variable())
-        )
+        return cls(database_url=database_url_from(env), schemas_dir=schemas_dir_from(env))
 
 
 def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings:

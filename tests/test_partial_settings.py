@@ -155,3 +155,14 @@ async def test_migrate_with_a_missing_schema_directory_names_the_variable(
     assert result.code == 2
     [line] = result.stderr.splitlines()
     assert line.startswith("consent-service: CONSENT_SCHEMAS_DIR: no such directory")
+
+
+async def test_openapi_reads_the_schema_directory_like_a_served_app(tmp_path: Path) -> None:
+    missing = tmp_path / "none"
+    out = tmp_path / "openapi.json"
+    env = {"CONSENT_SCHEMAS_DIR": str(missing)}
+    result = await run_cli("openapi", "--output", str(out), env=env, cwd=tmp_path)
+    assert result.code == 2
+    [line] = result.stderr.splitlines()
+    assert line == f"consent-service: CONSENT_SCHEMAS_DIR: no such directory: {missing}"
+    assert not out.exists()
