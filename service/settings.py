@@ -24,6 +24,8 @@ DAY = 86_400
 # the higher of this and the child's country's age.
 OPERATOR_MIN_AGE_DEFAULT = 15
 OPERATOR_MIN_AGE_RANGE = range(13, 19)
+# Like `serve --host`: the worker's metrics are scraped from outside its container.
+WORKER_METRICS_HOST_DEFAULT = "0.0.0.0"  # noqa: S104
 
 
 class ConfigError(Exception):
@@ -67,6 +69,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_expired: int = 30 * DAY
     retention_withdrawn: int = 90 * DAY
     trust_forwarded_for: bool = False
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = WORKER_METRICS_HOST_DEFAULT
+    # Set by `serve --workers N` for its worker processes (prometheus_client reads it too).
+    metrics_multiprocess_dir: str | None = None
     dev_mode: bool = False
 
     @property
@@ -127,6 +133,15 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
             "CONSENT_RETENTION_WITHDRAWN", _int_between(0, 3650 * DAY), 90 * DAY
         ),
         trust_forwarded_for=reader.optional("CONSENT_TRUST_FORWARDED_FOR", _parse_bool, False),
+        worker_metrics_port=reader.optional(
+            "CONSENT_WORKER_METRICS_PORT", _int_between(1, 65535), None
+        ),
+        worker_metrics_host=reader.optional(
+            "CONSENT_WORKER_METRICS_HOST", _non_empty, WORKER_METRICS_HOST_DEFAULT
+        ),
+        metrics_multiprocess_dir=reader.optional(
+            "PROMETHEUS_MULTIPROC_DIR", _existing_directory, None
+        ),
         dev_mode=dev_mode,
     )
     if settings.webhook_url and not settings.webhook_secret:
@@ -284,4 +299,10 @@ def _parse_webhook_secret(raw: str) -> str:
 def _existing_file(raw: str) -> str:
     if not Path(raw).is_file():
         raise ConfigError(f"no such file: {raw}")
+    return raw
+
+
+def _existing_directory(raw: str) -> str:
+    if not Path(raw).is_dir():
+        raise ConfigError(f"no such directory: {raw}")
     return raw
