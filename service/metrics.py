@@ -98,8 +98,6 @@ class Metrics:
         finally:
             mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
-    # ---- exposition --------------------------------------------------------------------------
-
     def exposition(self) -> bytes:
         """Prometheus text of this process, or of every process in multiprocess mode."""
         if self.multiprocess_dir is None:
