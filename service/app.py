@@ -31,10 +31,11 @@ from service.http.api_key_auth import ApiKeyAuthenticator
 from service.http.app_api import AppController, get_consent
 from service.http.dependencies import provide_connection
 from service.http.guardian import GuardianController
-from service.http.metrics import Metrics, metrics_middleware_factory
+from service.http.metrics import metrics_middleware_factory
 from service.http.problems import exception_handlers
 from service.http.staff_api import StaffController
 from service.http.wellknown import jwks
+from service.metrics import Metrics
 from service.security.staff_tokens import verifier_from_settings
 from service.settings import Settings
 from service.worker import Worker
@@ -54,7 +55,7 @@ def create_app(
     embedded_worker: bool = False,
 ) -> Litestar:
     runtime = Runtime(settings, clock)
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_multiprocess_dir)
     schema_versions = [m.version for m in load_migrations(settings.schemas_dir)]
 
     @asynccontextmanager
@@ -65,13 +66,14 @@ def create_app(
         app.state.pool = pool
         app.state.listener = listener
         app.state.authenticator = ApiKeyAuthenticator(pool, listener)
-        metrics.gauges["db_pool"] = lambda: {k: float(v) for k, v in pool_stats(pool).items()}
+        metrics.watch_pool(lambda: pool_stats(pool))
         try:
             async with pool.acquire() as connection:
                 await register_signing_key(connection, runtime.signer, runtime.clock.now())
         except DATABASE_ERRORS as exc:
             logger.warning("could not record the signing key yet: %s", type(exc).__name__)
         stop = asyncio.Event()
+        pool_sampler = asyncio.create_task(metrics.sample_pool_forever(stop), name="pool-metrics")
         worker_task = None
         worker = None
         if embedded_worker:
@@ -81,6 +83,7 @@ def create_app(
             yield
         finally:
             stop.set()
+            await pool_sampler
             if worker_task is not None and worker is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker_task
@@ -109,7 +112,7 @@ def create_app(
         lifespan=[lifespan],
         dependencies={"db": Provide(provide_connection)},
         exception_handlers=exception_handlers(),
-        middleware=[metrics_middleware_factory(metrics)],
+        middleware=[metrics_middleware_factory(metrics.http)],
         request_max_body_size=MAX_BODY_BYTES,
         csrf_config=CSRFConfig(
             secret=csrf_secret,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -25,8 +28,9 @@ from service.db.connection import Connection
 from service.db.invalidation import publish
 from service.db.migrate import MigrationError, migrate
 from service.db.outbox import OutboxListing, list_messages
-from service.db.pool import create_pool
+from service.db.pool import create_pool, pool_stats
 from service.dev.pgcluster import ClusterError
+from service.metrics import Metrics, metrics_server
 from service.security.tokens import generate_signing_key_pem
 from service.settings import (
     ConfigError,
@@ -71,6 +75,8 @@ def app_from_env() -> Litestar:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     settings_from_env()  # fail before forking workers, with one clear line
+    if args.workers > 1:
+        share_metrics_between_workers()
     uvicorn.run(
         "service.cli:app_from_env",
         factory=True,
@@ -83,15 +89,26 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+def share_metrics_between_workers() -> None:
+    """Have the worker processes write their metrics to a private directory, removed at exit,
+    so that whichever answers /metrics reports all of them. Set before uvicorn starts them:
+    prometheus_client reads the variable when it is imported."""
+    directory = tempfile.mkdtemp(prefix="consent-metrics-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
+
 def cmd_worker(_: argparse.Namespace) -> None:
     from service.worker import Worker
 
     settings = settings_from_env()
+    metrics = Metrics()
 
     async def run() -> None:
         runtime = Runtime(settings, SystemClock())
         pool = await create_pool(settings)
-        worker = Worker(runtime, pool)
+        metrics.watch_pool(lambda: pool_stats(pool))
+        worker = Worker(runtime, pool, metrics)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -103,7 +120,8 @@ def cmd_worker(_: argparse.Namespace) -> None:
             await worker.close()
             await pool.close()
 
-    asyncio.run(run())
+    with metrics_server(metrics, settings.worker_metrics_host, settings.worker_metrics_port):
+        asyncio.run(run())
 
 
 def cmd_migrate(_: argparse.Namespace) -> None:

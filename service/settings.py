@@ -29,6 +29,8 @@ OPERATOR_MIN_AGE_DEFAULT = 15
 OPERATOR_MIN_AGE_RANGE = range(13, 19)
 REPOSITORY_SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Like `serve --host`: the worker's metrics are scraped from outside its container.
+WORKER_METRICS_HOST_DEFAULT = "0.0.0.0"  # noqa: S104
 
 
 class ConfigError(Exception):
@@ -73,6 +75,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_withdrawn: int = 90 * DAY
     trust_forwarded_for: bool = False
     schemas_dir: Path = REPOSITORY_SCHEMAS_DIR
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = WORKER_METRICS_HOST_DEFAULT
+    # Set by `serve --workers N` for its worker processes (prometheus_client reads it too).
+    metrics_multiprocess_dir: str | None = None
     dev_mode: bool = False
 
     @property
@@ -173,6 +179,9 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
                 ),
                 "trust_forwarded_for": ("CONSENT_TRUST_FORWARDED_FOR", _parse_bool),
                 **_schemas_dir_variable(),
+                "worker_metrics_port": ("CONSENT_WORKER_METRICS_PORT", _int_between(1, 65535)),
+                "worker_metrics_host": ("CONSENT_WORKER_METRICS_HOST", _non_empty),
+                "metrics_multiprocess_dir": ("PROMETHEUS_MULTIPROC_DIR", _existing_directory_name),
             }
         ),
     )
@@ -357,6 +366,10 @@ def _existing_directory(raw: str) -> Path:
     if not Path(raw).is_dir():
         raise ConfigError(f"no such directory: {raw}")
     return Path(raw)
+
+
+def _existing_directory_name(raw: str) -> str:
+    return str(_existing_directory(raw))
 
 
 def _parse_log_level(raw: str) -> str:

@@ -18,7 +18,7 @@ from service.db.outbox import OutboxItem
 from service.delivery import outbox
 from service.delivery.smtp import MailSender, build_message
 from service.delivery.webhooks import WebhookError, WebhookSender
-from service.http.metrics import Metrics
+from service.metrics import Metrics
 
 # Small batches: a batch is sent one message after another within one claim lease.
 BATCH_SIZE = 5
@@ -35,7 +35,7 @@ class Worker:
     ) -> None:
         self.runtime = runtime
         self.pool = pool
-        self.metrics = metrics or Metrics()
+        self.metrics = (metrics or Metrics()).worker
         settings = runtime.settings
         self.mail = MailSender(settings.smtp, settings.mail_from)
         self.webhooks = (
@@ -82,7 +82,7 @@ class Worker:
                     max_attempts=self.runtime.settings.outbox_max_attempts,
                 )
             if state != "stale":  # another worker owns the message now
-                self.metrics.increment(f"outbox_{item.kind}_failures")
+                self.metrics.delivery_failed(item.kind)
             log = logger.error if state == "dead" else logger.warning
             log(
                 "outbox %s %s attempt %d failed (%s): %s",
@@ -96,7 +96,7 @@ class Worker:
             return 0
         async with self.pool.acquire() as connection:
             await outbox.mark_sent(connection, item, self.runtime.clock.now())
-        self.metrics.increment(f"outbox_{item.kind}_delivered")
+        self.metrics.delivered(item.kind)
         return 1
 
     async def _send(self, item: OutboxItem) -> None:
@@ -141,7 +141,7 @@ class Worker:
         while not stop.is_set():
             try:
                 if loop.time() - last_sweep >= SWEEP_EVERY_SECONDS:
-                    await self.sweep()
+                    self.metrics.swept_records(await self.sweep())
                     last_sweep = loop.time()
                 await self.deliver_due()
             except DATABASE_ERRORS as exc:

@@ -8,7 +8,8 @@ import httpx
 
 
 def sample(text: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    # prometheus_client writes labels in alphabetical order (`le` before `method`)
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
     pattern = (
         rf"^{re.escape(name)}\{{{re.escape(wanted)}\}} (\S+)$" if labels else rf"^{name} (\S+)$"
     )
@@ -60,7 +61,7 @@ async def test_latency_buckets_are_cumulative(client: httpx.AsyncClient) -> None
         await client.get("/healthz")
     text = (await client.get("/metrics")).text
     healthz_bucket = (
-        r'^consent_http_request_duration_seconds_bucket\{method="GET",route="/healthz",le="[^"]+"\}'
+        r'^consent_http_request_duration_seconds_bucket\{le="[^"]+",method="GET",route="/healthz"\}'
     )
     buckets = [
         float(value) for value in re.findall(healthz_bucket + r" (\S+)$", text, re.MULTILINE)

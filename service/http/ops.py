@@ -13,6 +13,7 @@ from service.db.errors import DATABASE_ERRORS
 from service.db.migrate import pending_versions
 from service.db.pool import CONNECT_TIMEOUT_SECONDS
 from service.http.problems import problem_response
+from service.metrics import Metrics
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,5 +52,5 @@ async def readyz(state: State) -> Response[Any]:
 
 @get("/metrics", tags=["ops"], summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
 async def metrics(state: State) -> str:
-    rendered: str = state.metrics.render()
-    return rendered
+    service_metrics: Metrics = state.metrics
+    return service_metrics.exposition().decode()
