@@ -31,7 +31,7 @@ from service.dev.pgcluster import LocalCluster, free_port
 from service.security.tokens import generate_signing_key_pem
 from service.settings import load_settings
 from service.worker import Worker
-from tests.guardian_client import csrf_token
+from tests.support.guardian_client import csrf_token
 
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))

@@ -1,20 +1,17 @@
 """Shared fixtures: a real PostgreSQL (private cluster or CONSENT_TEST_DATABASE_URL), one
-migrated template database cloned per test, a real SMTP server (aiosmtpd), and the app."""
+migrated template database cloned per test, a real SMTP server (aiosmtpd), and the app.
+
+Fixtures only; the helpers they use live in tests/support, which never imports this module."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
-import re
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import asyncpg
 import httpx
@@ -22,23 +19,16 @@ import pytest
 from litestar import Litestar
 
 from service.app import create_app
-from service.clock import Clock, ManualClock
-from service.consent.runtime import Runtime
-from service.db import api_keys
+from service.clock import ManualClock
 from service.db.migrate import migrate
 from service.dev.mailcatcher import MailCatcher
 from service.dev.pgcluster import LocalCluster
 from service.security.tokens import generate_signing_key_pem
 from service.settings import Settings, load_settings
 from service.worker import Worker
-
-if TYPE_CHECKING:
-    from tests.staff_support import Service, StaffKeys
-
-
-def _with_database(dsn: str, database: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{database}"))
+from tests.support.credentials import StaffKeys, make_api_key
+from tests.support.databases import scratch_database, with_database
+from tests.support.service import Service, serving, start_service, worker_for
 
 
 @pytest.fixture(scope="session")
@@ -55,48 +45,25 @@ def postgres_admin_dsn() -> Iterator[str]:
         cluster.destroy()
 
 
-async def _admin(admin_dsn: str) -> asyncpg.Connection:
-    return await asyncpg.connect(admin_dsn)
-
-
-@asynccontextmanager
-async def _scratch_database(
-    admin_dsn: str, prefix: str, *, template: str | None = None
-) -> AsyncIterator[str]:
-    """A new database named ``prefix`` plus a random suffix (from ``template`` if given);
-    yields its name and drops it afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    copy_of = f' template "{template}"' if template is not None else ""
-    admin = await _admin(admin_dsn)
-    await admin.execute(f'create database "{name}"{copy_of}')
-    await admin.close()
-    try:
-        yield name
-    finally:
-        admin = await _admin(admin_dsn)
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
-
-
 @pytest.fixture(scope="session")
 async def template_database(postgres_admin_dsn: str) -> AsyncIterator[str]:
-    async with _scratch_database(postgres_admin_dsn, "consent_tmpl") as name:
-        await migrate(_with_database(postgres_admin_dsn, name))
+    async with scratch_database(postgres_admin_dsn, "consent_tmpl") as name:
+        await migrate(with_database(postgres_admin_dsn, name))
         yield name
 
 
 @pytest.fixture
 async def database_url(postgres_admin_dsn: str, template_database: str) -> AsyncIterator[str]:
-    async with _scratch_database(
+    async with scratch_database(
         postgres_admin_dsn, "consent_test", template=template_database
     ) as name:
-        yield _with_database(postgres_admin_dsn, name)
+        yield with_database(postgres_admin_dsn, name)
 
 
 @pytest.fixture
 async def empty_database_url(postgres_admin_dsn: str) -> AsyncIterator[str]:
-    async with _scratch_database(postgres_admin_dsn, "consent_empty") as name:
-        yield _with_database(postgres_admin_dsn, name)
+    async with scratch_database(postgres_admin_dsn, "consent_empty") as name:
+        yield with_database(postgres_admin_dsn, name)
 
 
 @pytest.fixture
@@ -163,53 +130,10 @@ def app(settings: Settings, clock: ManualClock) -> Litestar:
     return create_app(settings, clock=clock)
 
 
-@asynccontextmanager
-async def running(app: Litestar) -> AsyncIterator[None]:
-    """Run the app's lifespan in a task of its own (anyio scopes must exit where entered)."""
-    started = asyncio.Event()
-    stop = asyncio.Event()
-
-    async def hold() -> None:
-        async with app.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(hold())
-    waiter = asyncio.create_task(started.wait())
-    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        waiter.cancel()
-        task.result()
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
-
-
-def asgi_client(app: Litestar) -> httpx.AsyncClient:
-    """A client with cookies of its own, talking to ``app`` over ASGI."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://consent.test")
-
-
-@asynccontextmanager
-async def serving(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """The app's lifespan running, and a client talking to it."""
-    async with running(app), asgi_client(app) as http:
-        yield http
-
-
 @pytest.fixture
 async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     async with serving(app) as http:
         yield http
-
-
-async def make_api_key(db: asyncpg.Connection, *scopes: str, name: str = "signup") -> str:
-    key, _ = await api_keys.create_api_key(
-        db, name=name, scopes=list(scopes or api_keys.SCOPES), now=datetime.now(UTC)
-    )
-    return key
 
 
 @pytest.fixture
@@ -220,21 +144,6 @@ async def api_key(db: asyncpg.Connection) -> str:
 @pytest.fixture
 def auth(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
-
-
-@asynccontextmanager
-async def worker_for(
-    settings: Settings, clock: Clock, *, max_size: int = 4
-) -> AsyncIterator[Worker]:
-    """A worker (replica) with its own connection pool."""
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=max_size)
-    assert pool is not None
-    worker = Worker(Runtime(settings, clock), pool)
-    try:
-        yield worker
-    finally:
-        await worker.close()
-        await pool.close()
 
 
 @pytest.fixture
@@ -249,14 +158,12 @@ async def api(db: asyncpg.Connection) -> dict[str, str]:
     return {"Authorization": f"Bearer {await make_api_key(db)}"}
 
 
-# The staff-enabled service. tests.staff_support imports this module, hence the imports inside.
+# ---- the staff-enabled service ---------------------------------------------------------------
 
 
 @pytest.fixture
 def staff_keys(tmp_path: Path) -> StaffKeys:
     """A development staff key and the JWKS the app trusts, in ``tmp_path``."""
-    from tests.staff_support import StaffKeys
-
     return StaffKeys(tmp_path)
 
 
@@ -271,16 +178,5 @@ async def svc(
     base_env: dict[str, str], clock: ManualClock, staff_keys: StaffKeys, svc_env: dict[str, str]
 ) -> AsyncIterator[Service]:
     """``start_service`` with the staff keys and ``svc_env``."""
-    from tests.staff_support import start_service
-
     async with start_service(base_env, clock, {**staff_keys.env(), **svc_env}) as service_:
         yield service_
-
-
-LINK = re.compile(r"https?://[^\s<>\"]+/guardian/(?:withdraw/)?[A-Za-z0-9_-]+")
-
-
-def guardian_link(text: str) -> str:
-    match = LINK.search(text)
-    assert match, f"no guardian link in: {text[:400]}"
-    return match.group(0)

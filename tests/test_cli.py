@@ -12,21 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from service.cli import main
 from service.openapi_export import render_openapi
-from tests.staff_support import CliResult
-from tests.staff_support import run_cli as run_console_script
-
-
-async def run_cli(
-    *args: str, database_url: str | None = None, cwd: Path | None = None
-) -> CliResult:
-    """Run the console script in a child process without blocking the event loop.
-
-    The environment holds PATH and at most CONSENT_DATABASE_URL: commands that need only the
-    database must not require the rest of the configuration.
-    """
-    env = {} if database_url is None else {"CONSENT_DATABASE_URL": database_url}
-    return await run_console_script(*args, env=env, cwd=cwd)
-
+from tests.support.cli import run_cli
 
 # ---- help ------------------------------------------------------------------------------------
 

@@ -9,8 +9,7 @@ import httpx
 import jwt
 
 from service.worker import Worker
-from tests.conftest import guardian_link
-from tests.guardian_client import open_and_submit, path_of
+from tests.support.guardian_client import guardian_link, open_and_submit, path_of
 
 CHILD = {
     "subject_id": "child-42",

@@ -19,7 +19,7 @@ from service.settings import (
     database_url_from,
     load_settings,
 )
-from tests.staff_support import run_cli
+from tests.support.cli import run_cli
 
 DATABASE_URL = "postgresql://consent@127.0.0.1:5432/consent"
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from service.security.tokens import generate_signing_key_pem
 from service.settings import ConfigError, Settings, SmtpConfig, load_settings, parse_smtp_url
-from tests.test_cli import run_cli
+from tests.support.cli import run_cli
 
 REQUIRED = [
     "CONSENT_DATABASE_URL",

@@ -10,7 +10,7 @@ from pathlib import Path
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from service.dev.pgcluster import free_port
-from tests.http.processes import console_script, fetch, names, output, poll, sample
+from tests.support.processes import console_script, fetch, names, output, poll, sample
 
 BATCH = 20  # requests sent at once, each on a connection of its own
 MAX_BATCHES = 50

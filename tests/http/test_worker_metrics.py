@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from service.dev.pgcluster import free_port
-from tests.http.processes import console_script, fetch, names, output, poll, sample
+from tests.support.processes import console_script, fetch, names, output, poll, sample
 
 
 async def test_the_worker_serves_the_counters_of_what_it_delivered(

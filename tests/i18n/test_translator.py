@@ -1,0 +1,69 @@
+"""Locales and translations: negotiating a locale, falling back to English, Slovenian plurals,
+and dates written the way each language writes them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.i18n import format_datetime, negotiate_locale, translator
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("sl", "sl"),
+        ("sl-SI", "sl"),
+        ("SL", "sl"),
+        ("sl_SI", "sl"),
+        ("en-US", "en"),
+        ("de-DE", "en"),
+        ("", "en"),
+        (None, "en"),
+        ("fr-FR,sl;q=0.8,en;q=0.5", "sl"),
+        ("en;q=0.4, sl-SI;q=0.9", "sl"),
+        ("*", "en"),
+    ],
+)
+def test_negotiate_locale(value: str | None, expected: str) -> None:
+    assert negotiate_locale(value) == expected
+
+
+def test_translator_falls_back_to_english_then_key() -> None:
+    assert translator("de")("review.grant") == "Give consent"
+    assert translator("sl")("review.grant") != "Give consent"
+    assert translator("sl")("no.such.key") == "no.such.key"
+    assert translator("en")("category.account") != "account"
+    assert translator("sl")("category.telemetry") == "telemetry"
+
+
+def test_every_slovenian_string_exists_in_english() -> None:
+    from service.i18n import MESSAGES
+
+    english = set(MESSAGES["en"])
+    plural_suffixes = (".one", ".two", ".few", ".other")
+    for key in MESSAGES["sl"]:
+        base = next((key.removesuffix(s) for s in plural_suffixes if key.endswith(s)), key)
+        assert key in english or f"{base}.other" in english, key
+
+
+def test_slovenian_plural_forms() -> None:
+    t = translator("sl")
+    assert t("error.retry_seconds", count=1) == "Poskusite znova čez 1 sekundo."
+    assert t("error.retry_seconds", count=2) == "Poskusite znova čez 2 sekundi."
+    assert t("error.retry_seconds", count=3) == "Poskusite znova čez 3 sekunde."
+    assert t("error.retry_seconds", count=5) == "Poskusite znova čez 5 sekund."
+    assert t("error.retry_seconds", count=101) == "Poskusite znova čez 101 sekundo."
+    assert translator("en")("error.retry_seconds", count=1) == "Please try again in 1 second."
+
+
+def test_format_datetime() -> None:
+    moment = datetime(2026, 11, 30, 15, 5, tzinfo=UTC) + timedelta(hours=-1)
+    assert format_datetime(moment, "en") == "30 November 2026, 14:05 UTC"
+    assert format_datetime(moment, "sl") == "30. november 2026 ob 14:05 UTC"
+    assert format_datetime(moment, "xx") == "30 November 2026, 14:05 UTC"
+    from zoneinfo import ZoneInfo
+
+    ljubljana = moment.astimezone(ZoneInfo("Europe/Ljubljana"))
+    assert format_datetime(ljubljana, "en") == "30 November 2026, 14:05 UTC"
