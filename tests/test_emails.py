@@ -20,6 +20,7 @@ from service.delivery.emails import (
     render_revoked_email,
     render_withdrawn_email,
 )
+from service.http.guardian_pages import STATES_IN_TEMPLATES
 from service.i18n import LOCALES, format_datetime, negotiate_locale, translator
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "service" / "templates"
@@ -299,11 +300,13 @@ def test_withdrawn_and_revoked_emails(locale: str) -> None:
 
 @pytest.fixture(scope="module")
 def pages() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    environment.globals.update(STATES_IN_TEMPLATES)
+    return environment
 
 
 def review_context(locale: str = "en", **overrides: object) -> dict[str, object]:
