@@ -237,3 +237,19 @@ async def webhook(
         },
         now=now,
     )
+
+
+async def subject_erased_webhook(
+    connection: Connection, runtime: Runtime, subject_id: str, now: datetime
+) -> None:
+    """``subject.erased``: the main app should erase its copy too."""
+    if not runtime.settings.webhook_url:
+        return
+    await outbox.enqueue_webhook(
+        connection,
+        event_type="subject.erased",
+        subject_id=subject_id,
+        related_id=uuid.uuid4(),
+        data={"subject_id": subject_id, "status": "erased"},
+        now=now,
+    )

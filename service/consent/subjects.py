@@ -8,13 +8,12 @@ from typing import Any
 
 import msgspec
 
-from service.consent import lifecycle
+from service.consent import lifecycle, notifications
 from service.consent.runtime import Runtime
 from service.db import locks
 from service.db import subjects as subjects_repo
 from service.db.audit_events import AuditEvent, record_event, subject_events
 from service.db.connection import Connection
-from service.delivery import outbox
 from service.security.personal_data import email_identity, mask_email
 from service.states import ConsentStatus, OutboxStatus, RequestStatus
 
@@ -208,15 +207,7 @@ async def erase(
     async with connection.transaction():
         request_ids = await lock_subject(connection, subject_id)
         erased = await subjects_repo.erase_rows(connection, subject_id)
-        if runtime.settings.webhook_url:
-            await outbox.enqueue_webhook(
-                connection,
-                event_type="subject.erased",
-                subject_id=subject_id,
-                related_id=uuid.uuid4(),
-                data={"subject_id": subject_id, "status": "erased"},
-                now=now,
-            )
+        await notifications.subject_erased_webhook(connection, runtime, subject_id, now)
         receipt = ErasureReceipt(
             subject_id=subject_id,
             erased_at=now,

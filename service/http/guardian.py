@@ -21,6 +21,7 @@ from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import rate_limits as ratelimit
 from service.db.audit_events import GUARDIAN_ACTOR
+from service.db.consent_requests import ConsentRequest
 from service.http.dependencies import Db
 from service.http.guardian_pages import page
 from service.http.problems import guardian_exception_handlers
@@ -91,7 +92,7 @@ class GuardianController(Controller):
     def _review(
         self,
         runtime: Runtime,
-        request: Any,
+        request: ConsentRequest,
         token: str,
         *,
         errors: Sequence[str] = (),
