@@ -9,8 +9,7 @@ import time
 
 import asyncpg
 
-from service.consent import retention
-from service.consent import workflows as consents
+from service.consent import retention, sweeps
 from service.consent.runtime import Runtime
 from service.db import idempotency_keys, rate_limits
 from service.db.errors import DATABASE_ERRORS
@@ -117,16 +116,16 @@ class Worker:
 
     async def sweep(self) -> dict[str, int]:
         async with self.pool.acquire() as connection:
-            expired_requests = await consents.expire_overdue_requests(connection, self.runtime)
-            lapsed = await consents.expire_lapsed_consents(connection, self.runtime)
+            expired_requests = await sweeps.expire_overdue_requests(connection, self.runtime)
+            lapsed = await sweeps.expire_lapsed_consents(connection, self.runtime)
             purged_requests = await retention.purge_requests(connection, self.runtime)
             purged_consents = await retention.purge_consents(connection, self.runtime)
             await retention.purge_outbox(connection, self.runtime)
             await rate_limits.purge_old_windows(
-                connection, self.runtime.clock.now() - consents.RATE_WINDOW_RETENTION
+                connection, self.runtime.clock.now() - retention.RATE_WINDOW_RETENTION
             )
-            await idempotency_keys.purge_created_before(
-                connection, self.runtime.clock.now() - consents.IDEMPOTENCY_RETENTION
+            await idempotency_keys.delete_older_than(
+                connection, self.runtime.clock.now() - retention.IDEMPOTENCY_RETENTION
             )
         return {
             "expired_requests": expired_requests,

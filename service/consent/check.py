@@ -7,14 +7,16 @@ from datetime import datetime
 
 import msgspec
 
+from service.consent import lifecycle
 from service.db.consents import CheckRow
+from service.states import CheckStatus, ConsentStatus, RequestStatus
 
 
 class CheckAnswer(msgspec.Struct, frozen=True, kw_only=True):
     subject_id: str
     purpose: str
     allowed: bool
-    status: str
+    status: CheckStatus
     consent_id: uuid.UUID | None
     expires_at: datetime | None
     token: str | None
@@ -22,7 +24,7 @@ class CheckAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 def answer_check(row: CheckRow, *, subject_id: str, purpose: str, now: datetime) -> CheckAnswer:
     def answer(
-        status: str,
+        status: CheckStatus,
         *,
         allowed: bool = False,
         consent: bool = False,
@@ -39,14 +41,15 @@ def answer_check(row: CheckRow, *, subject_id: str, purpose: str, now: datetime)
             token=token,
         )
 
-    if row.consent_status == "granted":
+    if row.consent_status == ConsentStatus.GRANTED:
         assert row.consent_expires_at is not None
         assert row.consent_purposes is not None
-        if row.consent_expires_at <= now:
+        status = lifecycle.consent_status_at(row.consent_status, row.consent_expires_at, now)
+        if status != ConsentStatus.GRANTED:
             # Lapsed but not yet swept by the worker: never report it as live.
-            return answer("expired", consent=True, expires_at=row.consent_expires_at)
+            return answer(CheckStatus(status), consent=True, expires_at=row.consent_expires_at)
         return answer(
-            "granted",
+            CheckStatus.GRANTED,
             allowed=purpose in row.consent_purposes,
             consent=True,
             expires_at=row.consent_expires_at,
@@ -58,16 +61,15 @@ def answer_check(row: CheckRow, *, subject_id: str, purpose: str, now: datetime)
         or (row.consent_changed_at or now) >= (row.request_changed_at or now)
     )
     if consent_newer and row.consent_status is not None:
-        status = "expired" if row.consent_status == "superseded" else row.consent_status
-        return answer(status, consent=True, expires_at=row.consent_expires_at)
+        # The main app knows no "superseded": for it that consent simply ended.
+        ended = row.consent_status
+        status = ConsentStatus.EXPIRED if ended == ConsentStatus.SUPERSEDED else ended
+        return answer(CheckStatus(status), consent=True, expires_at=row.consent_expires_at)
     if row.request_status is not None:
-        status = row.request_status
-        if (
-            status == "pending"
-            and row.request_expires_at is not None
-            and row.request_expires_at <= now
-        ):
-            status = "expired"
-        expires = row.request_expires_at if status == "pending" else None
-        return answer(status, expires_at=expires)
-    return answer("none")
+        assert row.request_expires_at is not None
+        request_status = lifecycle.request_status_at(
+            row.request_status, row.request_expires_at, now
+        )
+        expires = row.request_expires_at if request_status == RequestStatus.PENDING else None
+        return answer(CheckStatus(request_status), expires_at=expires)
+    return answer(CheckStatus.NONE)

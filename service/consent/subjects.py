@@ -8,17 +8,19 @@ from typing import Any
 
 import msgspec
 
+from service.consent import lifecycle, notifications
 from service.consent.runtime import Runtime
-from service.consent.workflows import advisory_lock
+from service.db import locks
+from service.db import subjects as subjects_repo
 from service.db.audit_events import AuditEvent, record_event, subject_events
 from service.db.connection import Connection
-from service.delivery import outbox
 from service.security.personal_data import email_identity, mask_email
+from service.states import ConsentStatus, OutboxStatus, RequestStatus
 
 
 class RequestView(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
-    status: str
+    status: RequestStatus
     country: str
     age_of_consent: int
     basis: str
@@ -37,7 +39,7 @@ class RequestView(msgspec.Struct, frozen=True, kw_only=True):
 class ConsentView(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     request_id: uuid.UUID
-    status: str
+    status: ConsentStatus
     purposes: list[str]
     jurisdiction: str
     method: str
@@ -59,7 +61,7 @@ class MessageRecord(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     kind: str
     topic: str
-    status: str
+    status: OutboxStatus
     attempts: int
     created_at: datetime
     sent_at: datetime | None
@@ -98,54 +100,48 @@ async def find_by_guardian(
     connection: Connection, runtime: Runtime, guardian_email: str
 ) -> SubjectSearch:
     """Support's lookup when a parent calls: which children did this address answer for?"""
-    rows = await connection.fetch(
-        """
-        select subject_id, count(*) as requests, max(created_at) as latest_request_at
-        from consent_requests where guardian_email_hash = $1
-        group by subject_id order by max(created_at) desc
-        """,
-        runtime.protector.lookup_hash(email_identity(guardian_email)),
+    found = await subjects_repo.subjects_of_guardian(
+        connection, runtime.protector.lookup_hash(email_identity(guardian_email))
     )
     return SubjectSearch(
         guardian_email=mask_email(guardian_email),
-        subjects=[msgspec.convert(dict(row), SubjectMatch) for row in rows],
+        subjects=[
+            SubjectMatch(
+                subject_id=s.subject_id, requests=s.requests, latest_request_at=s.latest_request_at
+            )
+            for s in found
+        ],
     )
 
 
 async def _requests(
     connection: Connection, runtime: Runtime, subject_id: str
 ) -> list[dict[str, Any]]:
-    """The subject's requests as the API names them, the guardian email decrypted."""
-    rows = await connection.fetch(
-        """
-        select id, status, country, age_of_consent, basis, birth_date, consent_required_until,
-               guardian_email_enc, guardian_ref as guardian, purposes, locale, policy_version,
-               created_at, expires_at, decided_at, purged_at
-        from consent_requests where subject_id = $1 order by created_at
-        """,
-        subject_id,
-    )
+    """The subject's requests as the API names them, the guardian email decrypted, each
+    status as it is now."""
+    now = runtime.clock.now()
     requests = []
-    for row in rows:
-        request = dict(row)
+    for row in await subjects_repo.requests_of(connection, subject_id):
+        request = msgspec.structs.asdict(row)
+        request["status"] = lifecycle.request_status_at(row.status, row.expires_at, now)
         blob = request.pop("guardian_email_enc")
         request["guardian_email"] = (
-            runtime.protector.decrypt(blob, row["id"].bytes).decode() if blob else None
+            runtime.protector.decrypt(blob, row.id.bytes).decode() if blob else None
         )
         requests.append(request)
     return requests
 
 
-async def _consents(connection: Connection, subject_id: str) -> list[dict[str, Any]]:
-    rows = await connection.fetch(
-        """
-        select id, request_id, status, purposes, jurisdiction, method, policy_version,
-               guardian_ref as guardian, granted_at, expires_at, ended_at, end_reason, token
-        from consents where subject_id = $1 order by granted_at
-        """,
-        subject_id,
-    )
-    return [dict(row) for row in rows]
+async def _consents(
+    connection: Connection, runtime: Runtime, subject_id: str
+) -> list[dict[str, Any]]:
+    now = runtime.clock.now()
+    consents = []
+    for row in await subjects_repo.consents_of(connection, subject_id):
+        consent = msgspec.structs.asdict(row)
+        consent["status"] = lifecycle.consent_status_at(row.status, row.expires_at, now)
+        consents.append(consent)
+    return consents
 
 
 async def overview(connection: Connection, runtime: Runtime, subject_id: str) -> SubjectOverview:
@@ -155,28 +151,35 @@ async def overview(connection: Connection, runtime: Runtime, subject_id: str) ->
         email = request["guardian_email"]
         request["guardian_email"] = mask_email(email) if email else None
         requests.append(msgspec.convert(request, RequestView))  # drops the birth date
-    consents = [msgspec.convert(c, ConsentView) for c in await _consents(connection, subject_id)]
+    consents = [
+        msgspec.convert(c, ConsentView) for c in await _consents(connection, runtime, subject_id)
+    ]
     return SubjectOverview(subject_id=subject_id, requests=requests, consents=consents)
 
 
 async def export(connection: Connection, runtime: Runtime, subject_id: str) -> SubjectExport:
     """Everything stored about the child and the guardian, decrypted (GDPR Art. 15 and 20)."""
     requests = await _requests(connection, runtime, subject_id)
-    consents = await _consents(connection, subject_id)
-    messages = await connection.fetch(
-        """
-        select id, kind, topic, status, attempts, created_at, sent_at
-        from outbox where subject_id = $1 order by created_at
-        """,
-        subject_id,
-    )
+    consents = await _consents(connection, runtime, subject_id)
+    messages = await subjects_repo.messages_of(connection, subject_id)
     return SubjectExport(
         subject_id=subject_id,
         exported_at=runtime.clock.now(),
         requests=[msgspec.to_builtins(r) for r in requests],
         consents=[msgspec.to_builtins(c) for c in consents],
         events=await subject_events(connection, subject_id),
-        messages=[msgspec.convert(dict(m), MessageRecord) for m in messages],
+        messages=[
+            MessageRecord(
+                id=m.id,
+                kind=m.kind,
+                topic=m.topic,
+                status=m.status,
+                attempts=m.attempts,
+                created_at=m.created_at,
+                sent_at=m.sent_at,
+            )
+            for m in messages
+        ],
     )
 
 
@@ -186,14 +189,8 @@ async def lock_subject(connection: Connection, subject_id: str) -> list[uuid.UUI
     Whatever was in flight for the subject finishes first and everything it wrote is seen.
     Call it inside a transaction, before anything that appends to the audit chain.
     """
-    await advisory_lock(connection, "subject", subject_id)
-    rows = await connection.fetch(
-        "select id from consent_requests where subject_id = $1 order by id for update", subject_id
-    )
-    await connection.execute(
-        "select 1 from consents where subject_id = $1 order by id for update", subject_id
-    )
-    return [row["id"] for row in rows]
+    await locks.lock_subject(connection, subject_id)
+    return await subjects_repo.lock_rows(connection, subject_id)
 
 
 async def erase(
@@ -209,51 +206,15 @@ async def erase(
     now = runtime.clock.now()
     async with connection.transaction():
         request_ids = await lock_subject(connection, subject_id)
-        await connection.execute("delete from idempotency_keys where subject_id = $1", subject_id)
-        consents = await connection.fetchval(
-            "with gone as (delete from consents where subject_id = $1 returning 1) "
-            "select count(*) from gone",
-            subject_id,
-        )
-        await connection.execute("delete from consent_requests where subject_id = $1", subject_id)
-        messages = await connection.fetchval(
-            """
-            with gone as (
-                delete from outbox where subject_id = $1 and (kind = 'email' or status <> 'pending')
-                returning 1
-            ) select count(*) from gone
-            """,
-            subject_id,
-        )
-        await connection.execute("set local consent.redaction = 'on'")
-        redacted = await connection.fetchval(
-            """
-            with done as (
-                update audit_events
-                set subject_id = null, reason = null, details = '{}'::jsonb,
-                    personal_salt = null, redacted = true
-                where subject_id = $1 returning 1
-            ) select count(*) from done
-            """,
-            subject_id,
-        )
-        await connection.execute("set local consent.redaction = 'off'")
-        if runtime.settings.webhook_url:
-            await outbox.enqueue_webhook(
-                connection,
-                event_type="subject.erased",
-                subject_id=subject_id,
-                related_id=uuid.uuid4(),
-                data={"subject_id": subject_id, "status": "erased"},
-                now=now,
-            )
+        erased = await subjects_repo.erase_rows(connection, subject_id)
+        await notifications.subject_erased_webhook(connection, runtime, subject_id, now)
         receipt = ErasureReceipt(
             subject_id=subject_id,
             erased_at=now,
             requests=len(request_ids),
-            consents=int(consents),
-            messages=int(messages),
-            events_redacted=int(redacted),
+            consents=erased.consents,
+            messages=erased.messages,
+            events_redacted=erased.events_redacted,
         )
         await record_event(
             connection,

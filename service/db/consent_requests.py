@@ -9,6 +9,7 @@ import asyncpg
 import msgspec
 
 from service.db.connection import Connection
+from service.states import RequestStatus
 
 _COLUMNS = """
     id, subject_id, status, country, age_of_consent, basis, consent_required_until,
@@ -20,7 +21,7 @@ _COLUMNS = """
 class ConsentRequest(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     subject_id: str
-    status: str
+    status: RequestStatus
     country: str
     age_of_consent: int
     basis: str
@@ -45,6 +46,13 @@ async def get_request(connection: Connection, request_id: uuid.UUID) -> ConsentR
         f"select {_COLUMNS} from consent_requests where id = $1", request_id
     )
     return _convert(row)
+
+
+async def locale_of(connection: Connection, request_id: uuid.UUID) -> str | None:
+    locale: str | None = await connection.fetchval(
+        "select locale from consent_requests where id = $1", request_id
+    )
+    return locale
 
 
 async def find_by_link_token(
@@ -125,7 +133,7 @@ async def cancel_pending_for_subject(
 
 
 async def set_decision(
-    connection: Connection, request_id: uuid.UUID, status: str, now: datetime
+    connection: Connection, request_id: uuid.UUID, status: RequestStatus, now: datetime
 ) -> bool:
     """Conditional: only a pending request can be decided; False when somebody else won."""
     result = await connection.execute(
@@ -178,7 +186,10 @@ async def recent_requests_for_guardian(
 
 
 async def expire_overdue(connection: Connection, now: datetime) -> list[ConsentRequest]:
-    # The guardian was told the address is deleted when the link expires unanswered.
+    """Close pending requests past their expiry (``lifecycle.request_status_at`` in SQL).
+
+    The guardian was told the address is deleted when the link expires unanswered.
+    """
     rows = await connection.fetch(
         f"""
         update consent_requests
@@ -195,3 +206,56 @@ async def expire_overdue(connection: Connection, now: datetime) -> list[ConsentR
         now,
     )
     return [msgspec.convert(dict(row), ConsentRequest) for row in rows]
+
+
+class PurgedRequest(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    status: RequestStatus
+
+
+async def purge_closed(
+    connection: Connection,
+    *,
+    now: datetime,
+    denied_before: datetime,
+    closed_before: datetime,
+    limit: int,
+) -> list[PurgedRequest]:
+    """Remove the personal data of requests denied, or expired or cancelled, long enough ago."""
+    rows = await connection.fetch(
+        """
+        update consent_requests
+        set guardian_email_enc = null, guardian_email_hash = null, link_token_hash = null,
+            birth_date = null, purged_at = $1, updated_at = $1
+        where id in (
+            select id from consent_requests
+            where purged_at is null
+              and ((status = 'denied' and decided_at <= $2)
+                or (status in ('expired', 'cancelled') and decided_at <= $3))
+            order by decided_at limit $4
+            for update skip locked
+        )
+        returning id, status
+        """,
+        now,
+        denied_before,
+        closed_before,
+        limit,
+    )
+    return [msgspec.convert(dict(row), PurgedRequest) for row in rows]
+
+
+async def purge_answered(
+    connection: Connection, request_ids: list[uuid.UUID], now: datetime
+) -> None:
+    """Remove the guardian's address and link of requests whose consent was purged."""
+    await connection.execute(
+        """
+        update consent_requests
+        set guardian_email_enc = null, guardian_email_hash = null, link_token_hash = null,
+            purged_at = $2, updated_at = $2
+        where id = any($1::uuid[]) and purged_at is null
+        """,
+        request_ids,
+        now,
+    )

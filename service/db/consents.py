@@ -9,6 +9,7 @@ import asyncpg
 import msgspec
 
 from service.db.connection import Connection
+from service.states import ConsentStatus, RequestStatus
 
 _COLUMNS = """
     id, request_id, subject_id, status, purposes, jurisdiction, method, policy_version,
@@ -23,7 +24,7 @@ class Consent(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     request_id: uuid.UUID
     subject_id: str
-    status: str
+    status: ConsentStatus
     purposes: list[str]
     jurisdiction: str
     method: str
@@ -38,12 +39,12 @@ class Consent(msgspec.Struct, frozen=True, kw_only=True):
 
 class CheckRow(msgspec.Struct, frozen=True, kw_only=True):
     consent_id: uuid.UUID | None
-    consent_status: str | None
+    consent_status: ConsentStatus | None
     consent_purposes: list[str] | None
     consent_expires_at: datetime | None
     consent_changed_at: datetime | None
     token: str | None
-    request_status: str | None
+    request_status: RequestStatus | None
     request_expires_at: datetime | None
     request_changed_at: datetime | None
 
@@ -73,6 +74,8 @@ async def find_by_withdraw_token(
 
 
 async def supersede_live(connection: Connection, subject_id: str, now: datetime) -> list[Consent]:
+    """End the subject's live consent for a new one: superseded, or expired when it had lapsed
+    already (``lifecycle.consent_status_at`` in SQL)."""
     rows = await connection.fetch(
         f"""
         update consents
@@ -133,7 +136,7 @@ async def end_consent(
     connection: Connection,
     consent_id: uuid.UUID,
     *,
-    status: str,
+    status: ConsentStatus,
     reason: str,
     now: datetime,
 ) -> Consent | None:
@@ -153,6 +156,8 @@ async def end_consent(
 
 
 async def expire_lapsed(connection: Connection, now: datetime) -> list[Consent]:
+    """Write down the lapse of granted consents past ``expires_at``
+    (``lifecycle.consent_status_at`` in SQL)."""
     rows = await connection.fetch(
         f"""
         update consents
@@ -192,6 +197,7 @@ left join lateral (
 """
 
 
+# Stored as granted; whether it has lapsed meanwhile is for ``lifecycle.consent_status_at``.
 LIVE_CONSENT_QUERY = """
 select id, purposes, expires_at, granted_at, token
 from consents where subject_id = $1 and status = 'granted'
@@ -205,7 +211,7 @@ async def check_row(connection: Connection, subject_id: str) -> CheckRow:
     if live is not None:
         return CheckRow(
             consent_id=live["id"],
-            consent_status="granted",
+            consent_status=ConsentStatus.GRANTED,
             consent_purposes=live["purposes"],
             consent_expires_at=live["expires_at"],
             consent_changed_at=live["granted_at"],
@@ -216,4 +222,44 @@ async def check_row(connection: Connection, subject_id: str) -> CheckRow:
         )
     row = await connection.fetchrow(CHECK_QUERY, subject_id)
     assert row is not None  # the query always yields exactly one row
-    return CheckRow(**dict(row.items()))
+    return msgspec.convert(dict(row), CheckRow)
+
+
+class PurgedConsent(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    request_id: uuid.UUID
+    status: ConsentStatus
+
+
+async def purge_ended(
+    connection: Connection,
+    *,
+    now: datetime,
+    ended_before: datetime,
+    expired_before: datetime,
+    limit: int,
+) -> list[PurgedConsent]:
+    """Remove the tokens of consents withdrawn, revoked or superseded, or expired, long enough
+    ago."""
+    rows = await connection.fetch(
+        """
+        update consents
+        set token = null, withdraw_token_hash = null, purged_at = $1, updated_at = $1
+        where id in (
+            -- both rows at once, skipping any a transaction holds, so a purge never waits
+            -- on a request row while holding a consent row (erasure locks the other way)
+            select c.id from consents c join consent_requests r on r.id = c.request_id
+            where c.purged_at is null
+              and ((c.status in ('withdrawn', 'revoked', 'superseded') and c.ended_at <= $2)
+                or (c.status = 'expired' and c.ended_at <= $3))
+            order by c.ended_at limit $4
+            for update of r, c skip locked
+        )
+        returning id, request_id, status
+        """,
+        now,
+        ended_before,
+        expired_before,
+        limit,
+    )
+    return [msgspec.convert(dict(row), PurgedConsent) for row in rows]

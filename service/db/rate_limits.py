@@ -9,7 +9,7 @@ from service.db.connection import Connection
 
 async def hit(
     connection: Connection, *, bucket: str, limit: int, window: int, now: datetime
-) -> int | None:
+) -> float | None:
     """Count one hit; return seconds to wait when the limit is exceeded, else None."""
     epoch = int(now.timestamp())
     window_start = datetime.fromtimestamp(epoch - epoch % window, tz=now.tzinfo)
@@ -23,7 +23,7 @@ async def hit(
         window_start,
     )
     if count > limit:
-        return max(1, int((window_start + timedelta(seconds=window) - now).total_seconds() + 0.999))
+        return (window_start + timedelta(seconds=window) - now).total_seconds()
     return None
 
 

@@ -12,9 +12,9 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from service.consent import policy
-from service.consent import workflows as consents
+from service.consent import lifecycle, policy
 from service.consent.check import CheckAnswer, answer_check
+from service.consent.requests import NewRequest, create_request
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
@@ -23,6 +23,7 @@ from service.http.api_key_auth import api_key_guard
 from service.http.dependencies import Db
 from service.http.problems import ProblemError
 from service.http.staff_auth import api_key_or_staff_guard
+from service.states import ConsentStatus, CreatedStatus, RequestStatus
 
 SUBJECT_ID_PATTERN = r"^[A-Za-z0-9._:@-]+$"
 SubjectId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=SUBJECT_ID_PATTERN)]
@@ -56,7 +57,7 @@ class ConsentRequestIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 class ConsentRequestOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     id: uuid.UUID | None = None
     subject_id: str
-    status: str
+    status: CreatedStatus
     expires_at: datetime | None = None
     age: int | None = None
     age_of_consent: int | None = None
@@ -67,7 +68,7 @@ class ConsentRequestOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults
 class ConsentRequestStatus(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     subject_id: str
-    status: str
+    status: RequestStatus
     purposes: list[str]
     jurisdiction: str
     created_at: datetime
@@ -79,7 +80,7 @@ class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     request_id: uuid.UUID
     subject_id: str
-    status: str
+    status: ConsentStatus
     purposes: list[str]
     jurisdiction: str
     method: str
@@ -92,17 +93,9 @@ class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):
     token: str | None
 
 
-def as_problem(error: consents.ConsentError) -> ProblemError:
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
-    return ProblemError(
-        error.status, error.detail, headers=headers, current_status=error.current_status
-    )
-
-
 def consent_record(consent: consents_repo.Consent, now: datetime) -> ConsentRecord:
     # A lapse the worker has not swept yet is still a lapse (the check answers the same).
-    lapsed = consent.status == "granted" and consent.expires_at <= now
-    status = "expired" if lapsed else consent.status
+    status = lifecycle.consent_status_at(consent.status, consent.expires_at, now)
     return ConsentRecord(
         id=consent.id,
         request_id=consent.request_id,
@@ -117,7 +110,7 @@ def consent_record(consent: consents_repo.Consent, now: datetime) -> ConsentReco
         expires_at=consent.expires_at,
         ended_at=consent.ended_at,
         end_reason=consent.end_reason,
-        token=consent.token if status == "granted" else None,
+        token=consent.token if status == ConsentStatus.GRANTED else None,
     )
 
 
@@ -160,17 +153,14 @@ class AppController(Controller):
         ] = None,
     ) -> Response[ConsentRequestOut]:
         key: ApiKey = request.state.api_key
-        try:
-            outcome = await consents.create_request(
-                db,
-                state.runtime,
-                body=consents.NewRequest(**msgspec.structs.asdict(data)),
-                api_key_id=key.id,
-                api_key_name=key.name,
-                idempotency_key=idempotency_key,
-            )
-        except consents.ConsentError as exc:
-            raise as_problem(exc) from None
+        outcome = await create_request(
+            db,
+            state.runtime,
+            body=NewRequest(**msgspec.structs.asdict(data)),
+            api_key_id=key.id,
+            api_key_name=key.name,
+            idempotency_key=idempotency_key,
+        )
         body = msgspec.convert(outcome.body, ConsentRequestOut)
         return Response(body, status_code=outcome.status_code)
 
@@ -181,11 +171,11 @@ class AppController(Controller):
         found = await requests_repo.get_request(db, request_id)
         if found is None:
             raise ProblemError(404, "No consent request with this id.")
-        overdue = found.status == "pending" and found.expires_at <= state.runtime.clock.now()
+        now = state.runtime.clock.now()
         return ConsentRequestStatus(
             id=found.id,
             subject_id=found.subject_id,
-            status="expired" if overdue else found.status,
+            status=lifecycle.request_status_at(found.status, found.expires_at, now),
             purposes=found.purposes,
             jurisdiction=found.country,
             created_at=found.created_at,

@@ -5,6 +5,7 @@ Mail scanners prefetch links, so a GET must never use up a link or change anythi
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,74 +14,22 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Template
 
-from service.consent import subjects
-from service.consent import workflows as consents
+from service.consent import decisions, endings, subjects
+from service.consent.errors import InvalidSubmission, LimitExceeded, LinkProblem
 from service.consent.purposes import Purpose
 from service.consent.runtime import Runtime
+from service.db import consent_requests as requests_repo
 from service.db import rate_limits as ratelimit
 from service.db.audit_events import GUARDIAN_ACTOR
+from service.db.consent_requests import ConsentRequest
 from service.http.dependencies import Db
-from service.i18n import format_datetime, negotiate_locale, translator
+from service.http.guardian_pages import page
+from service.http.problems import guardian_exception_handlers
+from service.i18n import format_datetime, translator
 from service.security.tokens import looks_like_link_token
+from service.states import LinkProblemReason
 
 SUBMISSIONS_PER_MINUTE = 30
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-}
-
-
-def page(
-    name: str,
-    *,
-    locale: str,
-    http_status: int = 200,
-    headers: dict[str, str] | None = None,
-    **context: Any,
-) -> Template:
-    return Template(
-        template_name=f"guardian/{name}.html",
-        context={"locale": locale, "t": translator(locale), **context},
-        status_code=http_status,
-        headers={**SECURITY_HEADERS, **(headers or {})},
-        media_type="text/html",
-    )
-
-
-def link_problem(problem: consents.LinkProblem, locale: str | None = None) -> Template:
-    headers = {"Retry-After": str(problem.retry_after)} if problem.retry_after else None
-    return page(
-        "link_problem",
-        locale=locale or problem.locale,
-        http_status=problem.status,
-        headers=headers,
-        reason=problem.reason,
-    )
-
-
-def error_page(
-    request: Request[Any, Any, Any], status: int, *, headers: dict[str, str] | None = None
-) -> Template:
-    """An error on a guardian page (bad form, expired CSRF cookie, database down) as HTML."""
-    locale = negotiate_locale(request.headers.get("accept-language"))
-    message = translator(locale)("error.form_expired") if status == 403 else ""
-    retry = (headers or {}).get("Retry-After")
-    return page(
-        "error",
-        locale=locale,
-        http_status=status,
-        headers=headers,
-        status=status,
-        message=message,
-        retry_after=int(retry) if retry and retry.isdigit() else None,
-    )
 
 
 def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, Any]]:
@@ -113,34 +62,37 @@ def client_address(request: Request[Any, Any, Any], trust_forwarded_for: bool) -
     return request.client.host if request.client else "unknown"
 
 
+def _require_plausible_token(token: str) -> None:
+    """A token that cannot be one of ours is not looked up at all."""
+    if not looks_like_link_token(token):
+        raise LinkProblem(LinkProblemReason.UNKNOWN)
+
+
 class GuardianController(Controller):
+    """Every error below is answered with a page (``problems.guardian_exception_handlers``)."""
+
     path = "/guardian"
     include_in_schema = False
+    exception_handlers = guardian_exception_handlers()
 
-    async def _over_limit(
+    async def _limit_submissions(
         self, request: Request[Any, Any, Any], runtime: Runtime, db: Db
-    ) -> Template | None:
+    ) -> None:
         address = client_address(request, runtime.settings.trust_forwarded_for)
         bucket = "guardian-post:" + runtime.protector.lookup_hash(address).hex()[:32]
         wait = await ratelimit.hit(
             db, bucket=bucket, limit=SUBMISSIONS_PER_MINUTE, window=60, now=runtime.clock.now()
         )
-        if wait is None:
-            return None
-        return page(
-            "error",
-            locale="en",
-            http_status=429,
-            headers={"Retry-After": str(wait)},
-            status=429,
-            message="Too many submissions from your network. Please wait a minute and try again.",
-            retry_after=wait,
-        )
+        if wait is not None:
+            raise LimitExceeded(
+                "Too many submissions from your network. Please wait a minute and try again.",
+                retry_after_seconds=wait,
+            )
 
     def _review(
         self,
         runtime: Runtime,
-        request: Any,
+        request: ConsentRequest,
         token: str,
         *,
         errors: Sequence[str] = (),
@@ -168,12 +120,8 @@ class GuardianController(Controller):
     @get("/{token:str}")
     async def review(self, token: FromPath[str], state: State, db: Db) -> Template:
         runtime: Runtime = state.runtime
-        if not looks_like_link_token(token):
-            return link_problem(consents.LinkProblem("unknown", 404))
-        try:
-            request = await consents.load_for_review(db, runtime, token)
-        except consents.LinkProblem as problem:
-            return link_problem(problem)
+        _require_plausible_token(token)
+        request = await decisions.load_for_review(db, runtime, token)
         return self._review(runtime, request, token)
 
     @post("/{token:str}", status_code=200)
@@ -181,31 +129,22 @@ class GuardianController(Controller):
         self, token: FromPath[str], request: Request[Any, Any, Any], state: State, db: Db
     ) -> Template:
         runtime: Runtime = state.runtime
-        limited = await self._over_limit(request, runtime, db)
-        if limited is not None:
-            return limited
-        if not looks_like_link_token(token):
-            return link_problem(consents.LinkProblem("unknown", 404))
+        await self._limit_submissions(request, runtime, db)
+        _require_plausible_token(token)
         form = await request.form()
         decision = str(form.get("decision", ""))
         chosen = [str(value) for value in form.getall("purposes", [])]
         attested = form.get("attestation") == "yes"
         try:
-            outcome = await consents.decide(
+            outcome = await decisions.decide(
                 db, runtime, token=token, decision=decision, chosen=chosen, attested=attested
             )
-        except consents.LinkProblem as problem:
-            return link_problem(problem)
-        except consents.InvalidSubmission as invalid:
-            failures = await consents.record_failed_submission(db, invalid.request.id)
+        except InvalidSubmission as invalid:
+            failures = await decisions.record_failed_submission(db, invalid.request.id)
             if failures is None:  # decided or erased meanwhile
-                return link_problem(consents.LinkProblem("used", 410), invalid.request.locale)
-            if failures >= consents.MAX_FAILED_SUBMISSIONS:
-                wait = invalid.request.expires_at - runtime.clock.now()
-                locked = consents.LinkProblem(
-                    "locked", 429, retry_after=max(1, int(wait.total_seconds()))
-                )
-                return link_problem(locked, invalid.request.locale)
+                raise LinkProblem(LinkProblemReason.USED, locale=invalid.request.locale) from None
+            if failures >= decisions.MAX_FAILED_SUBMISSIONS:
+                raise decisions.locked(invalid.request, runtime.clock.now()) from None
             return self._review(
                 runtime,
                 invalid.request,
@@ -232,12 +171,8 @@ class GuardianController(Controller):
     @get("/withdraw/{token:str}")
     async def withdraw_page(self, token: FromPath[str], state: State, db: Db) -> Template:
         runtime: Runtime = state.runtime
-        if not looks_like_link_token(token):
-            return link_problem(consents.LinkProblem("unknown", 404))
-        try:
-            consent = await consents.load_for_withdrawal(db, runtime, token)
-        except consents.LinkProblem as problem:
-            return link_problem(problem)
+        _require_plausible_token(token)
+        consent = await endings.load_for_withdrawal(db, runtime, token)
         locale = await _consent_locale(db, consent.request_id)
         return page(
             "withdraw",
@@ -254,41 +189,35 @@ class GuardianController(Controller):
         self, token: FromPath[str], request: Request[Any, Any, Any], state: State, db: Db
     ) -> Template:
         runtime: Runtime = state.runtime
-        limited = await self._over_limit(request, runtime, db)
-        if limited is not None:
-            return limited
-        if not looks_like_link_token(token):
-            return link_problem(consents.LinkProblem("unknown", 404))
+        await self._limit_submissions(request, runtime, db)
+        _require_plausible_token(token)
         form = await request.form()
-        try:
-            if form.get("confirm") != "yes":
-                consent = await consents.load_for_withdrawal(db, runtime, token)
-                locale = await _consent_locale(db, consent.request_id)
-                return page(
-                    "withdraw",
-                    locale=locale,
-                    http_status=422,
-                    operator_name=runtime.settings.operator_name,
-                    purposes=_titles(runtime, consent.purposes, locale),
-                    granted_at=format_datetime(consent.granted_at, locale),
-                    form_action=f"/guardian/withdraw/{token}",
-                    errors=[translator(locale)("error.confirm")],
-                )
-            erase = form.get("erase") == "yes"
-            # One transaction: if the erasure the guardian asked for fails, the withdrawal is
-            # not committed either, so the same link still works for another try.
-            async with db.transaction():
-                if erase:
-                    # the erasure's locks first, so the audit chain lock is still taken last
-                    found = await consents.load_for_withdrawal(db, runtime, token)
-                    await subjects.lock_subject(db, found.subject_id)
-                ended = await consents.withdraw(db, runtime, token)
-                locale = await _consent_locale(db, ended.request_id)
-                if erase:
-                    # Art. 17: the child's data and the guardian's address go too.
-                    await subjects.erase(db, runtime, ended.subject_id, actor=GUARDIAN_ACTOR)
-        except consents.LinkProblem as problem:
-            return link_problem(problem)
+        if form.get("confirm") != "yes":
+            consent = await endings.load_for_withdrawal(db, runtime, token)
+            locale = await _consent_locale(db, consent.request_id)
+            return page(
+                "withdraw",
+                locale=locale,
+                http_status=422,
+                operator_name=runtime.settings.operator_name,
+                purposes=_titles(runtime, consent.purposes, locale),
+                granted_at=format_datetime(consent.granted_at, locale),
+                form_action=f"/guardian/withdraw/{token}",
+                errors=[translator(locale)("error.confirm")],
+            )
+        erase = form.get("erase") == "yes"
+        # One transaction: if the erasure the guardian asked for fails, the withdrawal is
+        # not committed either, so the same link still works for another try.
+        async with db.transaction():
+            if erase:
+                # the erasure's locks first, so the audit chain lock is still taken last
+                found = await endings.load_for_withdrawal(db, runtime, token)
+                await subjects.lock_subject(db, found.subject_id)
+            ended = await endings.withdraw(db, runtime, token)
+            locale = await _consent_locale(db, ended.request_id)
+            if erase:
+                # Art. 17: the child's data and the guardian's address go too.
+                await subjects.erase(db, runtime, ended.subject_id, actor=GUARDIAN_ACTOR)
         return page(
             "withdrawn",
             locale=locale,
@@ -298,6 +227,5 @@ class GuardianController(Controller):
         )
 
 
-async def _consent_locale(db: Db, request_id: Any) -> str:
-    locale = await db.fetchval("select locale from consent_requests where id = $1", request_id)
-    return str(locale or "en")
+async def _consent_locale(db: Db, request_id: uuid.UUID) -> str:
+    return await requests_repo.locale_of(db, request_id) or "en"

@@ -1,8 +1,11 @@
-"""RFC 9457 problem details for every error the service returns."""
+"""RFC 9457 problem details for every error the service returns, and the one table that maps
+domain errors (``service.consent.errors``) to HTTP statuses, ``Retry-After`` and guardian pages.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import asyncpg
@@ -10,7 +13,17 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from service.consent.errors import (
+    Conflict,
+    ConsentError,
+    InvalidInput,
+    LimitExceeded,
+    LinkProblem,
+    NotFound,
+)
 from service.db.errors import DATABASE_UNAVAILABLE_ERRORS
+from service.http import guardian_pages
+from service.states import ConsentStatus, LinkProblemReason
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -38,22 +51,16 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     status: int
     detail: str
     errors: list[dict[str, Any]] | None = None
-    current_status: str | None = None
+    current_status: ConsentStatus | None = None
 
 
 class ProblemError(HTTPException):
-    """Raise to answer with a problem; ``extra`` members are added to the body."""
+    """Raise in the HTTP layer to answer with a problem (domain rules raise their own errors)."""
 
     def __init__(
-        self,
-        status_code: int,
-        detail: str,
-        *,
-        headers: dict[str, str] | None = None,
-        current_status: str | None = None,
+        self, status_code: int, detail: str, *, headers: dict[str, str] | None = None
     ) -> None:
         super().__init__(detail=detail, status_code=status_code, headers=headers)
-        self.current_status = current_status
 
 
 def problem_response(
@@ -62,7 +69,7 @@ def problem_response(
     *,
     headers: dict[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
-    current_status: str | None = None,
+    current_status: ConsentStatus | None = None,
 ) -> Response[Problem]:
     body = Problem(
         title=_TITLES.get(status, "Error"),
@@ -74,30 +81,65 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+# ---- domain errors: the one table of their HTTP statuses -------------------------------------
+
+_STATUS_OF_ERROR: dict[type[ConsentError], int] = {
+    ConsentError: 400,
+    NotFound: 404,
+    InvalidInput: 422,
+    Conflict: 409,
+    LimitExceeded: 429,
+}
+
+_STATUS_OF_LINK_PROBLEM: dict[LinkProblemReason, int] = {
+    LinkProblemReason.UNKNOWN: 404,
+    LinkProblemReason.EXPIRED: 410,
+    LinkProblemReason.USED: 410,
+    LinkProblemReason.NOT_LIVE: 410,
+    LinkProblemReason.SUPERSEDED: 410,
+    LinkProblemReason.NOT_REQUIRED: 410,
+    LinkProblemReason.LOCKED: 429,
+}
+
+DATABASE_UNAVAILABLE_HEADERS = {"Retry-After": "5"}
+
+
+def status_for(error: ConsentError | LinkProblem) -> int:
+    if isinstance(error, LinkProblem):
+        return _STATUS_OF_LINK_PROBLEM[error.reason]
+    return next(_STATUS_OF_ERROR[kind] for kind in type(error).__mro__ if kind in _STATUS_OF_ERROR)
+
+
+def retry_after(seconds: float) -> str:
+    """``Retry-After`` in whole seconds, rounded up: never sooner than the wait, never 0."""
+    return str(max(1, math.ceil(seconds)))
+
+
+def retry_after_headers(error: ConsentError | LinkProblem) -> dict[str, str] | None:
+    seconds = error.retry_after_seconds if isinstance(error, LimitExceeded | LinkProblem) else None
+    return {"Retry-After": retry_after(seconds)} if seconds is not None else None
+
+
 def _validation_errors(extra: Any) -> list[dict[str, Any]] | None:
     if isinstance(extra, list) and extra:
         return [item if isinstance(item, dict) else {"message": str(item)} for item in extra]
     return None
 
 
-def _for_guardian(request: Request[Any, Any, Any]) -> bool:
-    """Guardians are people in a browser: they get pages, not JSON."""
+def is_guardian_path(request: Request[Any, Any, Any]) -> bool:
+    """Only for errors raised before routing (unknown path, method not allowed, bad host).
+
+    Once a request is routed, the guardian controller's own handlers answer with pages; a
+    request that matched no route has no controller yet, so its path is all there is to go by.
+    """
     path = request.url.path
     return path == "/guardian" or path.startswith("/guardian/")
 
 
-def _guardian_error_page(
-    request: Request[Any, Any, Any], status: int, headers: dict[str, str] | None
-) -> Response[Any]:
-    from service.http.guardian import error_page
-
-    return error_page(request, status, headers=headers)
-
-
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
-    if _for_guardian(request):
-        return _guardian_error_page(request, status, exc.headers)
+    if is_guardian_path(request):
+        return guardian_pages.error_page(request, status, headers=exc.headers)
     detail = exc.detail or _TITLES.get(status, "Error")
     errors = None
     if isinstance(exc, ValidationException):
@@ -105,14 +147,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         if errors:
             detail = "; ".join(_describe(error) for error in errors)
     detail = _clearer_detail(status, detail, exc.headers or {})
-    current_status = exc.current_status if isinstance(exc, ProblemError) else None
-    return problem_response(
-        status,
-        detail,
-        headers=exc.headers,
-        errors=errors,
-        current_status=current_status,
-    )
+    return problem_response(status, detail, headers=exc.headers, errors=errors)
 
 
 def _clearer_detail(status: int, detail: str, headers: dict[str, str]) -> str:
@@ -145,19 +180,15 @@ def _describe(error: dict[str, Any]) -> str:
 
 def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.warning("database unavailable: %s", type(exc).__name__)
-    if _for_guardian(request):
-        return _guardian_error_page(request, 503, {"Retry-After": "5"})
     return problem_response(
         503,
         "The consent database cannot be reached; try again shortly.",
-        headers={"Retry-After": "5"},
+        headers=DATABASE_UNAVAILABLE_HEADERS,
     )
 
 
 def handle_invalid_data(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # Values the database cannot store (e.g. a NUL byte in text) that validation let through.
-    if _for_guardian(request):
-        return _guardian_error_page(request, 400, None)
     return problem_response(
         400, f"The request holds a value that cannot be stored ({type(exc).__name__})."
     )
@@ -165,15 +196,77 @@ def handle_invalid_data(request: Request[Any, Any, Any], exc: Exception) -> Resp
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.exception("unhandled error", exc_info=exc)
-    if _for_guardian(request):
-        return _guardian_error_page(request, 500, None)
     return problem_response(500, "An unexpected error occurred; it has been logged.")
 
 
+def handle_domain_error(request: Request[Any, Any, Any], exc: ConsentError) -> Response[Any]:
+    current_status = exc.current_status if isinstance(exc, Conflict) else None
+    return problem_response(
+        status_for(exc), exc.detail, headers=retry_after_headers(exc), current_status=current_status
+    )
+
+
 def exception_handlers() -> dict[type[Exception] | int, Any]:
-    handlers: dict[type[Exception] | int, Any] = {HTTPException: handle_http_exception}
+    """The application's handlers: problem+json for every error, before or after routing."""
+    handlers: dict[type[Exception] | int, Any] = {
+        HTTPException: handle_http_exception,
+        ConsentError: handle_domain_error,
+    }
     for error in DATABASE_UNAVAILABLE_ERRORS:
         handlers[error] = handle_database_unavailable
     handlers[asyncpg.exceptions.DataError] = handle_invalid_data
     handlers[Exception] = handle_unexpected
+    return handlers
+
+
+# ---- guardian pages: the same errors as HTML for a person in a browser ------------------------
+
+
+def _guardian_link_problem(request: Request[Any, Any, Any], exc: LinkProblem) -> Response[Any]:
+    return guardian_pages.link_problem_page(
+        exc.reason,
+        locale=exc.locale,
+        http_status=status_for(exc),
+        headers=retry_after_headers(exc),
+    )
+
+
+def _guardian_limit(request: Request[Any, Any, Any], exc: LimitExceeded) -> Response[Any]:
+    # The detail is written in English only, so the page around it is English too.
+    return guardian_pages.error_page(
+        request, status_for(exc), headers=retry_after_headers(exc), message=exc.detail, locale="en"
+    )
+
+
+def _guardian_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return guardian_pages.error_page(request, exc.status_code, headers=exc.headers)
+
+
+def _guardian_database_unavailable(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[Any]:
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return guardian_pages.error_page(request, 503, headers=DATABASE_UNAVAILABLE_HEADERS)
+
+
+def _guardian_invalid_data(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return guardian_pages.error_page(request, 400)
+
+
+def _guardian_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.exception("unhandled error", exc_info=exc)
+    return guardian_pages.error_page(request, 500)
+
+
+def guardian_exception_handlers() -> dict[type[Exception] | int, Any]:
+    """The guardian controller's handlers: every error after routing answered with a page."""
+    handlers: dict[type[Exception] | int, Any] = {
+        HTTPException: _guardian_http_exception,
+        LinkProblem: _guardian_link_problem,
+        LimitExceeded: _guardian_limit,
+    }
+    for error in DATABASE_UNAVAILABLE_ERRORS:
+        handlers[error] = _guardian_database_unavailable
+    handlers[asyncpg.exceptions.DataError] = _guardian_invalid_data
+    handlers[Exception] = _guardian_unexpected
     return handlers

@@ -10,11 +10,10 @@ from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
-from service.consent import subjects
-from service.consent import workflows as consents
+from service.consent import endings, subjects
 from service.consent.runtime import Runtime
 from service.db.audit_events import AuditEvent, subject_events
-from service.http.app_api import SUBJECT_ID_PATTERN, ConsentRecord, as_problem, consent_record
+from service.http.app_api import SUBJECT_ID_PATTERN, ConsentRecord, consent_record
 from service.http.dependencies import Db
 from service.http.staff_auth import staff_guard
 from service.security.staff_tokens import StaffPrincipal
@@ -64,16 +63,9 @@ class StaffController(Controller):
         db: Db,
     ) -> ConsentRecord:
         runtime: Runtime = state.runtime
-        try:
-            revoked = await consents.revoke(
-                db, runtime, consent_id, reason=data.reason.strip(), staff=_staff(request).sub
-            )
-        except consents.ConsentError as exc:
-            raise as_problem(exc) from None
-        except consents.LinkProblem:
-            raise as_problem(
-                consents.ConsentError(409, "The consent ended concurrently.")
-            ) from None
+        revoked = await endings.revoke(
+            db, runtime, consent_id, reason=data.reason.strip(), staff=_staff(request).sub
+        )
         return consent_record(revoked, runtime.clock.now())
 
     @get(

@@ -21,8 +21,7 @@ import httpx
 import pytest
 
 from service.clock import ManualClock
-from service.consent import retention, subjects
-from service.consent import workflows as consents
+from service.consent import decisions, retention, subjects, sweeps
 from service.db.audit_events import AUDIT_CHAIN_LOCK, verify_chain
 from tests.support.dates import DAY, SECOND, birth_date_years_ago
 from tests.support.flows import (
@@ -170,7 +169,7 @@ async def test_withdraw_and_erase_while_a_sweep_holds_an_overdue_request_does_no
         )
         # ... and now appends to the audit chain, like record_event, then commits.
         await sweep.execute("select pg_advisory_xact_lock($1)", AUDIT_CHAIN_LOCK)
-        assert await consents.expire_overdue_requests(sweep, svc.runtime) == 1
+        assert await sweeps.expire_overdue_requests(sweep, svc.runtime) == 1
         await transaction.commit()
         response = await withdrawing
     finally:
@@ -356,15 +355,15 @@ async def test_counting_a_failed_submission_on_a_decided_or_erased_request_is_no
 ) -> None:
     request_id, link = await open_request(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
     rid = uuid.UUID(request_id)
-    assert await consents.record_failed_submission(db, rid) == 1
+    assert await decisions.record_failed_submission(db, rid) == 1
 
     await grant_via_link(svc.client, link)
-    assert await consents.record_failed_submission(db, rid) is None
+    assert await decisions.record_failed_submission(db, rid) is None
     assert (await request_row(db, rid))["failed_submissions"] == 1
 
     erased = await svc.client.delete(f"/v1/subjects/{SUBJECT}", headers=svc.staff("admin"))
     assert erased.status_code == 200, erased.text
-    assert await consents.record_failed_submission(db, rid) is None
+    assert await decisions.record_failed_submission(db, rid) is None
     assert await db.fetchval("select count(*) from consent_requests") == 0
 
 
@@ -408,7 +407,7 @@ async def test_an_erasure_between_deciding_and_counting_shows_a_link_page(
     )
     page = await svc.client.get(path_of(link))
     token = csrf_token(page.text)
-    real_count = consents.record_failed_submission
+    real_count = decisions.record_failed_submission
     counted: list[int | None] = []
 
     async def erase_then_count(connection: Any, request_id: uuid.UUID) -> int | None:
@@ -417,7 +416,7 @@ async def test_an_erasure_between_deciding_and_counting_shows_a_link_page(
         counted.append(await real_count(connection, request_id))
         return counted[-1]
 
-    monkeypatch.setattr(consents, "record_failed_submission", erase_then_count)
+    monkeypatch.setattr(decisions, "record_failed_submission", erase_then_count)
     response = await svc.client.post(
         path_of(link), data={"decision": "maybe", "_csrf_token": token}
     )

@@ -15,8 +15,10 @@ import asyncpg
 import pytest
 
 from service.clock import ManualClock
-from service.consent import workflows as consents
+from service.consent import endings
+from service.consent.errors import LinkProblem
 from service.db.audit_events import verify_chain
+from service.http.problems import status_for
 from service.security.personal_data import normalize_email
 from tests.support.flows import check, granted_consent, withdraw_csrf, withdraw_via_form
 from tests.support.problems import assert_problem
@@ -230,9 +232,9 @@ async def test_fifty_concurrent_revocations_and_withdrawals_end_the_consent_once
         async def direct_withdraw() -> tuple[str, int, Any]:
             async with svc.pool.acquire() as connection:
                 try:
-                    await consents.withdraw(connection, svc.runtime, withdraw_token)
-                except consents.LinkProblem as problem:
-                    return "direct", problem.status, problem.reason
+                    await endings.withdraw(connection, svc.runtime, withdraw_token)
+                except LinkProblem as problem:
+                    return "direct", status_for(problem), problem.reason
             return "direct", 200, None
 
         calls = [staff_revoke] * 25 + [form_withdraw] * 15 + [direct_withdraw] * 10

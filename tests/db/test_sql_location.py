@@ -15,15 +15,6 @@ import pytest
 SERVICE = Path(__file__).resolve().parents[2] / "service"
 REPOSITORIES = SERVICE / "db"
 
-# Temporary: these modules still hold SQL that is being moved into service/db/. Remove each
-# entry as its SQL moves; the test fails if an entry no longer holds any SQL.
-TEMPORARILY_ALLOWED_SQL = {
-    "consent/retention.py",
-    "consent/subjects.py",
-    "consent/workflows.py",
-    "http/guardian.py",
-}
-
 # How an SQL statement starts (case-insensitive), written so that English such as
 # "create an API key" or "with that hash" does not match.
 _STATEMENT = re.compile(
@@ -93,28 +84,20 @@ def sql_strings(source: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def sql_outside_repositories(root: Path, allowed: set[str]) -> list[str]:
+def sql_outside_repositories(root: Path) -> list[str]:
     """``path:line: statement`` for each SQL string under ``root`` outside ``root/db``."""
     offenders = []
     for path in sorted(root.rglob("*.py")):
         name = path.relative_to(root).as_posix()
-        if name.startswith("db/") or name in allowed:
+        if name.startswith("db/"):
             continue
         offenders += [f"{name}:{line}: {text}" for line, text in sql_strings(path.read_text())]
     return offenders
 
 
 def test_no_sql_outside_the_repositories() -> None:
-    offenders = sql_outside_repositories(SERVICE, TEMPORARILY_ALLOWED_SQL)
+    offenders = sql_outside_repositories(SERVICE)
     assert not offenders, "SQL outside service/db/:\n" + "\n".join(offenders)
-
-
-@pytest.mark.parametrize("name", sorted(TEMPORARILY_ALLOWED_SQL))
-def test_each_temporary_exception_still_holds_sql(name: str) -> None:
-    path = SERVICE / name
-    remove_it = f"remove service/{name} from TEMPORARILY_ALLOWED_SQL"
-    assert path.is_file(), f"the module is gone: {remove_it}"
-    assert sql_strings(path.read_text()), f"the module holds no SQL any more: {remove_it}"
 
 
 def test_the_repositories_are_scanned_as_sql() -> None:
@@ -197,7 +180,6 @@ def test_a_planted_sql_string_fails_the_scan(tmp_path: Path) -> None:
         'import x\n\nQUERY = "Select locale From consent_requests Where id = $1"\n'
     )
 
-    assert sql_outside_repositories(tmp_path, set()) == [
+    assert sql_outside_repositories(tmp_path) == [
         "consent/check.py:3: Select locale From consent_requests Where id = $1"
     ]
-    assert sql_outside_repositories(tmp_path, {"consent/check.py"}) == []

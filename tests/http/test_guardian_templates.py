@@ -11,6 +11,7 @@ import jinja2
 import pytest
 
 from service.consent.purposes import load_catalogue
+from service.http.guardian_pages import STATES_IN_TEMPLATES
 from service.i18n import LOCALES, format_datetime, translator
 from tests.support.rendering import category_names, esc, html_contains
 
@@ -26,11 +27,13 @@ LINK_REASONS = ("unknown", "expired", "used", "locked", "not_live")
 
 @pytest.fixture(scope="module")
 def pages() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    environment.globals.update(STATES_IN_TEMPLATES)
+    return environment
 
 
 def review_context(locale: str = "en", **overrides: object) -> dict[str, object]:

@@ -1,0 +1,278 @@
+"""The guardian's decision: reviewing a request through its link, then granting or denying.
+
+Exactly one decision per request, ever: each is a conditional update (only from pending), its
+audit events and its outbox messages in one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+
+from service.consent import endings, lifecycle, notifications
+from service.consent.errors import InvalidSubmission, LinkProblem
+from service.consent.runtime import Runtime
+from service.db import consent_requests as requests_repo
+from service.db import consents as consents_repo
+from service.db import locks
+from service.db.audit_events import GUARDIAN_ACTOR, record_event
+from service.db.connection import Connection
+from service.db.consent_requests import ConsentRequest
+from service.db.signing_keys import register_signing_key
+from service.security.tokens import hash_link_token, new_link_token
+from service.states import ConsentStatus, LinkProblemReason, RequestStatus
+
+MAX_FAILED_SUBMISSIONS = 5
+METHOD_EMAIL_PLUS = "email_plus"
+GRANT = "grant"
+DENY = "deny"
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    outcome: RequestStatus
+    request: ConsentRequest
+    granted: list[str]
+    refused: list[str]
+    withdraw_token: str | None = None
+
+
+def usable_request(request: ConsentRequest | None, now: datetime) -> ConsentRequest:
+    """The request behind a review link, if the guardian may still decide it."""
+    if request is None:
+        raise LinkProblem(LinkProblemReason.UNKNOWN)
+    locale = request.locale
+    status = lifecycle.request_status_at(request.status, request.expires_at, now)
+    if status == RequestStatus.EXPIRED:
+        raise LinkProblem(LinkProblemReason.EXPIRED, locale=locale)
+    if status == RequestStatus.CANCELLED:
+        raise LinkProblem(LinkProblemReason.SUPERSEDED, locale=locale)
+    if status != RequestStatus.PENDING:
+        raise LinkProblem(LinkProblemReason.USED, locale=locale)
+    if request.failed_submissions >= MAX_FAILED_SUBMISSIONS:
+        raise locked(request, now)
+    return request
+
+
+def locked(request: ConsentRequest, now: datetime) -> LinkProblem:
+    """Too many invalid forms: the link stays locked until it expires."""
+    return LinkProblem(
+        LinkProblemReason.LOCKED,
+        locale=request.locale,
+        retry_after_seconds=(request.expires_at - now).total_seconds(),
+    )
+
+
+async def load_for_review(connection: Connection, runtime: Runtime, token: str) -> ConsentRequest:
+    now = runtime.clock.now()
+    request = usable_request(
+        await requests_repo.find_by_link_token(connection, hash_link_token(token)), now
+    )
+    if lifecycle.came_of_age(request, now):
+        # Only said here; a GET changes nothing. The next POST closes the request.
+        raise LinkProblem(LinkProblemReason.NOT_REQUIRED, locale=request.locale)
+    return request
+
+
+async def record_failed_submission(connection: Connection, request_id: uuid.UUID) -> int | None:
+    """Count an invalid form; None when the request is no longer pending (decided, erased)."""
+    return await requests_repo.count_failed_submission(connection, request_id)
+
+
+async def decide(
+    connection: Connection,
+    runtime: Runtime,
+    *,
+    token: str,
+    decision: str,
+    chosen: list[str],
+    attested: bool,
+) -> Decision:
+    """Record the guardian's grant or denial; exactly one decision per request, ever."""
+    now = runtime.clock.now()
+    token_hash = hash_link_token(token)
+    async with connection.transaction():
+        found = await requests_repo.find_by_link_token(connection, token_hash)
+        if found is not None:
+            await locks.lock_subject(connection, found.subject_id)
+        request = usable_request(
+            await requests_repo.find_by_link_token(connection, token_hash, for_update=True),
+            now,
+        )
+        if not lifecycle.came_of_age(request, now):
+            errors = _submission_errors(request, decision, chosen, attested)
+            if errors:
+                raise InvalidSubmission(request, errors)
+            granted = [p for p in request.purposes if p in chosen] if decision == GRANT else []
+            required = [p for p in request.purposes if p in runtime.catalogue.required_ids]
+            if decision == GRANT and all(p in granted for p in required):
+                return await _grant(connection, runtime, request, granted, now)
+            return await _deny(connection, runtime, request, now)
+        await _close_no_longer_needed(connection, runtime, request, now)
+    # Raised after the commit: raising inside the transaction would roll the closing back.
+    raise LinkProblem(LinkProblemReason.NOT_REQUIRED, locale=request.locale)
+
+
+async def _close_no_longer_needed(
+    connection: Connection, runtime: Runtime, request: ConsentRequest, now: datetime
+) -> None:
+    """The child reached the age of consent while the request waited: nothing to decide."""
+    if not await requests_repo.set_decision(connection, request.id, RequestStatus.EXPIRED, now):
+        raise LinkProblem(LinkProblemReason.USED)
+    await requests_repo.forget_guardian(connection, request.id)
+    await endings.request_closed_unanswered(
+        connection,
+        runtime,
+        request,
+        now,
+        reason="the child reached the age of consent before the guardian decided",
+    )
+
+
+def _submission_errors(
+    request: ConsentRequest, decision: str, chosen: list[str], attested: bool
+) -> list[str]:
+    errors = []
+    if decision not in {GRANT, DENY}:
+        errors.append("decision")
+    if any(p not in request.purposes for p in chosen):
+        errors.append("purposes")
+    if decision == GRANT and not attested:
+        errors.append("attestation")
+    return errors
+
+
+async def _grant(
+    connection: Connection,
+    runtime: Runtime,
+    request: ConsentRequest,
+    granted: list[str],
+    now: datetime,
+) -> Decision:
+    # Lock order in every transaction: subject advisory lock, then rows (requests before
+    # consents), then last the audit chain lock in record_event.
+    await register_signing_key(connection, runtime.signer, now)
+    if not await requests_repo.set_decision(connection, request.id, RequestStatus.GRANTED, now):
+        raise LinkProblem(LinkProblemReason.USED)
+    # The previous live consent ends here: replaced, or (lapsed but not yet swept) expired.
+    # At most one: a subject has one live consent.
+    previous = await consents_repo.supersede_live(connection, request.subject_id, now)
+    consent_id = uuid.uuid4()
+    expires_at = lifecycle.consent_lapses_at(request, now, runtime.settings.consent_max_validity)
+    token = runtime.signer.sign(
+        consent_id=str(consent_id),
+        subject_id=request.subject_id,
+        issued_at=now,
+        expires_at=expires_at,
+        purposes=granted,
+        jurisdiction=request.country,
+        method=METHOD_EMAIL_PLUS,
+        policy_version=request.policy_version,
+        guardian_ref=request.guardian_ref,
+    )
+    withdraw_token = new_link_token()
+    await consents_repo.insert_consent(
+        connection,
+        consent_id=consent_id,
+        request_id=request.id,
+        subject_id=request.subject_id,
+        purposes=granted,
+        jurisdiction=request.country,
+        method=METHOD_EMAIL_PLUS,
+        policy_version=request.policy_version,
+        guardian_ref=request.guardian_ref,
+        granted_at=now,
+        expires_at=expires_at,
+        token=token,
+        withdraw_token_hash=hash_link_token(withdraw_token),
+    )
+    refused = [p for p in request.purposes if p not in granted]
+    await notifications.confirm_grant(
+        connection,
+        runtime,
+        request,
+        consent_id=consent_id,
+        granted=granted,
+        refused=refused,
+        withdraw_token=withdraw_token,
+        now=now,
+        expires_at=expires_at,
+    )
+    await notifications.webhook(
+        connection,
+        runtime,
+        ConsentStatus.GRANTED,
+        subject_id=request.subject_id,
+        request_id=request.id,
+        consent_id=consent_id,
+        purposes=granted,
+        now=now,
+        expires_at=expires_at.isoformat(),
+    )
+    for old_consent in previous:
+        if old_consent.status == ConsentStatus.SUPERSEDED:
+            await notifications.tell_replaced_guardian(
+                connection, runtime, old_consent, request, now
+            )
+            await endings.record_consent_ended(
+                connection, old_consent, actor=GUARDIAN_ACTOR, now=now
+            )
+        else:
+            await endings.consent_lapsed(connection, runtime, old_consent, now)
+    await record_event(
+        connection,
+        actor=GUARDIAN_ACTOR,
+        action="consent.granted",
+        occurred_at=now,
+        subject_id=request.subject_id,
+        request_id=request.id,
+        consent_id=consent_id,
+        from_status=RequestStatus.PENDING,
+        to_status=ConsentStatus.GRANTED,
+        details={
+            "purposes": granted,
+            "refused": refused,
+            "method": METHOD_EMAIL_PLUS,
+            "attestation": "parental responsibility affirmed",
+            "policy_version": request.policy_version,
+            "guardian": request.guardian_ref,
+            "expires_at": expires_at.isoformat(),
+        },
+    )
+    return Decision(
+        outcome=RequestStatus.GRANTED,
+        request=request,
+        granted=granted,
+        refused=refused,
+        withdraw_token=withdraw_token,
+    )
+
+
+async def _deny(
+    connection: Connection, runtime: Runtime, request: ConsentRequest, now: datetime
+) -> Decision:
+    if not await requests_repo.set_decision(connection, request.id, RequestStatus.DENIED, now):
+        raise LinkProblem(LinkProblemReason.USED)
+    await notifications.webhook(
+        connection,
+        runtime,
+        RequestStatus.DENIED,
+        subject_id=request.subject_id,
+        request_id=request.id,
+        now=now,
+    )
+    await record_event(
+        connection,
+        actor=GUARDIAN_ACTOR,
+        action="request.denied",
+        occurred_at=now,
+        subject_id=request.subject_id,
+        request_id=request.id,
+        from_status=RequestStatus.PENDING,
+        to_status=RequestStatus.DENIED,
+        details={"refused": request.purposes, "policy_version": request.policy_version},
+    )
+    return Decision(
+        outcome=RequestStatus.DENIED, request=request, granted=[], refused=request.purposes
+    )

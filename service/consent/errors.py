@@ -1,0 +1,72 @@
+"""What can go wrong in the domain, said in its own words.
+
+These errors know nothing of HTTP: ``service.http.problems`` holds the one table that turns
+each into a status code, a ``Retry-After`` header, a problem body or a guardian page.
+"""
+
+from __future__ import annotations
+
+from service.db.consent_requests import ConsentRequest
+from service.states import ConsentStatus, LinkProblemReason
+
+
+class ConsentError(Exception):
+    """A domain rule refused the operation; ``detail`` explains it to the caller."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(ConsentError):
+    """The record asked about does not exist (or no longer does)."""
+
+
+class InvalidInput(ConsentError):
+    """The input is well-formed but the rules cannot accept it (unknown country, purpose...)."""
+
+
+class Conflict(ConsentError):
+    """The record is not in a state that allows the operation."""
+
+    def __init__(self, detail: str, *, current_status: ConsentStatus | None = None) -> None:
+        super().__init__(detail)
+        self.current_status = current_status
+
+
+class LimitExceeded(ConsentError):
+    """Too many attempts; the caller may try again after ``retry_after_seconds``."""
+
+    def __init__(self, detail: str, *, retry_after_seconds: float) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class LinkProblem(Exception):
+    """The guardian link cannot be used; ``reason`` picks the page shown, in ``locale``."""
+
+    def __init__(
+        self,
+        reason: LinkProblemReason,
+        *,
+        locale: str = "en",
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.locale = locale
+        # A locked link stays locked; after its expiry the child's signup can ask again.
+        self.retry_after_seconds = retry_after_seconds
+
+
+class InvalidSubmission(Exception):
+    """The guardian's form was incomplete or inconsistent; ``errors`` name the fields."""
+
+    def __init__(self, request: ConsentRequest, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.request = request
+        self.errors = errors
+
+
+class AlreadyEnded(Exception):
+    """The consent ended in a concurrent transaction just before this one could end it."""

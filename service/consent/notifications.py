@@ -1,0 +1,255 @@
+"""What each transition tells the guardian (emails) and the main app (webhooks).
+
+Everything here is queued in the outbox inside the transition's transaction, so a message is
+sent exactly when its change commits. Emails go to the guardian's decrypted address; webhooks
+carry ids, statuses and purposes, never anything about the guardian.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from service.consent.purposes import Purpose
+from service.consent.runtime import Runtime
+from service.db import consent_requests as requests_repo
+from service.db.connection import Connection
+from service.db.consent_requests import ConsentRequest
+from service.db.consents import Consent
+from service.delivery import emails, outbox
+from service.states import ConsentStatus, RequestStatus
+
+
+def purposes_of(runtime: Runtime, ids: Sequence[str]) -> list[Purpose]:
+    """The catalogue's purposes among ``ids``, in catalogue order."""
+    return [p for p in runtime.catalogue.purposes if p.id in ids]
+
+
+def guardian_email(runtime: Runtime, request: ConsentRequest) -> str | None:
+    """The guardian's address, or None once it has been deleted (expiry, purge)."""
+    if request.guardian_email_enc is None:
+        return None
+    return runtime.protector.decrypt(request.guardian_email_enc, request.id.bytes).decode()
+
+
+async def ask_guardian(
+    connection: Connection,
+    runtime: Runtime,
+    *,
+    request_id: uuid.UUID,
+    subject_id: str,
+    email: str,
+    locale: str,
+    link_token: str,
+    purposes: Sequence[str],
+    expires_at: datetime,
+    now: datetime,
+) -> None:
+    """The direct notice with the review link, for a request just opened."""
+    rendered = emails.render_request_email(
+        locale=locale,
+        operator_name=runtime.settings.operator_name,
+        privacy_notice_url=runtime.settings.privacy_notice_url,
+        review_url=runtime.link(f"/guardian/{link_token}"),
+        expires_at=expires_at,
+        purposes=purposes_of(runtime, purposes),
+    )
+    await outbox.enqueue_email(
+        connection,
+        runtime.protector,
+        topic="guardian_request",
+        subject_id=subject_id,
+        related_id=request_id,
+        to=email,
+        locale=locale,
+        email=rendered,
+        now=now,
+    )
+
+
+async def confirm_grant(
+    connection: Connection,
+    runtime: Runtime,
+    request: ConsentRequest,
+    *,
+    consent_id: uuid.UUID,
+    granted: Sequence[str],
+    refused: Sequence[str],
+    withdraw_token: str,
+    now: datetime,
+    expires_at: datetime,
+) -> None:
+    """Email plus: a confirmation after a delay gives a guardian whose address was misused
+    the chance to notice and withdraw."""
+    email = guardian_email(runtime, request)
+    if email is None:
+        return
+    confirmation = emails.render_confirmation_email(
+        locale=request.locale,
+        operator_name=runtime.settings.operator_name,
+        privacy_notice_url=runtime.settings.privacy_notice_url,
+        granted=purposes_of(runtime, granted),
+        refused=purposes_of(runtime, refused),
+        withdraw_url=runtime.link(f"/guardian/withdraw/{withdraw_token}"),
+        granted_at=now,
+        valid_until=expires_at,
+    )
+    await outbox.enqueue_email(
+        connection,
+        runtime.protector,
+        topic="consent_confirmation",
+        subject_id=request.subject_id,
+        related_id=consent_id,
+        to=email,
+        locale=request.locale,
+        email=confirmation,
+        now=now,
+        deliver_at=now + timedelta(seconds=runtime.settings.confirmation_delay),
+    )
+
+
+async def tell_replaced_guardian(
+    connection: Connection,
+    runtime: Runtime,
+    old: Consent,
+    new_request: ConsentRequest,
+    now: datetime,
+) -> None:
+    """A consent replaced by another guardian's: its guardian must not find out by chance."""
+    await outbox.cancel_emails_for(connection, old.id)
+    if old.guardian_ref == new_request.guardian_ref:
+        return
+    old_request = await requests_repo.get_request(connection, old.request_id)
+    email = guardian_email(runtime, old_request) if old_request else None
+    if email is None or old_request is None:
+        return
+    await outbox.enqueue_email(
+        connection,
+        runtime.protector,
+        topic="consent_replaced",
+        subject_id=old.subject_id,
+        related_id=old.id,
+        to=email,
+        locale=old_request.locale,
+        email=emails.render_replaced_email(
+            locale=old_request.locale,
+            operator_name=runtime.settings.operator_name,
+            purposes=purposes_of(runtime, old.purposes),
+            replaced_at=now,
+        ),
+        now=now,
+    )
+
+
+async def tell_consent_ended(
+    connection: Connection,
+    runtime: Runtime,
+    consent: Consent,
+    *,
+    status: ConsentStatus,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Tell the guardian their consent was withdrawn (by them) or revoked (by staff)."""
+    request = await requests_repo.get_request(connection, consent.request_id)
+    email = guardian_email(runtime, request) if request else None
+    if email is None or request is None:
+        return
+    purposes = purposes_of(runtime, consent.purposes)
+    if status == ConsentStatus.WITHDRAWN:
+        message = emails.render_withdrawn_email(
+            locale=request.locale,
+            operator_name=runtime.settings.operator_name,
+            purposes=purposes,
+            withdrawn_at=now,
+        )
+    else:
+        message = emails.render_revoked_email(
+            locale=request.locale,
+            operator_name=runtime.settings.operator_name,
+            purposes=purposes,
+            reason=reason,
+            revoked_at=now,
+        )
+    # A pending email-plus confirmation would now tell the guardian something untrue.
+    await outbox.cancel_emails_for(connection, consent.id)
+    await outbox.enqueue_email(
+        connection,
+        runtime.protector,
+        topic=f"consent_{status}",
+        subject_id=consent.subject_id,
+        related_id=consent.id,
+        to=email,
+        locale=request.locale,
+        email=message,
+        now=now,
+    )
+
+
+async def consent_webhook(
+    connection: Connection,
+    runtime: Runtime,
+    consent: Consent,
+    status: ConsentStatus,
+    now: datetime,
+) -> None:
+    """``consent.<status>`` for a consent that just reached ``status``."""
+    await webhook(
+        connection,
+        runtime,
+        status,
+        subject_id=consent.subject_id,
+        request_id=consent.request_id,
+        consent_id=consent.id,
+        purposes=consent.purposes,
+        now=now,
+    )
+
+
+async def webhook(
+    connection: Connection,
+    runtime: Runtime,
+    status: RequestStatus | ConsentStatus,
+    *,
+    subject_id: str,
+    request_id: uuid.UUID,
+    consent_id: uuid.UUID | None = None,
+    purposes: Sequence[str] = (),
+    now: datetime,
+    **extra: str,
+) -> None:
+    """Queue ``consent.<status>`` for the main app: ids, status, purposes; never the guardian."""
+    if runtime.settings.webhook_url is None:
+        return
+    await outbox.enqueue_webhook(
+        connection,
+        event_type=f"consent.{status}",
+        subject_id=subject_id,
+        related_id=consent_id or request_id,
+        data={
+            "subject_id": subject_id,
+            "request_id": str(request_id),
+            "consent_id": str(consent_id) if consent_id else None,
+            "status": str(status),
+            "purposes": list(purposes),
+            **extra,
+        },
+        now=now,
+    )
+
+
+async def subject_erased_webhook(
+    connection: Connection, runtime: Runtime, subject_id: str, now: datetime
+) -> None:
+    """``subject.erased``: the main app should erase its copy too."""
+    if not runtime.settings.webhook_url:
+        return
+    await outbox.enqueue_webhook(
+        connection,
+        event_type="subject.erased",
+        subject_id=subject_id,
+        related_id=uuid.uuid4(),
+        data={"subject_id": subject_id, "status": "erased"},
+        now=now,
+    )

@@ -1,0 +1,257 @@
+"""Opening a consent request: the age decision, validation, limits and idempotency.
+
+One transaction: the request row, the email to the guardian, the stored idempotent answer and
+the audit events commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from service.consent import notifications, policy
+from service.consent.errors import Conflict, InvalidInput, LimitExceeded
+from service.consent.runtime import Runtime
+from service.db import consent_requests as requests_repo
+from service.db import idempotency_keys, locks
+from service.db.audit_events import record_event
+from service.db.connection import Connection
+from service.delivery import outbox
+from service.i18n import negotiate_locale
+from service.security.personal_data import email_identity, normalize_email
+from service.security.tokens import hash_link_token, new_link_token
+from service.states import CreatedStatus, RequestStatus
+
+GUARDIAN_REQUESTS_PER_DAY = 5
+
+
+class NewRequest(msgspec.Struct, frozen=True, kw_only=True):
+    subject_id: str
+    birth_date: str
+    country: str
+    guardian_email: str
+    purposes: list[str]
+    locale: str | None = None
+
+
+class RequestCreated(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    subject_id: str
+    status: CreatedStatus
+    expires_at: datetime
+
+
+class NotRequired(msgspec.Struct, frozen=True, kw_only=True):
+    subject_id: str
+    status: CreatedStatus
+    age: int
+    age_of_consent: int
+    jurisdiction: str
+    basis: str
+
+
+class CreateOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    status_code: int
+    body: dict[str, Any]
+
+
+def request_hash(runtime: Runtime, body: NewRequest) -> bytes:
+    # Keyed: a plain hash of a body with an email and a birth date could be brute-forced.
+    return runtime.protector.lookup_hash(msgspec.json.encode(body).decode())
+
+
+async def create_request(
+    connection: Connection,
+    runtime: Runtime,
+    *,
+    body: NewRequest,
+    api_key_id: uuid.UUID,
+    api_key_name: str,
+    idempotency_key: str | None,
+) -> CreateOutcome:
+    now = runtime.clock.now()
+    decision = _decide_age(body, runtime, now)
+    email = _validate_email(body.guardian_email)
+    purposes = _validate_purposes(body.purposes, runtime)
+    locale = negotiate_locale(body.locale)
+    if not decision.consent_required:
+        # Nothing is stored about a child who may consent alone.
+        return CreateOutcome(
+            status_code=200,
+            body=msgspec.to_builtins(
+                NotRequired(
+                    subject_id=body.subject_id,
+                    status=CreatedStatus.NOT_REQUIRED,
+                    age=decision.age,
+                    age_of_consent=decision.age_of_consent,
+                    jurisdiction=decision.jurisdiction,
+                    basis=decision.basis,
+                )
+            ),
+        )
+    assert decision.consent_required_until is not None
+
+    fingerprint = request_hash(runtime, body)
+    async with connection.transaction():
+        if idempotency_key is not None:
+            await locks.lock_idempotency_key(connection, api_key_id, idempotency_key)
+            replay = await _idempotent_replay(connection, api_key_id, idempotency_key, fingerprint)
+            if replay is not None:
+                return replay
+        await locks.lock_subject(connection, body.subject_id)
+        email_hash = runtime.protector.lookup_hash(email_identity(email))
+        await locks.lock_guardian(connection, email_hash)
+        recent = await requests_repo.recent_requests_for_guardian(
+            connection, email_hash, now - timedelta(days=1)
+        )
+        if len(recent) >= GUARDIAN_REQUESTS_PER_DAY:
+            wait = recent[0] + timedelta(days=1) - now
+            raise LimitExceeded(
+                f"At most {GUARDIAN_REQUESTS_PER_DAY} consent requests per guardian email "
+                "address in 24 hours.",
+                retry_after_seconds=wait.total_seconds(),
+            )
+        cancelled = await requests_repo.cancel_pending_for_subject(connection, body.subject_id, now)
+        for old_request in cancelled:
+            await outbox.cancel_emails_for(connection, old_request)
+
+        request_id = uuid.uuid4()
+        link_token = new_link_token()
+        expires_at = now + timedelta(seconds=runtime.settings.request_ttl)
+        await requests_repo.insert_request(
+            connection,
+            request_id=request_id,
+            subject_id=body.subject_id,
+            country=decision.jurisdiction,
+            age_of_consent=decision.age_of_consent,
+            basis=decision.basis,
+            birth_date=policy.parse_birth_date(body.birth_date),
+            consent_required_until=decision.consent_required_until,
+            guardian_email_enc=runtime.protector.encrypt(email.encode(), request_id.bytes),
+            guardian_email_hash=email_hash,
+            guardian_ref=runtime.protector.guardian_reference(email_identity(email)),
+            purposes=purposes,
+            locale=locale,
+            policy_version=runtime.catalogue.notice_version,
+            link_token_hash=hash_link_token(link_token),
+            api_key_id=api_key_id,
+            now=now,
+            expires_at=expires_at,
+        )
+        await notifications.ask_guardian(
+            connection,
+            runtime,
+            request_id=request_id,
+            subject_id=body.subject_id,
+            email=email,
+            locale=locale,
+            link_token=link_token,
+            purposes=purposes,
+            expires_at=expires_at,
+            now=now,
+        )
+        created = RequestCreated(
+            id=request_id,
+            subject_id=body.subject_id,
+            status=CreatedStatus.PENDING,
+            expires_at=expires_at,
+        )
+        outcome = CreateOutcome(status_code=201, body=msgspec.to_builtins(created))
+        if idempotency_key is not None:
+            await idempotency_keys.insert(
+                connection,
+                api_key_id=api_key_id,
+                key=idempotency_key,
+                request_hash=fingerprint,
+                status_code=outcome.status_code,
+                response=outcome.body,
+                subject_id=body.subject_id,
+                now=now,
+            )
+        for old_request in cancelled:
+            await record_event(
+                connection,
+                actor=f"app:{api_key_name}",
+                action="request.superseded",
+                occurred_at=now,
+                subject_id=body.subject_id,
+                request_id=old_request,
+                from_status=RequestStatus.PENDING,
+                to_status=RequestStatus.CANCELLED,
+                reason="a newer consent request for the same subject",
+            )
+        await record_event(
+            connection,
+            actor=f"app:{api_key_name}",
+            action="request.created",
+            occurred_at=now,
+            subject_id=body.subject_id,
+            request_id=request_id,
+            to_status=RequestStatus.PENDING,
+            details={
+                "purposes": purposes,
+                "jurisdiction": decision.jurisdiction,
+                "age_of_consent": decision.age_of_consent,
+                "basis": decision.basis,
+                "policy_version": runtime.catalogue.notice_version,
+                "locale": locale,
+            },
+        )
+    return outcome
+
+
+async def _idempotent_replay(
+    connection: Connection, api_key_id: uuid.UUID, key: str, fingerprint: bytes
+) -> CreateOutcome | None:
+    stored = await idempotency_keys.find(connection, api_key_id, key)
+    if stored is None:
+        return None
+    if stored.request_hash != fingerprint:
+        raise Conflict("This Idempotency-Key was already used with a different request body.")
+    return CreateOutcome(status_code=stored.status_code, body=stored.response)
+
+
+def _decide_age(body: NewRequest, runtime: Runtime, now: datetime) -> policy.AgeDecision:
+    try:
+        birth_date = policy.parse_birth_date(body.birth_date)
+        return policy.decide_age(birth_date, body.country, now, runtime.settings.min_age)
+    except (policy.InvalidBirthDate, policy.UnknownCountry) as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _validate_email(raw: str) -> str:
+    email = raw.strip()
+    local, at, domain = email.rpartition("@")
+    valid = (
+        at
+        and 0 < len(local) <= 64
+        and len(email) <= 254
+        and "." in domain
+        and not domain.startswith(".")
+        and not domain.endswith(".")
+        and ".." not in domain
+        and all(c.isalnum() or c in "-." for c in domain)
+        and not any(c.isspace() or c in '@<>()[],;:"\\' for c in local)
+        and all(c.isprintable() for c in email)
+    )
+    if not valid:
+        raise InvalidInput("guardian_email is not a valid email address.")
+    return normalize_email(email)
+
+
+def _validate_purposes(requested: list[str], runtime: Runtime) -> list[str]:
+    catalogue = runtime.catalogue
+    unknown = sorted({p for p in requested if catalogue.get(p) is None})
+    if unknown:
+        raise InvalidInput(
+            f"Unknown purpose(s): {', '.join(unknown)}. Known: {', '.join(catalogue.ids)}."
+        )
+    missing = [p for p in catalogue.required_ids if p not in requested]
+    if missing:
+        raise InvalidInput(
+            f"The required purpose(s) {', '.join(missing)} must be part of every request."
+        )
+    return catalogue.ordered(requested)

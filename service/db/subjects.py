@@ -1,0 +1,169 @@
+"""SQL that reads or erases everything about one subject, across tables."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import msgspec
+
+from service.db import idempotency_keys
+from service.db.connection import Connection
+from service.states import ConsentStatus, OutboxStatus, RequestStatus
+
+
+class GuardianSubject(msgspec.Struct, frozen=True, kw_only=True):
+    subject_id: str
+    requests: int
+    latest_request_at: datetime
+
+
+class SubjectRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A request row with the API's names; the guardian email still encrypted."""
+
+    id: uuid.UUID
+    status: RequestStatus
+    country: str
+    age_of_consent: int
+    basis: str
+    birth_date: date | None
+    consent_required_until: date
+    guardian_email_enc: bytes | None
+    guardian: str
+    purposes: list[str]
+    locale: str
+    policy_version: str
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None
+    purged_at: datetime | None
+
+
+class SubjectConsent(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    request_id: uuid.UUID
+    status: ConsentStatus
+    purposes: list[str]
+    jurisdiction: str
+    method: str
+    policy_version: str
+    guardian: str
+    granted_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+    token: str | None
+
+
+class SubjectMessage(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    kind: str
+    topic: str
+    status: OutboxStatus
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class ErasedRows(msgspec.Struct, frozen=True, kw_only=True):
+    consents: int
+    messages: int
+    events_redacted: int
+
+
+async def subjects_of_guardian(
+    connection: Connection, guardian_email_hash: bytes
+) -> list[GuardianSubject]:
+    rows = await connection.fetch(
+        """
+        select subject_id, count(*) as requests, max(created_at) as latest_request_at
+        from consent_requests where guardian_email_hash = $1
+        group by subject_id order by max(created_at) desc
+        """,
+        guardian_email_hash,
+    )
+    return [msgspec.convert(dict(row), GuardianSubject) for row in rows]
+
+
+async def requests_of(connection: Connection, subject_id: str) -> list[SubjectRequest]:
+    rows = await connection.fetch(
+        """
+        select id, status, country, age_of_consent, basis, birth_date, consent_required_until,
+               guardian_email_enc, guardian_ref as guardian, purposes, locale, policy_version,
+               created_at, expires_at, decided_at, purged_at
+        from consent_requests where subject_id = $1 order by created_at
+        """,
+        subject_id,
+    )
+    return [msgspec.convert(dict(row), SubjectRequest) for row in rows]
+
+
+async def consents_of(connection: Connection, subject_id: str) -> list[SubjectConsent]:
+    rows = await connection.fetch(
+        """
+        select id, request_id, status, purposes, jurisdiction, method, policy_version,
+               guardian_ref as guardian, granted_at, expires_at, ended_at, end_reason, token
+        from consents where subject_id = $1 order by granted_at
+        """,
+        subject_id,
+    )
+    return [msgspec.convert(dict(row), SubjectConsent) for row in rows]
+
+
+async def messages_of(connection: Connection, subject_id: str) -> list[SubjectMessage]:
+    rows = await connection.fetch(
+        """
+        select id, kind, topic, status, attempts, created_at, sent_at
+        from outbox where subject_id = $1 order by created_at
+        """,
+        subject_id,
+    )
+    return [msgspec.convert(dict(row), SubjectMessage) for row in rows]
+
+
+async def lock_rows(connection: Connection, subject_id: str) -> list[uuid.UUID]:
+    """Lock the subject's requests, then its consents (the order grants use); the request ids."""
+    rows = await connection.fetch(
+        "select id from consent_requests where subject_id = $1 order by id for update", subject_id
+    )
+    await connection.execute(
+        "select 1 from consents where subject_id = $1 order by id for update", subject_id
+    )
+    return [row["id"] for row in rows]
+
+
+async def erase_rows(connection: Connection, subject_id: str) -> ErasedRows:
+    """Delete the subject's records and emails, and blank its audit events' personal fields.
+
+    Webhooks still pending stay: the main app must still learn what changed.
+    """
+    await idempotency_keys.delete_for_subject(connection, subject_id)
+    consents = await connection.fetchval(
+        "with gone as (delete from consents where subject_id = $1 returning 1) "
+        "select count(*) from gone",
+        subject_id,
+    )
+    await connection.execute("delete from consent_requests where subject_id = $1", subject_id)
+    messages = await connection.fetchval(
+        """
+        with gone as (
+            delete from outbox where subject_id = $1 and (kind = 'email' or status <> 'pending')
+            returning 1
+        ) select count(*) from gone
+        """,
+        subject_id,
+    )
+    await connection.execute("set local consent.redaction = 'on'")
+    redacted = await connection.fetchval(
+        """
+        with done as (
+            update audit_events
+            set subject_id = null, reason = null, details = '{}'::jsonb,
+                personal_salt = null, redacted = true
+            where subject_id = $1 returning 1
+        ) select count(*) from done
+        """,
+        subject_id,
+    )
+    await connection.execute("set local consent.redaction = 'off'")
+    return ErasedRows(consents=int(consents), messages=int(messages), events_redacted=int(redacted))

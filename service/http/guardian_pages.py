@@ -1,0 +1,84 @@
+"""How guardian pages are rendered: the template response, its security headers, and the
+pages that explain an unusable link or an error to a person in a browser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.response import Template
+
+from service.i18n import negotiate_locale, translator
+from service.states import LinkProblemReason, RequestStatus
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+# The states guardian templates compare against, by name.
+STATES_IN_TEMPLATES = {"RequestStatus": RequestStatus, "LinkProblemReason": LinkProblemReason}
+
+
+def page(
+    name: str,
+    *,
+    locale: str,
+    http_status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Template:
+    return Template(
+        template_name=f"guardian/{name}.html",
+        context={
+            "locale": locale,
+            "t": translator(locale),
+            **STATES_IN_TEMPLATES,
+            **context,
+        },
+        status_code=http_status,
+        headers={**SECURITY_HEADERS, **(headers or {})},
+        media_type="text/html",
+    )
+
+
+def link_problem_page(
+    reason: LinkProblemReason,
+    *,
+    locale: str,
+    http_status: int,
+    headers: dict[str, str] | None = None,
+) -> Template:
+    return page(
+        "link_problem", locale=locale, http_status=http_status, headers=headers, reason=reason
+    )
+
+
+def error_page(
+    request: Request[Any, Any, Any],
+    status: int,
+    *,
+    headers: dict[str, str] | None = None,
+    message: str | None = None,
+    locale: str | None = None,
+) -> Template:
+    """An error on a guardian page (bad form, expired CSRF cookie, database down) as HTML."""
+    locale = locale or negotiate_locale(request.headers.get("accept-language"))
+    if message is None:
+        message = translator(locale)("error.form_expired") if status == 403 else ""
+    retry = (headers or {}).get("Retry-After")
+    return page(
+        "error",
+        locale=locale,
+        http_status=status,
+        headers=headers,
+        status=status,
+        message=message,
+        retry_after=int(retry) if retry and retry.isdigit() else None,
+    )

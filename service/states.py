@@ -1,0 +1,70 @@
+"""Every state a record can be in, named once for code, templates and the schema.
+
+The values are the strings stored in PostgreSQL (each ``status`` column has a CHECK constraint
+listing exactly these; ``tests/db/test_states.py`` compares them) and sent on the wire. A new
+state is a new member here plus a migration that widens the constraint.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RequestStatus(StrEnum):
+    """A consent request: waiting for the guardian, then answered or closed unanswered."""
+
+    PENDING = "pending"
+    GRANTED = "granted"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class ConsentStatus(StrEnum):
+    """A consent: live while granted, then ended one way or another (never revived)."""
+
+    GRANTED = "granted"
+    REVOKED = "revoked"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
+
+
+class OutboxStatus(StrEnum):
+    """A queued email or webhook."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+class CreatedStatus(StrEnum):
+    """The answer to opening a consent request: a request now waits, or none was needed."""
+
+    PENDING = "pending"
+    NOT_REQUIRED = "not_required"
+
+
+class CheckStatus(StrEnum):
+    """What the check endpoint reports for a subject: its latest consent or request, or none."""
+
+    GRANTED = "granted"
+    PENDING = "pending"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    WITHDRAWN = "withdrawn"
+    NONE = "none"
+
+
+class LinkProblemReason(StrEnum):
+    """Why a guardian link cannot be used; each has its own page."""
+
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    USED = "used"
+    LOCKED = "locked"
+    NOT_LIVE = "not_live"
+    SUPERSEDED = "superseded"
+    NOT_REQUIRED = "not_required"
