@@ -35,6 +35,7 @@ from service.http.metrics import Metrics, metrics_middleware_factory
 from service.http.problems import exception_handlers
 from service.http.staff_api import StaffController
 from service.http.wellknown import jwks
+from service.i18n import install_translations
 from service.security.staff_tokens import verifier_from_settings
 from service.settings import Settings
 from service.worker import Worker
@@ -126,7 +127,10 @@ def create_app(
             ],
         ),
         template_config=TemplateConfig(
-            directory=PACKAGE_DIR / "templates", engine=JinjaTemplateEngine
+            directory=PACKAGE_DIR / "templates",
+            engine=JinjaTemplateEngine,
+            # the guardian pages' texts follow each page's `locale` (service.i18n)
+            engine_callback=lambda engine: install_translations(engine.engine),
         ),
         openapi_config=OpenAPIConfig(
             title="Parental Consent Service",

@@ -20,7 +20,13 @@ from service.delivery.emails import (
     render_revoked_email,
     render_withdrawn_email,
 )
-from service.i18n import LOCALES, format_datetime, negotiate_locale, translator
+from service.i18n import (
+    LOCALES,
+    format_datetime,
+    install_translations,
+    negotiate_locale,
+    translator,
+)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "service" / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "service" / "static"
@@ -31,6 +37,32 @@ PRIVACY_URL = "https://tutor.example.test/privacy?lang=x&v=2026-11-01"
 WITHDRAW_URL = "https://consent.example.test/guardian/withdraw/d2l0aGRyYXc"
 CSRF_INPUT = '<input type="hidden" name="_csrf_token" value="csrf-value" />'
 LINK_REASONS = ("unknown", "expired", "used", "locked", "not_live")
+LINK_PROBLEM_TEXTS = {  # heading, what to do
+    "unknown": (
+        "This link is not valid",
+        "Open the link directly from the email. If it still does not work, ask your child to "
+        "send a new request from the signup page.",
+    ),
+    "expired": (
+        "This link has expired",
+        "If you want to give consent, ask your child to send a new request from the signup "
+        "page. You will receive a new email.",
+    ),
+    "used": (
+        "This link has already been used",
+        "To withdraw a consent you gave, use the link in your confirmation email. To decide "
+        "again, ask your child to send a new request from the signup page.",
+    ),
+    "locked": (
+        "This link has been locked",
+        "Ask your child to send a new request from the signup page. You will receive a new email.",
+    ),
+    "not_live": (
+        "This consent is no longer active",
+        "If you want your child to use the service again, ask them to send a new request from "
+        "the signup page.",
+    ),
+}
 
 
 def request_email(locale: str = "en", operator_name: str = "Astra Tutoring") -> RenderedEmail:
@@ -69,7 +101,7 @@ def html_contains(document: str, value: str) -> bool:
 
 def category_names(purpose: Purpose, locale: str) -> list[str]:
     t = translator(locale)
-    return [t(f"category.{category}") for category in purpose.data_categories]
+    return [t.data_category(category) for category in purpose.data_categories]
 
 
 # --- i18n -------------------------------------------------------------------------------
@@ -96,31 +128,38 @@ def test_negotiate_locale(value: str | None, expected: str) -> None:
 
 
 def test_translator_falls_back_to_english_then_key() -> None:
-    assert translator("de")("review.grant") == "Give consent"
-    assert translator("sl")("review.grant") != "Give consent"
+    assert translator("de")("Give consent") == "Give consent"
+    assert translator("sl")("Give consent") != "Give consent"
     assert translator("sl")("no.such.key") == "no.such.key"
-    assert translator("en")("category.account") != "account"
-    assert translator("sl")("category.telemetry") == "telemetry"
+    assert translator("en").data_category("account") != "account"
+    assert translator("sl").data_category("telemetry") == "telemetry"
 
 
 def test_every_slovenian_string_exists_in_english() -> None:
-    from service.i18n import MESSAGES
+    from babel.messages.pofile import read_po
 
-    english = set(MESSAGES["en"])
-    plural_suffixes = (".one", ".two", ".few", ".other")
-    for key in MESSAGES["sl"]:
-        base = next((key.removesuffix(s) for s in plural_suffixes if key.endswith(s)), key)
-        assert key in english or f"{base}.other" in english, key
+    from service.i18n import LOCALE_DIR
+
+    with (LOCALE_DIR / "messages.pot").open("rb") as template:
+        english = read_po(template)
+    with (LOCALE_DIR / "sl" / "LC_MESSAGES" / "messages.po").open("rb") as catalog:
+        slovenian = read_po(catalog)
+    for message in slovenian:
+        if message.id:
+            assert english.get(message.id, message.context) is not None, message.id
+
+
+RETRY_SECONDS = ("Please try again in %(num)d second.", "Please try again in %(num)d seconds.")
 
 
 def test_slovenian_plural_forms() -> None:
     t = translator("sl")
-    assert t("error.retry_seconds", count=1) == "Poskusite znova čez 1 sekundo."
-    assert t("error.retry_seconds", count=2) == "Poskusite znova čez 2 sekundi."
-    assert t("error.retry_seconds", count=3) == "Poskusite znova čez 3 sekunde."
-    assert t("error.retry_seconds", count=5) == "Poskusite znova čez 5 sekund."
-    assert t("error.retry_seconds", count=101) == "Poskusite znova čez 101 sekundo."
-    assert translator("en")("error.retry_seconds", count=1) == "Please try again in 1 second."
+    assert t.ngettext(*RETRY_SECONDS, 1) == "Poskusite znova čez 1 sekundo."
+    assert t.ngettext(*RETRY_SECONDS, 2) == "Poskusite znova čez 2 sekundi."
+    assert t.ngettext(*RETRY_SECONDS, 3) == "Poskusite znova čez 3 sekunde."
+    assert t.ngettext(*RETRY_SECONDS, 5) == "Poskusite znova čez 5 sekund."
+    assert t.ngettext(*RETRY_SECONDS, 101) == "Poskusite znova čez 101 sekundo."
+    assert translator("en").ngettext(*RETRY_SECONDS, 1) == "Please try again in 1 second."
 
 
 def test_format_datetime() -> None:
@@ -151,17 +190,29 @@ def test_request_email_carries_the_direct_notice(locale: str) -> None:
             for name in category_names(purpose, locale):
                 assert contains(body, name)
     t = translator(locale)
-    for key in (
-        "email.request.why_address",
-        "email.request.no_answer",
-        "email.request.not_guardian",
-        "email.rights.text",
-        "common.required",
-        "common.optional",
+    for message in (
+        "We received your email address from the child's signup and use it only to ask for "
+        "this consent. If you give consent, we will also send you a confirmation with a link "
+        "to withdraw it.",
+        "If you do not answer before the link expires, we will delete your email address and "
+        "this request.",
+        "If you are not this child's parent or legal guardian, please ignore this email. We "
+        "will not write to you again about this request.",
+        "Consent is the legal basis for using your child's data for these purposes. You can "
+        "withdraw it at any time; this does not affect the lawfulness of what was done before "
+        "the withdrawal. You can ask us for access to your child's data, a copy of it, its "
+        "correction or its deletion, and you can lodge a complaint with a data protection "
+        "supervisory authority.",
+        "Required",
+        "Optional",
     ):
-        assert t(key) in email.text
-        assert esc(t(key)) in email.html
-    assert t("email.request.nothing_before", operator="Astra Tutoring") in email.text
+        assert t(message) in email.text
+        assert esc(t(message)) in email.html
+    nothing_before = (
+        "Until you give consent, %(operator)s does not collect or use any data from your "
+        "child's use of the service. If you refuse, nothing will be collected."
+    )
+    assert t(nothing_before, operator="Astra Tutoring") in email.text
     assert f'<html lang="{locale}">' in email.html
     assert "Astra Tutoring" in email.subject
 
@@ -250,7 +301,7 @@ def test_confirmation_email_lists_decisions_and_withdraw_link(locale: str) -> No
         for purpose in CATALOGUE.purposes:
             assert contains(body, purpose.localized_title(locale))
     t = translator(locale)
-    assert t("email.confirmation.refused") in email.text
+    assert t("You refused") in email.text
     assert email.subject != request_email(locale).subject
 
 
@@ -299,11 +350,13 @@ def test_withdrawn_and_revoked_emails(locale: str) -> None:
 
 @pytest.fixture(scope="module")
 def pages() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    install_translations(environment)
+    return environment
 
 
 def review_context(locale: str = "en", **overrides: object) -> dict[str, object]:
@@ -357,13 +410,16 @@ def test_review_page(pages: jinja2.Environment, locale: str) -> None:
     assert f'<html lang="{locale}">' in page
     assert CSRF_INPUT in page
     assert '<form method="post" action="/guardian/Zm9vYmFy"' in page
-    assert f'value="grant" class="button button-primary">{t("review.grant")}</button>' in page
-    assert f'value="deny" class="button button-secondary">{t("review.deny")}</button>' in page
+    assert f'value="grant" class="button button-primary">{t("Give consent")}</button>' in page
+    assert f'value="deny" class="button button-secondary">{t("Refuse consent")}</button>' in page
     attestation = checkbox(page, "attestation")
     assert 'name="attestation"' in attestation
     assert 'value="yes"' in attestation
     assert "checked" not in attestation
-    assert f'<label for="attestation">{esc(t("review.attestation"))}</label>' in page
+    attestation_label = (
+        "I am the parent or legal guardian of this child and have parental responsibility"
+    )
+    assert f'<label for="attestation">{esc(t(attestation_label))}</label>' in page
     assert html_contains(page, PRIVACY_URL)
     assert html_contains(page, format_datetime(EXPIRES, locale))
     assert "<fieldset" in page
@@ -420,8 +476,9 @@ def test_link_problem_pages(pages: jinja2.Environment, locale: str, reason: str)
         t=t, locale=locale, reason=reason
     )
     assert_csp_clean(page)
-    assert f"<h1>{esc(t(f'link.{reason}.heading'))}</h1>" in page
-    assert esc(t(f"link.{reason}.next")) in page
+    heading, next_step = LINK_PROBLEM_TEXTS[reason]
+    assert f"<h1>{esc(t(heading))}</h1>" in page
+    assert esc(t(next_step)) in page
     assert "<form" not in page
 
 
@@ -505,7 +562,10 @@ def test_withdraw_pages(pages: jinja2.Environment) -> None:
         )
         assert_csp_clean(done)
         assert "Inštrukcije" in done
-        assert (translator("sl")("withdrawn.erased") in done) == erased
+        erased_text = translator("sl")(
+            "Your child's data and your email address have been deleted."
+        )
+        assert (erased_text in done) == erased
 
 
 @pytest.mark.parametrize(
@@ -552,4 +612,8 @@ def test_replaced_email_names_the_purposes_and_the_time(locale: str) -> None:
     for purpose in CATALOGUE.purposes:
         assert purpose.localized_title(locale) in email.text
     assert format_datetime(EXPIRES, locale) in email.text
-    assert translator(locale)("email.replaced.intro") in email.text
+    replaced_intro = (
+        "Another parent or guardian has just given consent for the same child, and that consent "
+        "now replaces the one you gave. Your consent is no longer in force."
+    )
+    assert translator(locale)(replaced_intro) in email.text

@@ -20,7 +20,7 @@ from service.consent.runtime import Runtime
 from service.db import rate_limits as ratelimit
 from service.db.audit_events import GUARDIAN_ACTOR
 from service.http.dependencies import Db
-from service.i18n import format_datetime, negotiate_locale, translator
+from service.i18n import N_, format_datetime, negotiate_locale, translator
 from service.security.tokens import looks_like_link_token
 
 SUBMISSIONS_PER_MINUTE = 30
@@ -36,6 +36,18 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
+# What the guardian is told about a form that cannot be accepted, by the problem's code.
+FORM_ERRORS = {
+    "decision": N_("Please choose whether to give or refuse consent."),
+    "purposes": N_("Please choose only from the purposes listed on this page."),
+    "attestation": N_("Please confirm that you are the child's parent or legal guardian."),
+    "confirm": N_("Please confirm that you want to withdraw your consent."),
+}
+FORM_EXPIRED = N_(
+    "The form could not be accepted: it has expired or your browser did not send its security "
+    "cookie. Go back, reload the page and submit it again."
+)
+
 
 def page(
     name: str,
@@ -47,7 +59,7 @@ def page(
 ) -> Template:
     return Template(
         template_name=f"guardian/{name}.html",
-        context={"locale": locale, "t": translator(locale), **context},
+        context={"locale": locale, **context},
         status_code=http_status,
         headers={**SECURITY_HEADERS, **(headers or {})},
         media_type="text/html",
@@ -70,7 +82,7 @@ def error_page(
 ) -> Template:
     """An error on a guardian page (bad form, expired CSRF cookie, database down) as HTML."""
     locale = negotiate_locale(request.headers.get("accept-language"))
-    message = translator(locale)("error.form_expired") if status == 403 else ""
+    message = translator(locale).gettext(FORM_EXPIRED) if status == 403 else ""
     retry = (headers or {}).get("Retry-After")
     return page(
         "error",
@@ -149,7 +161,7 @@ class GuardianController(Controller):
         status: int = 200,
     ) -> Template:
         locale = request.locale
-        t = translator(locale)
+        language = translator(locale)
         purposes = [p for p in runtime.catalogue.purposes if p.id in request.purposes]
         return page(
             "review",
@@ -160,7 +172,7 @@ class GuardianController(Controller):
             purposes=_purpose_views(purposes, locale),
             expires_at=format_datetime(request.expires_at, locale),
             form_action=f"/guardian/{token}",
-            errors=[t(f"error.{error}") for error in errors],
+            errors=[language.gettext(FORM_ERRORS[error]) for error in errors],
             selected=selected if selected is not None else set(request.purposes),
             attested=attested,
         )
@@ -272,7 +284,7 @@ class GuardianController(Controller):
                     purposes=_titles(runtime, consent.purposes, locale),
                     granted_at=format_datetime(consent.granted_at, locale),
                     form_action=f"/guardian/withdraw/{token}",
-                    errors=[translator(locale)("error.confirm")],
+                    errors=[translator(locale).gettext(FORM_ERRORS["confirm"])],
                 )
             erase = form.get("erase") == "yes"
             # One transaction: if the erasure the guardian asked for fails, the withdrawal is
