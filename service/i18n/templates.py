@@ -65,9 +65,7 @@ def _pgettext(context: Context, message_context: str, message: str) -> str:
 
 
 @jinja2.pass_context
-def _npgettext(
-    context: Context, message_context: str, singular: str, plural: str, num: int
-) -> str:
+def _npgettext(context: Context, message_context: str, singular: str, plural: str, num: int) -> str:
     return _as_text(context, _catalog(context).npgettext(message_context, singular, plural, num))
 
 
