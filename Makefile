@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint typecheck imports pytest browser bench openapi clean
+.PHONY: run test lint typecheck imports pytest browser bench openapi translations clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,23 @@ bench: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/consent-service openapi
+
+# Guardian-facing texts: extract the English messages from the code and templates (babel.cfg)
+# into the template catalog, merge it into every language's catalog, and compile them. The
+# compiled .mo files are committed, so a fresh clone and the container need no build step.
+# Start a language with `make translations NEW_LANGUAGE=de`, then translate its messages.po.
+LOCALE_DIR := service/i18n/locale
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+translations: $(STAMP)
+	$(BIN)/pybabel --quiet extract -F babel.cfg -o $(LOCALE_DIR)/messages.pot \
+		--project=consent-service --version=$(VERSION) --add-location=file \
+		--add-comments=TRANSLATORS: --header-comment="# Guardian-facing texts of consent-service, in English." .
+	@if [ -n "$(NEW_LANGUAGE)" ]; then \
+		$(BIN)/pybabel init -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -l $(NEW_LANGUAGE); \
+	fi
+	$(BIN)/pybabel --quiet update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) \
+		--previous --ignore-pot-creation-date
+	$(BIN)/pybabel compile -d $(LOCALE_DIR) --statistics
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

@@ -31,6 +31,7 @@ from service.http.api_key_auth import ApiKeyAuthenticator
 from service.http.app_api import AppController, get_consent
 from service.http.dependencies import provide_connection
 from service.http.guardian import GuardianController
+from service.http.guardian_pages import prepare_templates
 from service.http.metrics import metrics_middleware_factory
 from service.http.problems import exception_handlers
 from service.http.staff_api import StaffController
@@ -129,7 +130,9 @@ def create_app(
             ],
         ),
         template_config=TemplateConfig(
-            directory=PACKAGE_DIR / "templates", engine=JinjaTemplateEngine
+            directory=PACKAGE_DIR / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=lambda engine: prepare_templates(engine.engine),
         ),
         openapi_config=OpenAPIConfig(
             title="Parental Consent Service",

@@ -1,6 +1,7 @@
 """Guardian emails (plain text + HTML) rendered from the Jinja templates in templates/email/.
 
-Each message kind has one text and one HTML template; the words come from ``service.i18n``.
+Each message kind has one text and one HTML template; their words are gettext messages
+(``service.i18n``) in the language of the message.
 HTML emails carry inline styles only: no images, no remote resources, no tracking.
 """
 
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 import jinja2
 import msgspec
 
-from service.i18n import Translate, format_datetime, negotiate_locale, translator
+from service.i18n import N_, format_datetime, install_translations, negotiate_locale, translator
 
 TEMPLATES_DIR = Path(__file__).parents[1] / "templates"
 
@@ -45,6 +46,7 @@ _environment = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
+install_translations(_environment)
 
 
 class RenderedEmail(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +68,7 @@ def render_request_email(
     loc = negotiate_locale(locale)
     return _render(
         "request",
+        N_("%(operator)s: your consent is needed for your child's account"),
         loc,
         operator_name,
         privacy_notice_url=privacy_notice_url,
@@ -90,6 +93,7 @@ def render_confirmation_email(
     loc = negotiate_locale(locale)
     return _render(
         "confirmation",
+        N_("%(operator)s: confirmation of your consent"),
         loc,
         operator_name,
         privacy_notice_url=privacy_notice_url,
@@ -112,6 +116,7 @@ def render_withdrawn_email(
     loc = negotiate_locale(locale)
     return _render(
         "withdrawn",
+        N_("%(operator)s: your consent has been withdrawn"),
         loc,
         operator_name,
         purposes=_purpose_views(purposes, loc),
@@ -131,6 +136,7 @@ def render_revoked_email(
     loc = negotiate_locale(locale)
     return _render(
         "revoked",
+        N_("%(operator)s: your consent has ended"),
         loc,
         operator_name,
         purposes=_purpose_views(purposes, loc),
@@ -150,6 +156,7 @@ def render_replaced_email(
     loc = negotiate_locale(locale)
     return _render(
         "replaced",
+        N_("%(operator)s: your consent was replaced by another guardian's"),
         loc,
         operator_name,
         purposes=_purpose_views(purposes, loc),
@@ -158,14 +165,14 @@ def render_replaced_email(
 
 
 def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, Any]]:
-    t = translator(locale)
+    language = translator(locale)
     return [
         {
             "id": purpose.id,
             "title": purpose.localized_title(locale),
             "description": purpose.localized_description(locale),
             "required": purpose.required,
-            "categories": [t(f"category.{category}") for category in purpose.data_categories],
+            "categories": [language.data_category(code) for code in purpose.data_categories],
             "retention_days": purpose.retention_days,
         }
         for purpose in purposes
@@ -177,11 +184,14 @@ def _single_line(value: str) -> str:
     return " ".join(value.split())
 
 
-def _render(kind: str, locale: str, operator_name: str, **context: Any) -> RenderedEmail:
-    t: Translate = translator(locale)
-    subject = _single_line(t(f"email.{kind}.subject", operator=_single_line(operator_name)))
+def _render(
+    kind: str, subject: str, locale: str, operator_name: str, **context: Any
+) -> RenderedEmail:
+    """``subject`` is a message with an ``%(operator)s`` placeholder."""
+    subject = _single_line(
+        translator(locale).gettext(subject, operator=_single_line(operator_name))
+    )
     variables = {
-        "t": t,
         "locale": locale,
         "operator_name": operator_name,
         "subject": subject,

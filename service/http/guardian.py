@@ -23,7 +23,7 @@ from service.db import rate_limits as ratelimit
 from service.db.audit_events import GUARDIAN_ACTOR
 from service.db.consent_requests import ConsentRequest
 from service.http.dependencies import Db
-from service.http.guardian_pages import page
+from service.http.guardian_pages import FORM_ERRORS, page
 from service.http.problems import guardian_exception_handlers
 from service.i18n import format_datetime, translator
 from service.security.tokens import looks_like_link_token
@@ -101,7 +101,7 @@ class GuardianController(Controller):
         status: int = 200,
     ) -> Template:
         locale = request.locale
-        t = translator(locale)
+        language = translator(locale)
         purposes = [p for p in runtime.catalogue.purposes if p.id in request.purposes]
         return page(
             "review",
@@ -112,7 +112,7 @@ class GuardianController(Controller):
             purposes=_purpose_views(purposes, locale),
             expires_at=format_datetime(request.expires_at, locale),
             form_action=f"/guardian/{token}",
-            errors=[t(f"error.{error}") for error in errors],
+            errors=[language.gettext(FORM_ERRORS[error]) for error in errors],
             selected=selected if selected is not None else set(request.purposes),
             attested=attested,
         )
@@ -203,7 +203,7 @@ class GuardianController(Controller):
                 purposes=_titles(runtime, consent.purposes, locale),
                 granted_at=format_datetime(consent.granted_at, locale),
                 form_action=f"/guardian/withdraw/{token}",
-                errors=[translator(locale)("error.confirm")],
+                errors=[translator(locale).gettext(FORM_ERRORS["confirm"])],
             )
         erase = form.get("erase") == "yes"
         # One transaction: if the erasure the guardian asked for fails, the withdrawal is

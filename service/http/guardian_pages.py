@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jinja2
 from litestar import Request
 from litestar.response import Template
 
-from service.i18n import negotiate_locale, translator
+from service.i18n import N_, install_translations, negotiate_locale, translator
 from service.states import LinkProblemReason, RequestStatus
 
 SECURITY_HEADERS = {
@@ -22,8 +23,27 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
+# What the guardian is told about a form that cannot be accepted, by the problem's code.
+FORM_ERRORS = {
+    "decision": N_("Please choose whether to give or refuse consent."),
+    "purposes": N_("Please choose only from the purposes listed on this page."),
+    "attestation": N_("Please confirm that you are the child's parent or legal guardian."),
+    "confirm": N_("Please confirm that you want to withdraw your consent."),
+}
+FORM_EXPIRED = N_(
+    "The form could not be accepted: it has expired or your browser did not send its security "
+    "cookie. Go back, reload the page and submit it again."
+)
+
 # The states guardian templates compare against, by name.
 STATES_IN_TEMPLATES = {"RequestStatus": RequestStatus, "LinkProblemReason": LinkProblemReason}
+
+
+def prepare_templates(environment: jinja2.Environment) -> None:
+    """What every guardian template may use: the gettext functions, which follow each page's
+    ``locale``, and the states it compares against."""
+    install_translations(environment)
+    environment.globals.update(STATES_IN_TEMPLATES)
 
 
 def page(
@@ -38,8 +58,6 @@ def page(
         template_name=f"guardian/{name}.html",
         context={
             "locale": locale,
-            "t": translator(locale),
-            **STATES_IN_TEMPLATES,
             **context,
         },
         status_code=http_status,
@@ -71,7 +89,7 @@ def error_page(
     """An error on a guardian page (bad form, expired CSRF cookie, database down) as HTML."""
     locale = locale or negotiate_locale(request.headers.get("accept-language"))
     if message is None:
-        message = translator(locale)("error.form_expired") if status == 403 else ""
+        message = translator(locale).gettext(FORM_EXPIRED) if status == 403 else ""
     retry = (headers or {}).get("Retry-After")
     return page(
         "error",

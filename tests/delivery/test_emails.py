@@ -69,17 +69,29 @@ def test_request_email_carries_the_direct_notice(locale: str) -> None:
             for name in category_names(purpose, locale):
                 assert contains(body, name)
     t = translator(locale)
-    for key in (
-        "email.request.why_address",
-        "email.request.no_answer",
-        "email.request.not_guardian",
-        "email.rights.text",
-        "common.required",
-        "common.optional",
+    for message in (
+        "We received your email address from the child's signup and use it only to ask for "
+        "this consent. If you give consent, we will also send you a confirmation with a link "
+        "to withdraw it.",
+        "If you do not answer before the link expires, we will delete your email address and "
+        "this request.",
+        "If you are not this child's parent or legal guardian, please ignore this email. We "
+        "will not write to you again about this request.",
+        "Consent is the legal basis for using your child's data for these purposes. You can "
+        "withdraw it at any time; this does not affect the lawfulness of what was done before "
+        "the withdrawal. You can ask us for access to your child's data, a copy of it, its "
+        "correction or its deletion, and you can lodge a complaint with a data protection "
+        "supervisory authority.",
+        "Required",
+        "Optional",
     ):
-        assert t(key) in email.text
-        assert esc(t(key)) in email.html
-    assert t("email.request.nothing_before", operator="Astra Tutoring") in email.text
+        assert t(message) in email.text
+        assert esc(t(message)) in email.html
+    nothing_before = (
+        "Until you give consent, %(operator)s does not collect or use any data from your "
+        "child's use of the service. If you refuse, nothing will be collected."
+    )
+    assert t(nothing_before, operator="Astra Tutoring") in email.text
     assert f'<html lang="{locale}">' in email.html
     assert "Astra Tutoring" in email.subject
 
@@ -168,7 +180,7 @@ def test_confirmation_email_lists_decisions_and_withdraw_link(locale: str) -> No
         for purpose in CATALOGUE.purposes:
             assert contains(body, purpose.localized_title(locale))
     t = translator(locale)
-    assert t("email.confirmation.refused") in email.text
+    assert t("You refused") in email.text
     assert email.subject != request_email(locale).subject
 
 
@@ -221,4 +233,8 @@ def test_replaced_email_names_the_purposes_and_the_time(locale: str) -> None:
     for purpose in CATALOGUE.purposes:
         assert purpose.localized_title(locale) in email.text
     assert format_datetime(EXPIRES, locale) in email.text
-    assert translator(locale)("email.replaced.intro") in email.text
+    replaced_intro = (
+        "Another parent or guardian has just given consent for the same child, and that consent "
+        "now replaces the one you gave. Your consent is no longer in force."
+    )
+    assert translator(locale)(replaced_intro) in email.text

@@ -11,7 +11,7 @@ import jinja2
 import pytest
 
 from service.consent.purposes import load_catalogue
-from service.http.guardian_pages import STATES_IN_TEMPLATES
+from service.http.guardian_pages import prepare_templates
 from service.i18n import LOCALES, format_datetime, translator
 from tests.support.rendering import category_names, esc, html_contains
 
@@ -23,6 +23,32 @@ PRIVACY_URL = "https://tutor.example.test/privacy?lang=x&v=2026-11-01"
 WITHDRAW_URL = "https://consent.example.test/guardian/withdraw/d2l0aGRyYXc"
 CSRF_INPUT = '<input type="hidden" name="_csrf_token" value="csrf-value" />'
 LINK_REASONS = ("unknown", "expired", "used", "locked", "not_live")
+LINK_PROBLEM_TEXTS = {  # heading, what to do
+    "unknown": (
+        "This link is not valid",
+        "Open the link directly from the email. If it still does not work, ask your child to "
+        "send a new request from the signup page.",
+    ),
+    "expired": (
+        "This link has expired",
+        "If you want to give consent, ask your child to send a new request from the signup "
+        "page. You will receive a new email.",
+    ),
+    "used": (
+        "This link has already been used",
+        "To withdraw a consent you gave, use the link in your confirmation email. To decide "
+        "again, ask your child to send a new request from the signup page.",
+    ),
+    "locked": (
+        "This link has been locked",
+        "Ask your child to send a new request from the signup page. You will receive a new email.",
+    ),
+    "not_live": (
+        "This consent is no longer active",
+        "If you want your child to use the service again, ask them to send a new request from "
+        "the signup page.",
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +58,7 @@ def pages() -> jinja2.Environment:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    environment.globals.update(STATES_IN_TEMPLATES)
+    prepare_templates(environment)
     return environment
 
 
@@ -87,13 +113,16 @@ def test_review_page(pages: jinja2.Environment, locale: str) -> None:
     assert f'<html lang="{locale}">' in page
     assert CSRF_INPUT in page
     assert '<form method="post" action="/guardian/Zm9vYmFy"' in page
-    assert f'value="grant" class="button button-primary">{t("review.grant")}</button>' in page
-    assert f'value="deny" class="button button-secondary">{t("review.deny")}</button>' in page
+    assert f'value="grant" class="button button-primary">{t("Give consent")}</button>' in page
+    assert f'value="deny" class="button button-secondary">{t("Refuse consent")}</button>' in page
     attestation = checkbox(page, "attestation")
     assert 'name="attestation"' in attestation
     assert 'value="yes"' in attestation
     assert "checked" not in attestation
-    assert f'<label for="attestation">{esc(t("review.attestation"))}</label>' in page
+    attestation_label = (
+        "I am the parent or legal guardian of this child and have parental responsibility"
+    )
+    assert f'<label for="attestation">{esc(t(attestation_label))}</label>' in page
     assert html_contains(page, PRIVACY_URL)
     assert html_contains(page, format_datetime(EXPIRES, locale))
     assert "<fieldset" in page
@@ -150,8 +179,9 @@ def test_link_problem_pages(pages: jinja2.Environment, locale: str, reason: str)
         t=t, locale=locale, reason=reason
     )
     assert_csp_clean(page)
-    assert f"<h1>{esc(t(f'link.{reason}.heading'))}</h1>" in page
-    assert esc(t(f"link.{reason}.next")) in page
+    heading, next_step = LINK_PROBLEM_TEXTS[reason]
+    assert f"<h1>{esc(t(heading))}</h1>" in page
+    assert esc(t(next_step)) in page
     assert "<form" not in page
 
 
@@ -235,7 +265,10 @@ def test_withdraw_pages(pages: jinja2.Environment) -> None:
         )
         assert_csp_clean(done)
         assert "Inštrukcije" in done
-        assert (translator("sl")("withdrawn.erased") in done) == erased
+        erased_text = translator("sl")(
+            "Your child's data and your email address have been deleted."
+        )
+        assert (erased_text in done) == erased
 
 
 @pytest.mark.parametrize(

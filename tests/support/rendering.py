@@ -20,4 +20,4 @@ def html_contains(document: str, value: str) -> bool:
 def category_names(purpose: Purpose, locale: str) -> list[str]:
     """The localized names of the data categories ``purpose`` uses."""
     t = translator(locale)
-    return [t(f"category.{category}") for category in purpose.data_categories]
+    return [t.data_category(category) for category in purpose.data_categories]

@@ -1,0 +1,25 @@
+"""Dates as the guardian reads them, formatted with Babel from the CLDR data of the language."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from babel.dates import format_datetime as cldr_format_datetime
+
+from service.i18n.translator import N_, translator
+
+# TRANSLATORS: the CLDR date pattern of the dates in emails and on pages, always in UTC
+# (symbols: unicode.org/reports/tr35/tr35-dates.html#Date_Field_Symbol_Table). MMMM is the
+# name of the month in your language; text in single quotes is copied as it is.
+DATETIME_PATTERN = N_("d MMMM y, HH:mm 'UTC'")
+
+
+def format_datetime(moment: datetime, locale: str | None) -> str:
+    """A readable UTC date and time: "30 November 2026, 14:05 UTC" in English.
+
+    A naive datetime is taken to be UTC already.
+    """
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    language = translator(locale)
+    pattern = language.gettext(DATETIME_PATTERN)
+    return cldr_format_datetime(utc, pattern, tzinfo=UTC, locale=language.locale)
