@@ -42,6 +42,7 @@ from service.settings import (
     load_settings,
     schemas_dir_from,
 )
+from service.states import OutboxStatus
 
 logger = logging.getLogger("service.cli")
 
@@ -357,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_list.add_argument(
         "--status",
         action="append",
-        choices=("pending", "sent", "dead", "cancelled"),
+        type=OutboxStatus,
+        choices=list(OutboxStatus),
         help="repeatable; default dead",
     )
     outbox_list.set_defaults(handler=cmd_outbox_list)
@@ -382,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if getattr(args, "status", 0) is None:
-        args.status = ["dead"]
+        args.status = [OutboxStatus.DEAD]
     try:
         configure_logging(LoggingConfig.from_env(os.environ))
         args.handler(args)

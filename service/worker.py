@@ -18,6 +18,7 @@ from service.delivery import outbox
 from service.delivery.smtp import MailSender, build_message
 from service.delivery.webhooks import WebhookError, WebhookSender
 from service.metrics import Metrics
+from service.states import OutboxStatus
 
 # Small batches: a batch is sent one message after another within one claim lease.
 BATCH_SIZE = 5
@@ -80,15 +81,15 @@ class Worker:
                     now=self.runtime.clock.now(),
                     max_attempts=self.runtime.settings.outbox_max_attempts,
                 )
-            if state != "stale":  # another worker owns the message now
+            if state is not None:  # None: another worker owns the message now
                 self.metrics.delivery_failed(item.kind)
-            log = logger.error if state == "dead" else logger.warning
+            log = logger.error if state is OutboxStatus.DEAD else logger.warning
             log(
                 "outbox %s %s attempt %d failed (%s): %s",
                 item.kind,
                 item.id,
                 item.attempts,
-                state,
+                state or "claimed by another worker",
                 error,
             )
             await self.mail.close()

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import msgspec
 
+from service.i18n import DEFAULT_LOCALE
 from service.settings import ConfigError
 
 DEFAULT_CATALOGUE = Path(__file__).parents[1] / "data" / "purposes.json"
-LOCALES = ("en", "sl")
-DEFAULT_LOCALE = "en"
 _PURPOSE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 

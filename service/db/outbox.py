@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from service.db.connection import Connection
+from service.states import OutboxStatus
 
 
 class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,7 +37,7 @@ class OutboxListing(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     kind: str
     topic: str
-    status: str
+    status: OutboxStatus
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
@@ -149,7 +150,7 @@ async def mark_failed(
     error: str,
     dead: bool,
     next_attempt_at: datetime,
-) -> str | None:
+) -> OutboxStatus | None:
     """Record a failed attempt; the new status, or None when our claim was taken over."""
     status: str | None = await connection.fetchval(
         """
@@ -164,7 +165,7 @@ async def mark_failed(
         next_attempt_at,
         item.claim_id,
     )
-    return status
+    return OutboxStatus(status) if status is not None else None
 
 
 async def requeue_dead(connection: Connection, item_id: uuid.UUID, now: datetime) -> str | None:
@@ -206,7 +207,9 @@ async def cancel_emails_for(connection: Connection, related_id: uuid.UUID) -> No
     )
 
 
-async def list_messages(connection: Connection, statuses: list[str]) -> list[OutboxListing]:
+async def list_messages(
+    connection: Connection, statuses: list[OutboxStatus]
+) -> list[OutboxListing]:
     rows = await connection.fetch(
         """
         select id, kind, topic, status, attempts, next_attempt_at, last_error

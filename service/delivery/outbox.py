@@ -19,6 +19,7 @@ from service.db.connection import Connection
 from service.db.outbox import OutboxItem
 from service.delivery.emails import RenderedEmail
 from service.security.personal_data import DataProtector
+from service.states import OutboxStatus
 
 CLAIM_LEASE = timedelta(minutes=2)
 BASE_BACKOFF_SECONDS = 30
@@ -110,8 +111,8 @@ async def mark_failed(
     error: str,
     now: datetime,
     max_attempts: int,
-) -> str:
-    """Record a failed attempt; the new status, or ``stale`` when our claim was taken over."""
+) -> OutboxStatus | None:
+    """Record a failed attempt; the new status, or None when another worker's claim took over."""
     status = await outbox_table.mark_failed(
         connection,
         item,
@@ -119,7 +120,7 @@ async def mark_failed(
         dead=item.attempts >= max_attempts,
         next_attempt_at=now + backoff(item.attempts),
     )
-    return status or "stale"
+    return status
 
 
 async def retry_dead(connection: Connection, item_id: uuid.UUID, now: datetime) -> str | None:
