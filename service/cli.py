@@ -280,8 +280,12 @@ def cmd_outbox_retry(args: argparse.Namespace) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
-    from service.dev.server import run_dev
-
+    try:
+        from service.dev.server import run_dev
+    except ImportError as exc:  # the container image installs no `dev` extra
+        raise CommandError(
+            f"dev needs the development extra: pip install '.[dev]' ({exc})"
+        ) from None
     run_dev(host=args.host, port=args.port, data_dir=Path(args.data_dir))
 
 

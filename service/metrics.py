@@ -29,8 +29,9 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from service.states import OutboxKind
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-OUTBOX_KINDS = ("email", "webhook")
 POOL_STATS = ("size", "idle", "in_use", "max")
 SWEEPS = ("expired_requests", "lapsed_consents", "purged_requests", "purged_consents")
 # How often a worker process of `serve --workers N` writes its pool usage for other workers'
@@ -138,7 +139,7 @@ class WorkerMetrics:
                 f"Outbox {kind} messages delivered.",
                 registry=registry,
             )
-            for kind in OUTBOX_KINDS
+            for kind in tuple(OutboxKind)
         }
         self.outbox_failures = {
             kind: Counter(
@@ -146,7 +147,7 @@ class WorkerMetrics:
                 f"Failed outbox {kind} delivery attempts.",
                 registry=registry,
             )
-            for kind in OUTBOX_KINDS
+            for kind in tuple(OutboxKind)
         }
         self.sweeps = Counter(
             "consent_sweeps", "Expiry and retention sweep passes run.", registry=registry
@@ -160,10 +161,10 @@ class WorkerMetrics:
         for sweep in SWEEPS:
             self.swept.labels(sweep)
 
-    def delivered(self, kind: str) -> None:
+    def delivered(self, kind: OutboxKind) -> None:
         self.outbox_delivered[kind].inc()
 
-    def delivery_failed(self, kind: str) -> None:
+    def delivery_failed(self, kind: OutboxKind) -> None:
         self.outbox_failures[kind].inc()
 
     def swept_records(self, counts: Mapping[str, int]) -> None:

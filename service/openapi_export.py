@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from service.security.tokens import generate_signing_key_pem
-from service.settings import REPOSITORY_SCHEMAS_DIR, Settings, SmtpConfig
+from service.settings import Settings, SmtpConfig
 
 
 def _schema_only_settings(schemas_dir: Path) -> Settings:
@@ -24,7 +24,7 @@ def _schema_only_settings(schemas_dir: Path) -> Settings:
     )
 
 
-def openapi_document(schemas_dir: Path = REPOSITORY_SCHEMAS_DIR) -> dict[str, Any]:
+def openapi_document(schemas_dir: Path) -> dict[str, Any]:
     from service.app import create_app
 
     app = create_app(_schema_only_settings(schemas_dir))
@@ -32,14 +32,14 @@ def openapi_document(schemas_dir: Path = REPOSITORY_SCHEMAS_DIR) -> dict[str, An
     return document
 
 
-def render_openapi(schemas_dir: Path = REPOSITORY_SCHEMAS_DIR) -> str:
+def render_openapi(schemas_dir: Path) -> str:
     return (
         json.dumps(openapi_document(schemas_dir), indent=2, sort_keys=True, ensure_ascii=False)
         + "\n"
     )
 
 
-def write_openapi(path: Path, schemas_dir: Path = REPOSITORY_SCHEMAS_DIR) -> Path:
+def write_openapi(path: Path, schemas_dir: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as tmp:
         tmp.write(render_openapi(schemas_dir))

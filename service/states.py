@@ -1,4 +1,4 @@
-"""Every state a record can be in, named once for code, templates and the schema.
+"""Every state (and kind) a record can be in, named once for code, templates and the schema.
 
 The values are the strings stored in PostgreSQL (each ``status`` column has a CHECK constraint
 listing exactly these; ``tests/db/test_states.py`` compares them) and sent on the wire. A new
@@ -37,6 +37,13 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     DEAD = "dead"
     CANCELLED = "cancelled"
+
+
+class OutboxKind(StrEnum):
+    """What an outbox message is delivered as."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
 
 
 class CreatedStatus(StrEnum):

@@ -18,7 +18,7 @@ from service.delivery import outbox
 from service.delivery.smtp import MailSender, build_message
 from service.delivery.webhooks import WebhookError, WebhookSender
 from service.metrics import Metrics
-from service.states import OutboxStatus
+from service.states import OutboxKind, OutboxStatus
 
 # Small batches: a batch is sent one message after another within one claim lease.
 BATCH_SIZE = 5
@@ -100,7 +100,7 @@ class Worker:
         return 1
 
     async def _send(self, item: OutboxItem) -> None:
-        if item.kind == "email":
+        if item.kind is OutboxKind.EMAIL:
             payload = outbox.decrypt_email(self.runtime.protector, item)
             message = build_message(
                 mail_from=self.mail.mail_from,
@@ -109,7 +109,7 @@ class Worker:
                 locale=payload.locale,
             )
             await self.mail.send(message)
-        elif item.kind == "webhook":
+        elif item.kind is OutboxKind.WEBHOOK:
             if self.webhooks is None:
                 raise WebhookError("no webhook receiver is configured (CONSENT_WEBHOOK_URL)")
             assert item.payload is not None

@@ -29,7 +29,7 @@ from service.db.migrate import migrate
 from service.dev.mailcatcher import MailCatcher
 from service.dev.pgcluster import LocalCluster, free_port
 from service.security.tokens import generate_signing_key_pem
-from service.settings import load_settings
+from service.settings import REPOSITORY_SCHEMAS_DIR, load_settings
 from service.worker import Worker
 from tests.support.guardian_client import csrf_token
 
@@ -134,7 +134,7 @@ def main() -> None:
             cluster = LocalCluster(workdir / "pg")
             cluster.start()
             database_url = cluster.dsn("postgres")
-        asyncio.run(migrate(database_url))
+        asyncio.run(migrate(database_url, REPOSITORY_SCHEMAS_DIR))
         signing_key = workdir / "signing.pem"
         signing_key.write_bytes(generate_signing_key_pem())
         port = free_port()

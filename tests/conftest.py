@@ -24,7 +24,7 @@ from service.db.migrate import migrate
 from service.dev.mailcatcher import MailCatcher
 from service.dev.pgcluster import LocalCluster
 from service.security.tokens import generate_signing_key_pem
-from service.settings import Settings, load_settings
+from service.settings import REPOSITORY_SCHEMAS_DIR, Settings, load_settings
 from service.worker import Worker
 from tests.support.credentials import StaffKeys, make_api_key
 from tests.support.databases import scratch_database, with_database
@@ -48,7 +48,7 @@ def postgres_admin_dsn() -> Iterator[str]:
 @pytest.fixture(scope="session")
 async def template_database(postgres_admin_dsn: str) -> AsyncIterator[str]:
     async with scratch_database(postgres_admin_dsn, "consent_tmpl") as name:
-        await migrate(with_database(postgres_admin_dsn, name))
+        await migrate(with_database(postgres_admin_dsn, name), REPOSITORY_SCHEMAS_DIR)
         yield name
 
 

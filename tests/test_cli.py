@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from service.cli import main
 from service.openapi_export import render_openapi
+from service.settings import REPOSITORY_SCHEMAS_DIR
 from tests.support.cli import run_cli
 
 # ---- help ------------------------------------------------------------------------------------
@@ -82,7 +83,7 @@ async def test_openapi_writes_the_rendered_document(tmp_path: Path) -> None:
 
     assert result.code == 0, result.stderr
     assert result.stdout.strip() == str(out)
-    assert out.read_text(encoding="utf-8") == render_openapi()
+    assert out.read_text(encoding="utf-8") == render_openapi(REPOSITORY_SCHEMAS_DIR)
     assert [p.name for p in out.parent.iterdir()] == ["openapi.json"], "no temporary file left"
     # a public document: readable like any other file the operator creates, not private
     mode = stat.S_IMODE(out.stat().st_mode)

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 import msgspec
 
 from service.consent import endings, lifecycle, notifications
-from service.consent.errors import InvalidSubmission, LinkProblem
+from service.consent.errors import FormError, InvalidSubmission, LinkProblem
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
 from service.db import locks
-from service.db.audit_events import GUARDIAN_ACTOR, record_event
+from service.db.audit_events import GUARDIAN_ACTOR, SYSTEM_ACTOR, record_event
 from service.db.connection import Connection
 from service.db.consent_requests import ConsentRequest
 from service.db.signing_keys import register_signing_key
@@ -26,8 +27,13 @@ from service.states import ConsentStatus, LinkProblemReason, RequestStatus
 
 MAX_FAILED_SUBMISSIONS = 5
 METHOD_EMAIL_PLUS = "email_plus"
-GRANT = "grant"
-DENY = "deny"
+
+
+class GuardianDecision(StrEnum):
+    """The two buttons of the review form."""
+
+    GRANT = "grant"
+    DENY = "deny"
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,11 +57,11 @@ def usable_request(request: ConsentRequest | None, now: datetime) -> ConsentRequ
     if status != RequestStatus.PENDING:
         raise LinkProblem(LinkProblemReason.USED, locale=locale)
     if request.failed_submissions >= MAX_FAILED_SUBMISSIONS:
-        raise locked(request, now)
+        raise link_locked(request, now)
     return request
 
 
-def locked(request: ConsentRequest, now: datetime) -> LinkProblem:
+def link_locked(request: ConsentRequest, now: datetime) -> LinkProblem:
     """Too many invalid forms: the link stays locked until it expires."""
     return LinkProblem(
         LinkProblemReason.LOCKED,
@@ -104,9 +110,13 @@ async def decide(
             errors = _submission_errors(request, decision, chosen, attested)
             if errors:
                 raise InvalidSubmission(request, errors)
-            granted = [p for p in request.purposes if p in chosen] if decision == GRANT else []
+            granted = (
+                [p for p in request.purposes if p in chosen]
+                if decision == GuardianDecision.GRANT
+                else []
+            )
             required = [p for p in request.purposes if p in runtime.catalogue.required_ids]
-            if decision == GRANT and all(p in granted for p in required):
+            if decision == GuardianDecision.GRANT and all(p in granted for p in required):
                 return await _grant(connection, runtime, request, granted, now)
             return await _deny(connection, runtime, request, now)
         await _close_no_longer_needed(connection, runtime, request, now)
@@ -132,14 +142,14 @@ async def _close_no_longer_needed(
 
 def _submission_errors(
     request: ConsentRequest, decision: str, chosen: list[str], attested: bool
-) -> list[str]:
-    errors = []
-    if decision not in {GRANT, DENY}:
-        errors.append("decision")
+) -> list[FormError]:
+    errors: list[FormError] = []
+    if decision not in set(GuardianDecision):
+        errors.append(FormError.DECISION)
     if any(p not in request.purposes for p in chosen):
-        errors.append("purposes")
-    if decision == GRANT and not attested:
-        errors.append("attestation")
+        errors.append(FormError.PURPOSES)
+    if decision == GuardianDecision.GRANT and not attested:
+        errors.append(FormError.ATTESTATION)
     return errors
 
 
@@ -210,16 +220,19 @@ async def _grant(
         now=now,
         expires_at=expires_at.isoformat(),
     )
+    # Every outbox row before the first audit event: record_event takes the chain lock last.
     for old_consent in previous:
         if old_consent.status == ConsentStatus.SUPERSEDED:
             await notifications.tell_replaced_guardian(
                 connection, runtime, old_consent, request, now
             )
-            await endings.record_consent_ended(
-                connection, old_consent, actor=GUARDIAN_ACTOR, now=now
-            )
         else:
-            await endings.consent_lapsed(connection, runtime, old_consent, now)
+            await endings.lapse_side_effects(connection, runtime, old_consent, now)
+    for old_consent in previous:
+        superseded = old_consent.status == ConsentStatus.SUPERSEDED
+        await endings.record_consent_ended(
+            connection, old_consent, actor=GUARDIAN_ACTOR if superseded else SYSTEM_ACTOR, now=now
+        )
     await record_event(
         connection,
         actor=GUARDIAN_ACTOR,

@@ -141,10 +141,17 @@ async def consent_lapsed(
     connection: Connection, runtime: Runtime, consent: Consent, now: datetime
 ) -> None:
     """What follows a lapse written down (by a sweep, or by a grant that replaces it)."""
+    await lapse_side_effects(connection, runtime, consent, now)
+    await record_consent_ended(connection, consent, actor=SYSTEM_ACTOR, now=now)
+
+
+async def lapse_side_effects(
+    connection: Connection, runtime: Runtime, consent: Consent, now: datetime
+) -> None:
+    """The messages of a lapse: no more emails about it, and the app's webhook."""
     # a confirmation still queued would describe a consent that has ended
     await outbox.cancel_emails_for(connection, consent.id)
     await notifications.consent_webhook(connection, runtime, consent, ConsentStatus.EXPIRED, now)
-    await record_consent_ended(connection, consent, actor=SYSTEM_ACTOR, now=now)
 
 
 async def record_consent_ended(

@@ -6,7 +6,10 @@ each into a status code, a ``Retry-After`` header, a problem body or a guardian 
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from service.db.consent_requests import ConsentRequest
+from service.i18n import DEFAULT_LOCALE
 from service.states import ConsentStatus, LinkProblemReason
 
 
@@ -49,7 +52,7 @@ class LinkProblem(Exception):
         self,
         reason: LinkProblemReason,
         *,
-        locale: str = "en",
+        locale: str = DEFAULT_LOCALE,
         retry_after_seconds: float | None = None,
     ) -> None:
         super().__init__(reason)
@@ -59,10 +62,19 @@ class LinkProblem(Exception):
         self.retry_after_seconds = retry_after_seconds
 
 
-class InvalidSubmission(Exception):
-    """The guardian's form was incomplete or inconsistent; ``errors`` name the fields."""
+class FormError(StrEnum):
+    """What is wrong with a guardian's form; each has its sentence on the page."""
 
-    def __init__(self, request: ConsentRequest, errors: list[str]) -> None:
+    DECISION = "decision"
+    PURPOSES = "purposes"
+    ATTESTATION = "attestation"
+    CONFIRM = "confirm"
+
+
+class InvalidSubmission(Exception):
+    """The guardian's form was incomplete or inconsistent; ``errors`` say how."""
+
+    def __init__(self, request: ConsentRequest, errors: list[FormError]) -> None:
         super().__init__("; ".join(errors))
         self.request = request
         self.errors = errors

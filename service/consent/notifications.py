@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from service.consent.purposes import Purpose
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db.connection import Connection
@@ -19,11 +18,6 @@ from service.db.consent_requests import ConsentRequest
 from service.db.consents import Consent
 from service.delivery import emails, outbox
 from service.states import ConsentStatus, RequestStatus
-
-
-def purposes_of(runtime: Runtime, ids: Sequence[str]) -> list[Purpose]:
-    """The catalogue's purposes among ``ids``, in catalogue order."""
-    return [p for p in runtime.catalogue.purposes if p.id in ids]
 
 
 def guardian_email(runtime: Runtime, request: ConsentRequest) -> str | None:
@@ -53,7 +47,7 @@ async def ask_guardian(
         privacy_notice_url=runtime.settings.privacy_notice_url,
         review_url=runtime.link(f"/guardian/{link_token}"),
         expires_at=expires_at,
-        purposes=purposes_of(runtime, purposes),
+        purposes=runtime.catalogue.among(purposes),
     )
     await outbox.enqueue_email(
         connection,
@@ -89,8 +83,8 @@ async def confirm_grant(
         locale=request.locale,
         operator_name=runtime.settings.operator_name,
         privacy_notice_url=runtime.settings.privacy_notice_url,
-        granted=purposes_of(runtime, granted),
-        refused=purposes_of(runtime, refused),
+        granted=runtime.catalogue.among(granted),
+        refused=runtime.catalogue.among(refused),
         withdraw_url=runtime.link(f"/guardian/withdraw/{withdraw_token}"),
         granted_at=now,
         valid_until=expires_at,
@@ -135,7 +129,7 @@ async def tell_replaced_guardian(
         email=emails.render_replaced_email(
             locale=old_request.locale,
             operator_name=runtime.settings.operator_name,
-            purposes=purposes_of(runtime, old.purposes),
+            purposes=runtime.catalogue.among(old.purposes),
             replaced_at=now,
         ),
         now=now,
@@ -156,7 +150,7 @@ async def tell_consent_ended(
     email = guardian_email(runtime, request) if request else None
     if email is None or request is None:
         return
-    purposes = purposes_of(runtime, consent.purposes)
+    purposes = runtime.catalogue.among(consent.purposes)
     if status == ConsentStatus.WITHDRAWN:
         message = emails.render_withdrawn_email(
             locale=request.locale,
@@ -243,7 +237,7 @@ async def subject_erased_webhook(
     connection: Connection, runtime: Runtime, subject_id: str, now: datetime
 ) -> None:
     """``subject.erased``: the main app should erase its copy too."""
-    if not runtime.settings.webhook_url:
+    if runtime.settings.webhook_url is None:
         return
     await outbox.enqueue_webhook(
         connection,

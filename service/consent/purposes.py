@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -43,6 +44,10 @@ class Catalogue(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     @property
     def required_ids(self) -> list[str]:
         return [p.id for p in self.purposes if p.required]
+
+    def among(self, purpose_ids: Sequence[str]) -> list[Purpose]:
+        """The catalogue's purposes among ``purpose_ids``, in catalogue order."""
+        return [p for p in self.purposes if p.id in purpose_ids]
 
     def ordered(self, purpose_ids: list[str] | set[str]) -> list[str]:
         """The given ids in catalogue order, so stored lists are canonical."""

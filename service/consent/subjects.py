@@ -15,7 +15,7 @@ from service.db import subjects as subjects_repo
 from service.db.audit_events import AuditEvent, record_event, subject_events
 from service.db.connection import Connection
 from service.security.personal_data import email_identity, mask_email
-from service.states import ConsentStatus, OutboxStatus, RequestStatus
+from service.states import ConsentStatus, OutboxKind, OutboxStatus, RequestStatus
 
 
 class RequestView(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,7 +59,7 @@ class SubjectOverview(msgspec.Struct, frozen=True, kw_only=True):
 
 class MessageRecord(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
-    kind: str
+    kind: OutboxKind
     topic: str
     status: OutboxStatus
     attempts: int
@@ -183,7 +183,7 @@ async def export(connection: Connection, runtime: Runtime, subject_id: str) -> S
     )
 
 
-async def lock_subject(connection: Connection, subject_id: str) -> list[uuid.UUID]:
+async def lock_subject_records(connection: Connection, subject_id: str) -> list[uuid.UUID]:
     """Lock a subject and all its rows (requests before consents, the order grants use).
 
     Whatever was in flight for the subject finishes first and everything it wrote is seen.
@@ -205,7 +205,7 @@ async def erase(
     """
     now = runtime.clock.now()
     async with connection.transaction():
-        request_ids = await lock_subject(connection, subject_id)
+        request_ids = await lock_subject_records(connection, subject_id)
         erased = await subjects_repo.erase_rows(connection, subject_id)
         await notifications.subject_erased_webhook(connection, runtime, subject_id, now)
         receipt = ErasureReceipt(

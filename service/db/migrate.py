@@ -14,7 +14,6 @@ import asyncpg
 import msgspec
 
 from service.db.connection import Connection
-from service.settings import REPOSITORY_SCHEMAS_DIR
 
 MIGRATION_LOCK_KEY = 0x636F6E73656E74  # "consent": one lock id shared by every migrate process
 _FILE_PATTERN = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -31,7 +30,7 @@ class Migration(msgspec.Struct, frozen=True, kw_only=True):
     checksum: str
 
 
-def load_migrations(directory: Path = REPOSITORY_SCHEMAS_DIR) -> list[Migration]:
+def load_migrations(directory: Path) -> list[Migration]:
     if not directory.is_dir():
         raise MigrationError(f"schema directory not found: {directory}")
     migrations = []
@@ -109,7 +108,7 @@ def _check_applied(applied: dict[str, asyncpg.Record], migrations: list[Migratio
             )
 
 
-async def migrate(dsn: str, directory: Path = REPOSITORY_SCHEMAS_DIR) -> list[str]:
+async def migrate(dsn: str, directory: Path) -> list[str]:
     migrations = load_migrations(directory)
     connection = await asyncpg.connect(dsn)
     try:

@@ -13,14 +13,14 @@ from typing import Any
 import msgspec
 
 from service.db.connection import Connection
-from service.states import OutboxStatus
+from service.states import OutboxKind, OutboxStatus
 
 
 class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
     """A message claimed for delivery; ``claim_id`` proves the claim is still ours."""
 
     id: uuid.UUID
-    kind: str
+    kind: OutboxKind
     topic: str
     subject_id: str | None
     related_id: uuid.UUID | None
@@ -35,7 +35,7 @@ class OutboxListing(msgspec.Struct, frozen=True, kw_only=True):
     """A message as ``outbox list`` shows it (never its payload)."""
 
     id: uuid.UUID
-    kind: str
+    kind: OutboxKind
     topic: str
     status: OutboxStatus
     attempts: int

@@ -9,7 +9,7 @@ import msgspec
 
 from service.db import idempotency_keys
 from service.db.connection import Connection
-from service.states import ConsentStatus, OutboxStatus, RequestStatus
+from service.states import ConsentStatus, OutboxKind, OutboxStatus, RequestStatus
 
 
 class GuardianSubject(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,7 +57,7 @@ class SubjectConsent(msgspec.Struct, frozen=True, kw_only=True):
 
 class SubjectMessage(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
-    kind: str
+    kind: OutboxKind
     topic: str
     status: OutboxStatus
     attempts: int

@@ -15,17 +15,17 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from service.consent import decisions, endings, subjects
-from service.consent.errors import InvalidSubmission, LimitExceeded, LinkProblem
+from service.consent.errors import FormError, InvalidSubmission, LimitExceeded, LinkProblem
 from service.consent.purposes import Purpose
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
-from service.db import rate_limits as ratelimit
+from service.db import rate_limits
 from service.db.audit_events import GUARDIAN_ACTOR
 from service.db.consent_requests import ConsentRequest
 from service.http.dependencies import Db
 from service.http.guardian_pages import FORM_ERRORS, page
 from service.http.problems import guardian_exception_handlers
-from service.i18n import format_datetime, translator
+from service.i18n import DEFAULT_LOCALE, format_datetime, translator
 from service.security.tokens import looks_like_link_token
 from service.states import LinkProblemReason
 
@@ -46,11 +46,7 @@ def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, A
 
 
 def _titles(runtime: Runtime, ids: Sequence[str], locale: str) -> list[dict[str, str]]:
-    return [
-        {"id": p.id, "title": p.localized_title(locale)}
-        for p in runtime.catalogue.purposes
-        if p.id in ids
-    ]
+    return [{"id": p.id, "title": p.localized_title(locale)} for p in runtime.catalogue.among(ids)]
 
 
 def client_address(request: Request[Any, Any, Any], trust_forwarded_for: bool) -> str:
@@ -80,7 +76,7 @@ class GuardianController(Controller):
     ) -> None:
         address = client_address(request, runtime.settings.trust_forwarded_for)
         bucket = "guardian-post:" + runtime.protector.lookup_hash(address).hex()[:32]
-        wait = await ratelimit.hit(
+        wait = await rate_limits.hit(
             db, bucket=bucket, limit=SUBMISSIONS_PER_MINUTE, window=60, now=runtime.clock.now()
         )
         if wait is not None:
@@ -95,14 +91,14 @@ class GuardianController(Controller):
         request: ConsentRequest,
         token: str,
         *,
-        errors: Sequence[str] = (),
+        errors: Sequence[FormError] = (),
         selected: set[str] | None = None,
         attested: bool = False,
         status: int = 200,
     ) -> Template:
         locale = request.locale
         language = translator(locale)
-        purposes = [p for p in runtime.catalogue.purposes if p.id in request.purposes]
+        purposes = runtime.catalogue.among(request.purposes)
         return page(
             "review",
             locale=locale,
@@ -144,7 +140,7 @@ class GuardianController(Controller):
             if failures is None:  # decided or erased meanwhile
                 raise LinkProblem(LinkProblemReason.USED, locale=invalid.request.locale) from None
             if failures >= decisions.MAX_FAILED_SUBMISSIONS:
-                raise decisions.locked(invalid.request, runtime.clock.now()) from None
+                raise decisions.link_locked(invalid.request, runtime.clock.now()) from None
             return self._review(
                 runtime,
                 invalid.request,
@@ -203,7 +199,7 @@ class GuardianController(Controller):
                 purposes=_titles(runtime, consent.purposes, locale),
                 granted_at=format_datetime(consent.granted_at, locale),
                 form_action=f"/guardian/withdraw/{token}",
-                errors=[translator(locale).gettext(FORM_ERRORS["confirm"])],
+                errors=[translator(locale).gettext(FORM_ERRORS[FormError.CONFIRM])],
             )
         erase = form.get("erase") == "yes"
         # One transaction: if the erasure the guardian asked for fails, the withdrawal is
@@ -212,7 +208,7 @@ class GuardianController(Controller):
             if erase:
                 # the erasure's locks first, so the audit chain lock is still taken last
                 found = await endings.load_for_withdrawal(db, runtime, token)
-                await subjects.lock_subject(db, found.subject_id)
+                await subjects.lock_subject_records(db, found.subject_id)
             ended = await endings.withdraw(db, runtime, token)
             locale = await _consent_locale(db, ended.request_id)
             if erase:
@@ -228,4 +224,4 @@ class GuardianController(Controller):
 
 
 async def _consent_locale(db: Db, request_id: uuid.UUID) -> str:
-    return await requests_repo.locale_of(db, request_id) or "en"
+    return await requests_repo.locale_of(db, request_id) or DEFAULT_LOCALE

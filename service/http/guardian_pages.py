@@ -9,6 +9,7 @@ import jinja2
 from litestar import Request
 from litestar.response import Template
 
+from service.consent.errors import FormError
 from service.i18n import N_, install_translations, negotiate_locale, translator
 from service.states import LinkProblemReason, RequestStatus
 
@@ -25,10 +26,10 @@ SECURITY_HEADERS = {
 
 # What the guardian is told about a form that cannot be accepted, by the problem's code.
 FORM_ERRORS = {
-    "decision": N_("Please choose whether to give or refuse consent."),
-    "purposes": N_("Please choose only from the purposes listed on this page."),
-    "attestation": N_("Please confirm that you are the child's parent or legal guardian."),
-    "confirm": N_("Please confirm that you want to withdraw your consent."),
+    FormError.DECISION: N_("Please choose whether to give or refuse consent."),
+    FormError.PURPOSES: N_("Please choose only from the purposes listed on this page."),
+    FormError.ATTESTATION: N_("Please confirm that you are the child's parent or legal guardian."),
+    FormError.CONFIRM: N_("Please confirm that you want to withdraw your consent."),
 }
 FORM_EXPIRED = N_(
     "The form could not be accepted: it has expired or your browser did not send its security "

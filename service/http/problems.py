@@ -23,6 +23,7 @@ from service.consent.errors import (
 )
 from service.db.errors import DATABASE_UNAVAILABLE_ERRORS
 from service.http import guardian_pages
+from service.i18n import DEFAULT_LOCALE
 from service.states import ConsentStatus, LinkProblemReason
 
 PROBLEM_JSON = "application/problem+json"
@@ -234,7 +235,11 @@ def _guardian_link_problem(request: Request[Any, Any, Any], exc: LinkProblem) ->
 def _guardian_limit(request: Request[Any, Any, Any], exc: LimitExceeded) -> Response[Any]:
     # The detail is written in English only, so the page around it is English too.
     return guardian_pages.error_page(
-        request, status_for(exc), headers=retry_after_headers(exc), message=exc.detail, locale="en"
+        request,
+        status_for(exc),
+        headers=retry_after_headers(exc),
+        message=exc.detail,
+        locale=DEFAULT_LOCALE,
     )
 
 

@@ -43,12 +43,21 @@ def negotiate_locale(value: str | None) -> str:
                     quality = float(raw)
                 except ValueError:
                     quality = 0.0
-        primary = tag.strip().replace("_", "-").split("-")[0].lower()
-        if quality > 0 and primary in LOCALES:
-            candidates.append((-quality, index, primary))
+        shipped = _shipped_locale(tag.strip())
+        if quality > 0 and shipped is not None:
+            candidates.append((-quality, index, shipped))
     if not candidates:
         return DEFAULT_LOCALE
     return min(candidates)[2]
+
+
+def _shipped_locale(tag: str) -> str | None:
+    """The catalog for a language tag: its region's (``pt-BR`` → ``pt_BR``), else its language's."""
+    parts = tag.replace("_", "-").split("-")
+    language = parts[0].lower()
+    if len(parts) > 1 and f"{language}_{parts[1].upper()}" in LOCALES:
+        return f"{language}_{parts[1].upper()}"
+    return language if language in LOCALES else None
 
 
 @functools.cache

@@ -315,7 +315,7 @@ async def test_the_purge_skips_a_subject_whose_rows_an_erasure_holds(
     try:
         transaction = eraser.transaction()
         await transaction.start()
-        assert len(await subjects.lock_subject(eraser, SUBJECT)) == 1
+        assert len(await subjects.lock_subject_records(eraser, SUBJECT)) == 1
         purged = await finishes_without_waiting(
             db, retention.purge_consents(purger, svc.runtime), eraser, "the purge"
         )

@@ -58,7 +58,7 @@ def test_the_default_schema_directory_is_the_repository_one() -> None:
 async def test_fresh_database_gets_every_migration_recorded(empty_database_url: str) -> None:
     files = schema_files()
 
-    applied = await migrate(empty_database_url)
+    applied = await migrate(empty_database_url, REPOSITORY_SCHEMAS_DIR)
 
     assert applied == list(files)  # in file-name order
     tables = await fetch(
@@ -74,10 +74,10 @@ async def test_fresh_database_gets_every_migration_recorded(empty_database_url: 
 
 
 async def test_second_run_is_a_no_op(empty_database_url: str) -> None:
-    await migrate(empty_database_url)
+    await migrate(empty_database_url, REPOSITORY_SCHEMAS_DIR)
     before = await fetch(empty_database_url, "select version, applied_at from schema_migrations")
 
-    assert await migrate(empty_database_url) == []
+    assert await migrate(empty_database_url, REPOSITORY_SCHEMAS_DIR) == []
 
     after = await fetch(empty_database_url, "select version, applied_at from schema_migrations")
     assert sorted(map(tuple, after)) == sorted(map(tuple, before))
@@ -109,7 +109,7 @@ async def test_new_file_after_the_applied_ones_is_applied(
 
 
 async def test_unknown_recorded_migration_is_refused(empty_database_url: str) -> None:
-    await migrate(empty_database_url)
+    await migrate(empty_database_url, REPOSITORY_SCHEMAS_DIR)
     connection = await asyncpg.connect(empty_database_url)
     try:
         await connection.execute(
@@ -120,11 +120,14 @@ async def test_unknown_recorded_migration_is_refused(empty_database_url: str) ->
         await connection.close()
 
     with pytest.raises(MigrationError, match=re.escape("9999_from_the_future.sql")):
-        await migrate(empty_database_url)
+        await migrate(empty_database_url, REPOSITORY_SCHEMAS_DIR)
 
 
 async def test_concurrent_runs_apply_once(empty_database_url: str) -> None:
-    results = await asyncio.gather(migrate(empty_database_url), migrate(empty_database_url))
+    results = await asyncio.gather(
+        migrate(empty_database_url, REPOSITORY_SCHEMAS_DIR),
+        migrate(empty_database_url, REPOSITORY_SCHEMAS_DIR),
+    )
 
     assert sorted(results) == [[], list(schema_files())]
     rows = await fetch(empty_database_url, "select count(*) as n from schema_migrations")

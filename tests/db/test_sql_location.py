@@ -22,6 +22,12 @@ _STATEMENT = re.compile(
     \A\s*\(?\s*(?:
         select\s.*?\bfrom\b
       | select\s+[\w.]+\s*\(
+      | select\s+(?:\d+|true|false|null|\$\d+|'[^']*')\s*(?:::\s*\w+\s*)?(?:,.*)?;?\s*\Z
+      | set\s+(?:local\s+|session\s+)?[a-z_]+(?:\.[a-z_]+)?\s*(?:=|to)\s
+      | lock\s+table\s
+      | show\s+[a-z_]+\s*;?\s*\Z
+      | values\s*\((?:\s*(?:\$\d+|\d+|'[^']*'|null|default)\s*,?)+\)
+      | (?:begin|commit|rollback)\s*;?\s*\Z
       | insert\s+into\s
       | update\s+\w+(?:\s+(?:as\s+)?\w+)?\s+set\s
       | delete\s+from\s
@@ -95,6 +101,35 @@ def sql_outside_repositories(root: Path) -> list[str]:
     return offenders
 
 
+QUERY_METHODS = {"execute", "executemany", "fetch", "fetchrow", "fetchval", "copy_records_to_table"}
+
+
+def query_calls(source: str) -> list[int]:
+    """Lines that call a connection's query methods (``x.execute(...)``, ``x.fetchrow(...)``)."""
+    return sorted(
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in QUERY_METHODS
+    )
+
+
+def test_only_the_repositories_run_queries() -> None:
+    offenders = [
+        f"{path.relative_to(SERVICE).as_posix()}:{line}"
+        for path in sorted(SERVICE.rglob("*.py"))
+        if not path.relative_to(SERVICE).as_posix().startswith("db/")
+        for line in query_calls(path.read_text())
+    ]
+    assert not offenders, "queries run outside service/db/:\n" + "\n".join(offenders)
+
+
+def test_a_query_call_is_seen() -> None:
+    assert query_calls("async def f(c):\n    await c.fetchval(QUERY, 1)\n") == [2]
+    assert query_calls("def f(d):\n    d.fetch_all()\n") == []
+
+
 def test_no_sql_outside_the_repositories() -> None:
     offenders = sql_outside_repositories(SERVICE)
     assert not offenders, "SQL outside service/db/:\n" + "\n".join(offenders)
@@ -158,6 +193,24 @@ def test_the_detector_finds_planted_sql_and_ignores_prose() -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        "select 1",
+        "SELECT $1::int",
+        "set local lock_timeout = '2s'",
+        "SET statement_timeout TO 5000",
+        "lock table outbox in exclusive mode",
+        "show server_version",
+        "values (1, 2)",
+        "begin",
+        "commit;",
+    ],
+)
+def test_short_statements_are_sql(text: str) -> None:
+    assert looks_like_sql(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "create an API key and print it (once)",
         "notify the guardian",
         "select a purpose",
@@ -165,6 +218,12 @@ def test_the_detector_finds_planted_sql_and_ignores_prose() -> None:
         "with that hash",
         "listen carefully to this",
         "delete the consent",
+        "set the clock to noon",
+        "show the page",
+        "begin with the review",
+        "select 15 or older",
+        "lock the table by hand",
+        "values (one per line)",
     ],
 )
 def test_prose_is_not_sql(text: str) -> None:

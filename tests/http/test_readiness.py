@@ -16,7 +16,7 @@ from service.app import create_app
 from service.clock import ManualClock
 from service.db.migrate import load_migrations, migrate
 from service.dev.pgcluster import LocalCluster
-from service.settings import load_settings
+from service.settings import REPOSITORY_SCHEMAS_DIR, load_settings
 from tests.support.credentials import make_api_key
 from tests.support.service import serving
 
@@ -67,7 +67,7 @@ async def test_database_outage_and_recovery(
     await admin.execute("create database consent")
     await admin.close()
     dsn = cluster.dsn("consent")
-    await migrate(dsn)
+    await migrate(dsn, REPOSITORY_SCHEMAS_DIR)
     connection = await asyncpg.connect(dsn)
     try:
         key = await make_api_key(connection, "consent:check")
@@ -118,7 +118,7 @@ async def test_schema_behind_is_not_ready(
 ) -> None:
     settings = load_settings({**base_env, "CONSENT_DATABASE_URL": empty_database_url})
     app = create_app(settings, clock=clock)
-    versions = [migration.version for migration in load_migrations()]
+    versions = [migration.version for migration in load_migrations(REPOSITORY_SCHEMAS_DIR)]
     async with serving(app) as http:
         behind = await http.get("/readyz")
         body = assert_problem(behind, 503)
@@ -128,7 +128,7 @@ async def test_schema_behind_is_not_ready(
         assert "retry-after" in behind.headers
         assert (await http.get("/healthz")).status_code == 200
 
-        await migrate(empty_database_url)
+        await migrate(empty_database_url, REPOSITORY_SCHEMAS_DIR)
 
         current = await http.get("/readyz")
         assert current.status_code == 200, current.text

@@ -74,3 +74,13 @@ def test_format_datetime() -> None:
 
     ljubljana = moment.astimezone(ZoneInfo("Europe/Ljubljana"))
     assert format_datetime(ljubljana, "en") == "30 November 2026, 14:05 UTC"
+
+
+def test_a_regional_catalog_is_chosen_before_its_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.i18n import catalogs
+
+    monkeypatch.setattr(catalogs, "LOCALES", ("en", "sl", "pt", "pt_BR"))
+    assert negotiate_locale("pt-BR") == "pt_BR"
+    assert negotiate_locale("pt_br") == "pt_BR"
+    assert negotiate_locale("pt-PT") == "pt"
+    assert negotiate_locale("sl-SI") == "sl"
