@@ -198,7 +198,7 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
         if url and "://" in url and not dev_mode and not _encrypted_or_local(url):
             raise ConfigError(
                 f"{name}: must be an https:// URL (http:// only to a loopback address, or "
-                f"under `consent-service dev`), got {url!r}"
+                f"under `consent-service dev`), got http://{urlsplit(url).hostname}"
             )
     if settings.webhook_url and not settings.webhook_secret:
         raise ConfigError("CONSENT_WEBHOOK_SECRET: required when CONSENT_WEBHOOK_URL is set")
