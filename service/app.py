@@ -149,5 +149,5 @@ def create_app(
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.schema_versions = schema_versions
-    app.state.staff_verifier = verifier_from_settings(settings)
+    app.state.staff_verifier = verifier_from_settings(settings, runtime.clock)
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
@@ -29,6 +30,9 @@ OPERATOR_MIN_AGE_DEFAULT = 15
 OPERATOR_MIN_AGE_RANGE = range(13, 19)
 REPOSITORY_SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# The longest staff token (exp - iat) the service accepts: a working day and then some.
+STAFF_TOKEN_MAX_LIFETIME_DEFAULT = 12 * 3600
+STAFF_TOKEN_MAX_LIFETIME_RANGE = (300, 7 * DAY)
 # Like `serve --host`: the worker's metrics are scraped from outside its container.
 WORKER_METRICS_HOST_DEFAULT = "0.0.0.0"  # noqa: S104
 
@@ -59,6 +63,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     staff_audience: str | None = None
     staff_jwks: str | None = None
     dev_staff_key_file: str | None = None
+    staff_token_max_lifetime: int = STAFF_TOKEN_MAX_LIFETIME_DEFAULT
     webhook_url: str | None = None
     webhook_secret: str | None = None
     confirmation_delay: int = DAY
@@ -99,6 +104,7 @@ class DevTokenConfig(msgspec.Struct, frozen=True, kw_only=True):
     dev_staff_key_file: str | None = None
     staff_issuer: str | None = None
     staff_audience: str | None = None
+    staff_token_max_lifetime: int = STAFF_TOKEN_MAX_LIFETIME_DEFAULT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DevTokenConfig:
@@ -156,7 +162,7 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
                     _int_between(OPERATOR_MIN_AGE_RANGE.start, OPERATOR_MIN_AGE_RANGE.stop - 1),
                 ),
                 **_dev_token_variables(),
-                "staff_jwks": ("CONSENT_STAFF_JWKS", _non_empty),
+                "staff_jwks": ("CONSENT_STAFF_JWKS", _parse_jwks_location),
                 "webhook_url": ("CONSENT_WEBHOOK_URL", _parse_http_url),
                 "webhook_secret": ("CONSENT_WEBHOOK_SECRET", _parse_webhook_secret),
                 "confirmation_delay": ("CONSENT_CONFIRMATION_DELAY", _int_between(0, 30 * DAY)),
@@ -185,6 +191,15 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
             }
         ),
     )
+    for name, url in (
+        ("CONSENT_STAFF_JWKS", settings.staff_jwks),
+        ("CONSENT_WEBHOOK_URL", settings.webhook_url),
+    ):
+        if url and "://" in url and not dev_mode and not _encrypted_or_local(url):
+            raise ConfigError(
+                f"{name}: must be an https:// URL (http:// only to a loopback address, or "
+                f"under `consent-service dev`), got http://{urlsplit(url).hostname}"
+            )
     if settings.webhook_url and not settings.webhook_secret:
         raise ConfigError("CONSENT_WEBHOOK_SECRET: required when CONSENT_WEBHOOK_URL is set")
     staff = (settings.staff_issuer, settings.staff_audience, settings.staff_jwks)
@@ -205,6 +220,10 @@ def _dev_token_variables() -> _Variables:
         "staff_issuer": ("CONSENT_STAFF_ISSUER", _non_empty),
         "staff_audience": ("CONSENT_STAFF_AUDIENCE", _non_empty),
         "dev_staff_key_file": ("CONSENT_DEV_STAFF_KEY_FILE", _existing_file),
+        "staff_token_max_lifetime": (
+            "CONSENT_STAFF_TOKEN_MAX_LIFETIME",
+            _int_between(*STAFF_TOKEN_MAX_LIFETIME_RANGE),
+        ),
     }
 
 
@@ -282,6 +301,25 @@ def _parse_http_url(raw: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError(f"expected an http(s):// URL, got {raw!r}")
     return raw
+
+
+def _parse_jwks_location(raw: str) -> str:
+    """A JWKS file path, or an http(s) URL."""
+    if "://" in raw:
+        return _parse_http_url(raw)
+    return raw
+
+
+def _encrypted_or_local(url: str) -> bool:
+    """https, or http to a loopback address: traffic that never crosses a network in clear."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse_email_address(raw: str) -> str:

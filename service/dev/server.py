@@ -24,7 +24,7 @@ from service.db.migrate import migrate
 from service.dev.mailbox_page import mailbox_route
 from service.dev.mailcatcher import MailCatcher
 from service.dev.pgcluster import LocalCluster, usable_directory
-from service.security.staff_tokens import jwks_document, mint_dev_token
+from service.security.staff_tokens import dev_token_lifetime, jwks_document, mint_dev_token
 from service.security.tokens import generate_signing_key_pem
 from service.settings import Settings, load_settings
 
@@ -34,10 +34,23 @@ DEV_DATABASE = "consent"
 def _secret_file(path: Path, content: bytes) -> Path:
     """Write a private (0600) file unless it exists: a key made once is kept between runs."""
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
+        _write_private(path, content)
     return path
+
+
+def _write_private(path: Path, content: bytes) -> None:
+    """Create ``path`` with mode 0600 from its first byte (never chmod-ed after)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+
+
+def _replace_private(path: Path, content: bytes) -> None:
+    """Replace ``path`` with a new private (0600) file holding ``content``."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    _write_private(temporary, content)
+    os.replace(temporary, path)
 
 
 async def dev_api_key(settings: Settings, remembered_key: str | None) -> str:
@@ -101,8 +114,7 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
         remembered = key_file.read_text().strip() if key_file.exists() else None
         key = asyncio.run(dev_api_key(settings, remembered))
         if key != remembered:
-            key_file.write_text(key + "\n")
-            key_file.chmod(0o600)
+            _replace_private(key_file, (key + "\n").encode())
         app = create_app(
             settings,
             extra_routes=[mailbox_route(catcher.mailbox)] if catcher else [],
@@ -141,7 +153,9 @@ def _banner(settings: Settings, key: str, staff_token: str | None, *, mailbox: b
         f"  API key:   {key}",
     ]
     if staff_token:
-        lines.append(f"  Staff JWT: {staff_token}   (roles support, admin; 8 h)")
+        minutes = int(dev_token_lifetime(settings).total_seconds()) // 60
+        lifetime = f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+        lines.append(f"  Staff JWT: {staff_token}   (roles support, admin; {lifetime})")
     if mailbox:
         lines.append(f"  Mailbox:   {base}/dev/mail")
     lines += [
