@@ -91,6 +91,7 @@ class Worker:
                     if not claim.holds(item):
                         # The lease could not be renewed, or another worker has the message
                         # now: leave it to whoever claims it next rather than race them.
+                        claim.release(item)
                         continue
                     delivered += await self._deliver(item)
                     claim.release(item)

@@ -4,7 +4,8 @@
 - ``RecordingSmtpServer``: offers STARTTLS (given a certificate) and/or AUTH (given accepted
   credentials, also before TLS so a client that would log in in clear can), records every
   session's STARTTLS, AUTH and DATA with whether TLS was on at the time, and can stall its
-  answer to DATA until released (a send that takes as long as the test wants).
+  answer to DATA to one recipient until released (a send that takes as long as the test
+  wants).
 """
 
 from __future__ import annotations
@@ -123,11 +124,11 @@ class Event:
     """One thing a session did: ``starttls``, ``auth`` (with the login) or ``data`` (with the
     message); ``tls`` says whether the session was encrypted at that point."""
 
-    session: int
     kind: str
     tls: bool
     login: str | None = None
     password: str | None = None
+    recipients: tuple[str, ...] = ()
     raw: bytes | None = None
 
     @property
@@ -148,7 +149,7 @@ class RecordingSmtpServer:
         self._credentials = credentials
         self._events: list[Event] = []
         self._lock = threading.Lock()
-        self._stalled = False  # set by the test's thread; read in the server's loop
+        self._stalled: str | None = None  # the recipient whose DATA waits; set by the test
         self._gate = asyncio.Event()  # waited on by stalled DATA, in the server's loop
         parameters: dict[str, Any] = {}
         if tls is not None:
@@ -171,13 +172,14 @@ class RecordingSmtpServer:
         self.release()
         self._controller.stop()
 
-    def stall(self) -> None:
-        """Leave every DATA from now on unanswered (after recording it) until ``release``."""
-        self._stalled = True
+    def stall(self, recipient: str) -> None:
+        """Leave every DATA to ``recipient`` from now on unanswered (after recording it) until
+        ``release``; mail to others is answered at once."""
+        self._stalled = recipient
 
     def release(self) -> None:
         """Answer the stalled DATA, and every later one at once."""
-        self._stalled = False
+        self._stalled = None
         self._controller.loop.call_soon_threadsafe(self._gate.set)
 
     # ---- what it saw -------------------------------------------------------------------------
@@ -190,11 +192,13 @@ class RecordingSmtpServer:
     def of_kind(self, kind: str) -> list[Event]:
         return [event for event in self.events if event.kind == kind]
 
+    def messages_to(self, recipient: str) -> list[Event]:
+        """Every DATA to ``recipient``, answered or not."""
+        return [event for event in self.of_kind("data") if recipient in event.recipients]
+
     def _record(self, session: Any, kind: str, **details: Any) -> None:
         with self._lock:
-            self._events.append(
-                Event(session=id(session), kind=kind, tls=session.ssl is not None, **details)
-            )
+            self._events.append(Event(kind=kind, tls=session.ssl is not None, **details))
 
     # ---- aiosmtpd hooks ----------------------------------------------------------------------
 
@@ -211,8 +215,9 @@ class RecordingSmtpServer:
         return True
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self._record(session, "data", raw=envelope.original_content)
-        while self._stalled:
+        recipients = tuple(envelope.rcpt_tos)
+        self._record(session, "data", recipients=recipients, raw=envelope.original_content)
+        while self._stalled is not None and self._stalled in recipients:
             # No await between the check and the wait: release()'s set() comes after both.
             self._gate.clear()
             await self._gate.wait()
