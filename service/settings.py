@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import ssl
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -41,14 +43,28 @@ class ConfigError(Exception):
     """A configuration value is missing or invalid; the message names the variable."""
 
 
+class StartTls(StrEnum):
+    """When an ``smtp://`` connection is upgraded with STARTTLS (``?starttls=``)."""
+
+    # Whenever the server offers it; required when credentials are configured, so a password
+    # is never sent in clear. Unset means this.
+    AUTO = "auto"
+    # Always: a server that does not offer STARTTLS gets nothing (``true``).
+    REQUIRED = "required"
+    # Never, credentials included: the explicit opt-out for a local relay (``off``).
+    OFF = "off"
+
+
 class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
     host: str
     port: int
     username: str | None = None
     password: str | None = None
-    starttls: bool = False
+    starttls: StartTls = StartTls.AUTO
     use_tls: bool = False
     timeout: float = 10.0
+    # PEM file of the CAs the server's certificate must chain to, instead of the system's.
+    ca_file: str | None = None
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,6 +91,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     purposes_file: str | None = None
     db_pool_max: int = 10
     outbox_max_attempts: int = 8
+    # Seconds a worker holds a message it claimed; renewed while the send is in progress, so a
+    # crashed worker's message is sent again by another one this soon.
+    outbox_lease: int = 15
     retention_denied: int = 30 * DAY
     retention_expired: int = 30 * DAY
     retention_withdrawn: int = 90 * DAY
@@ -148,7 +167,7 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
     reader = _Reader(env)
     settings = Settings(
         database_url=database_url_from(env),
-        smtp=reader.required("CONSENT_SMTP_URL", parse_smtp_url),
+        smtp=_smtp_config(reader),
         mail_from=reader.required("CONSENT_MAIL_FROM", _parse_email_address),
         public_url=reader.required("CONSENT_PUBLIC_URL", _parse_public_url),
         signing_key_pem=reader.required("CONSENT_SIGNING_KEY_FILE", _read_signing_key),
@@ -177,6 +196,7 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
                 "purposes_file": ("CONSENT_PURPOSES_FILE", _existing_file),
                 "db_pool_max": ("CONSENT_DB_POOL_MAX", _int_between(1, 200)),
                 "outbox_max_attempts": ("CONSENT_OUTBOX_MAX_ATTEMPTS", _int_between(1, 50)),
+                "outbox_lease": ("CONSENT_OUTBOX_LEASE", _int_between(1, 3600)),
                 "retention_denied": ("CONSENT_RETENTION_DENIED", _int_between(0, 3650 * DAY)),
                 "retention_expired": ("CONSENT_RETENTION_EXPIRED", _int_between(0, 3650 * DAY)),
                 "retention_withdrawn": (
@@ -209,6 +229,14 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
             "CONSENT_STAFF_JWKS must be set together"
         )
     return settings
+
+
+def _smtp_config(reader: _Reader) -> SmtpConfig:
+    """``CONSENT_SMTP_URL`` and the CA file its TLS is verified with."""
+    smtp = reader.required("CONSENT_SMTP_URL", parse_smtp_url)
+    return msgspec.structs.replace(
+        smtp, **reader.fields({"ca_file": ("CONSENT_SMTP_CA_FILE", _parse_ca_file)})
+    )
 
 
 # A field name -> (variable, parser); shared where two configurations read the same variable.
@@ -330,7 +358,12 @@ def _parse_email_address(raw: str) -> str:
 
 
 def parse_smtp_url(raw: str) -> SmtpConfig:
-    """Parse ``smtp://user:pass@host:port?starttls=true`` (``smtps://`` for implicit TLS)."""
+    """Parse ``smtp://user:pass@host:port?starttls=true`` (``smtps://`` for implicit TLS).
+
+    ``starttls`` unset (or ``auto``): STARTTLS whenever the server offers it, and required when
+    the URL has credentials; ``true`` (or ``required``): always required; ``off`` (or
+    ``false``): never, the opt-out for a local relay that has no TLS.
+    """
     parts = urlsplit(raw)
     if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
         raise ConfigError("expected smtp://user:pass@host:port?starttls=true")
@@ -339,18 +372,45 @@ def parse_smtp_url(raw: str) -> SmtpConfig:
     except ValueError:
         raise ConfigError("the port is not a number") from None
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    starttls = _parse_bool(query.get("starttls", "false"))
-    timeout = float(query.get("timeout", "10"))
     use_tls = parts.scheme == "smtps"
+    # Only what the URL says: every other field keeps the default written on it.
+    options: dict[str, Any] = {}
+    if "starttls" in query:
+        options["starttls"] = _parse_starttls(query["starttls"])
+        if use_tls and options["starttls"] is not StartTls.AUTO:
+            raise ConfigError("smtps:// is TLS from the first byte; starttls= does not apply")
+    if "timeout" in query:
+        options["timeout"] = float(query["timeout"])
     return SmtpConfig(
         host=parts.hostname,
         port=port or (465 if use_tls else 25),
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
-        starttls=starttls,
         use_tls=use_tls,
-        timeout=timeout,
+        **options,
     )
+
+
+def _parse_starttls(raw: str) -> StartTls:
+    """``auto``, ``required`` or ``off``; the words ``_parse_bool`` knows mean required or off."""
+    try:
+        return StartTls(raw.lower())
+    except ValueError:
+        pass
+    try:
+        return StartTls.REQUIRED if _parse_bool(raw) else StartTls.OFF
+    except ConfigError:
+        raise ConfigError(f"starttls: expected auto, true or off, got {raw!r}") from None
+
+
+def _parse_ca_file(raw: str) -> str:
+    """A PEM file of CA certificates that a TLS context can load (checked at start)."""
+    path = _existing_file(raw)
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError:
+        raise ConfigError(f"no PEM CA certificate could be read from {raw}") from None
+    return path
 
 
 def _read_signing_key(raw: str) -> bytes:

@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 
@@ -15,18 +18,41 @@ from service.db import idempotency_keys, rate_limits
 from service.db.errors import DATABASE_ERRORS
 from service.db.outbox import OutboxItem
 from service.delivery import outbox
-from service.delivery.smtp import MailSender, build_message
+from service.delivery.smtp import MailSender, SmtpTlsUnavailable, build_message
 from service.delivery.webhooks import WebhookError, WebhookSender
 from service.metrics import Metrics
 from service.states import OutboxKind, OutboxStatus
 
-# Small batches: a batch is sent one message after another within one claim lease.
+# Small batches: a batch is sent one message after another while its claims are renewed.
 BATCH_SIZE = 5
-LEASE_SAFETY_SECONDS = outbox.CLAIM_LEASE.total_seconds() - 30
+# Claims are renewed this many times per lease, so one late or failed renewal loses nothing.
+RENEWALS_PER_LEASE = 3
 POLL_SECONDS = 1.0
 SWEEP_EVERY_SECONDS = 30.0
 
 logger = logging.getLogger("service.worker")
+
+
+class _Claim:
+    """The messages of one claimed batch that are still ours, and until when (monotonic time)
+    that is certain: the lease as of the last renewal that succeeded."""
+
+    def __init__(self, items: list[OutboxItem], lease: timedelta) -> None:
+        self.held = {item.id: item for item in items}
+        self.lease_seconds = lease.total_seconds()
+        self.certain_until = time.monotonic() + self.lease_seconds
+
+    def holds(self, item: OutboxItem) -> bool:
+        return item.id in self.held and time.monotonic() < self.certain_until
+
+    def release(self, item: OutboxItem) -> None:
+        self.held.pop(item.id, None)
+
+    def renewed(self, started: float, ours: set[uuid.UUID]) -> None:
+        """A renewal that began at ``started`` extended the claims on ``ours``; any other
+        message was finished or taken over by another worker."""
+        self.held = {item_id: item for item_id, item in self.held.items() if item_id in ours}
+        self.certain_until = started + self.lease_seconds
 
 
 class Worker:
@@ -37,6 +63,7 @@ class Worker:
         self.pool = pool
         self.metrics = (metrics or Metrics()).worker
         settings = runtime.settings
+        self.lease = timedelta(seconds=settings.outbox_lease)
         self.mail = MailSender(settings.smtp, settings.mail_from)
         self.webhooks = (
             WebhookSender(settings.webhook_url, settings.webhook_secret)
@@ -55,24 +82,62 @@ class Worker:
         while True:
             async with self.pool.acquire() as connection:
                 items = await outbox.claim_due(
-                    connection, now=self.runtime.clock.now(), limit=BATCH_SIZE
+                    connection, now=self.runtime.clock.now(), limit=BATCH_SIZE, lease=self.lease
                 )
             if not items:
                 return delivered
-            claimed_at = time.monotonic()
-            for item in items:
-                if time.monotonic() - claimed_at > LEASE_SAFETY_SECONDS:
-                    # Our lease is running out: leave the rest to be claimed again rather
-                    # than race another worker that may already have them.
-                    return delivered
-                delivered += await self._deliver(item)
+            async with self._renewing(items) as claim:
+                for item in items:
+                    if not claim.holds(item):
+                        # The lease could not be renewed, or another worker has the message
+                        # now: leave it to whoever claims it next rather than race them.
+                        claim.release(item)
+                        continue
+                    delivered += await self._deliver(item)
+                    claim.release(item)
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self, items: list[OutboxItem]) -> AsyncIterator[_Claim]:
+        """Keep the claims on ``items`` renewed while the block delivers them: a slow send
+        keeps its message, and a worker that dies loses it within one short lease."""
+        claim = _Claim(items, self.lease)
+        renewer = asyncio.create_task(self._keep_renewed(claim))
+        try:
+            yield claim
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _keep_renewed(self, claim: _Claim) -> None:
+        while True:
+            await asyncio.sleep(claim.lease_seconds / RENEWALS_PER_LEASE)
+            if not claim.held:
+                continue
+            started = time.monotonic()
+            try:
+                async with self.pool.acquire() as connection:
+                    ours = await outbox.renew_claims(
+                        connection,
+                        list(claim.held.values()),
+                        now=self.runtime.clock.now(),
+                        lease=self.lease,
+                    )
+            except DATABASE_ERRORS as exc:
+                logger.warning("renewing outbox claims failed, retrying: %s", type(exc).__name__)
+                continue
+            except Exception:
+                logger.exception("unexpected error renewing outbox claims; retrying")
+                continue
+            claim.renewed(started, ours)
 
     async def _deliver(self, item: OutboxItem) -> int:
         try:
             await self._send(item)
         except Exception as exc:
-            # Webhook errors describe the receiver; others may quote an address: name the type.
-            error = str(exc) if isinstance(exc, WebhookError) else type(exc).__name__
+            # These errors describe the receiver; others may quote an address: name the type.
+            described = isinstance(exc, (WebhookError, SmtpTlsUnavailable))
+            error = str(exc) if described else type(exc).__name__
             async with self.pool.acquire() as connection:
                 state = await outbox.mark_failed(
                     connection,
@@ -103,6 +168,7 @@ class Worker:
         if item.kind is OutboxKind.EMAIL:
             payload = outbox.decrypt_email(self.runtime.protector, item)
             message = build_message(
+                item_id=item.id,
                 mail_from=self.mail.mail_from,
                 to=payload.to,
                 email=payload.email,

@@ -234,7 +234,7 @@ def test_smtp_url_with_credentials_port_and_starttls() -> None:
     assert config.port == 2525
     assert config.username == "mailer"
     assert config.password == "p@ss:word"  # percent-decoded
-    assert config.starttls is True
+    assert config.starttls == "required"
     assert config.use_tls is False
 
 
@@ -243,13 +243,13 @@ def test_smtp_url_defaults() -> None:
     assert (config.host, config.port) == ("mail.example", 25)
     assert config.username is None
     assert config.password is None
-    assert config.starttls is False
+    assert config.starttls == "auto"  # STARTTLS when the server offers it
     assert config.use_tls is False
 
 
 def test_smtps_url_uses_implicit_tls_on_465() -> None:
     config = parse_smtp_url("smtps://u:p@mail.example")
-    assert (config.port, config.use_tls, config.starttls) == (465, True, False)
+    assert (config.port, config.use_tls, config.starttls) == (465, True, "auto")
     assert (config.username, config.password) == ("u", "p")
 
 

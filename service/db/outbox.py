@@ -128,6 +128,25 @@ async def claim_due(
     return items
 
 
+async def renew_claims(
+    connection: Connection, items: list[OutboxItem], *, until: datetime
+) -> set[uuid.UUID]:
+    """Extend the lease of each claim still ours (same claim id, not finished) to ``until``;
+    the ids of the messages renewed."""
+    rows = await connection.fetch(
+        """
+        update outbox o set next_attempt_at = $3
+        from unnest($1::uuid[], $2::uuid[]) as held (id, claim_id)
+        where o.id = held.id and o.claim_id = held.claim_id and o.status = 'pending'
+        returning o.id
+        """,
+        [item.id for item in items],
+        [item.claim_id for item in items],
+        until,
+    )
+    return {row["id"] for row in rows}
+
+
 async def mark_sent(connection: Connection, item: OutboxItem, now: datetime) -> None:
     # The payload has done its job; keep no copy of the guardian's address or link.
     # Only our own claim: a worker whose lease ran out must not touch the row any more.

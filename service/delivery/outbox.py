@@ -1,8 +1,9 @@
 """The transactional outbox: side effects written with the state change, delivered later.
 
-Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and leased: a worker that dies mid-send
-leaves the row to be claimed again after the lease, so delivery is at least once. The SQL
-lives in ``service.db.outbox``; this module decides what is stored and when to try again.
+Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and leased (``CONSENT_OUTBOX_LEASE``): the
+worker renews the lease while it delivers, and a worker that dies mid-send leaves the row to
+be claimed again once its lease runs out, so delivery is at least once. The SQL lives in
+``service.db.outbox``; this module decides what is stored and when to try again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from service.delivery.emails import RenderedEmail
 from service.security.personal_data import DataProtector
 from service.states import OutboxStatus
 
-CLAIM_LEASE = timedelta(minutes=2)
 BASE_BACKOFF_SECONDS = 30
 MAX_BACKOFF_SECONDS = 3600
 MAX_ERROR_CHARS = 500
@@ -96,8 +96,18 @@ def decrypt_email(protector: DataProtector, item: OutboxItem) -> EmailPayload:
     )
 
 
-async def claim_due(connection: Connection, *, now: datetime, limit: int) -> list[OutboxItem]:
-    return await outbox_table.claim_due(connection, now=now, limit=limit, lease=CLAIM_LEASE)
+async def claim_due(
+    connection: Connection, *, now: datetime, limit: int, lease: timedelta
+) -> list[OutboxItem]:
+    """Claim up to ``limit`` due messages that no other worker holds, until ``now + lease``."""
+    return await outbox_table.claim_due(connection, now=now, limit=limit, lease=lease)
+
+
+async def renew_claims(
+    connection: Connection, items: list[OutboxItem], *, now: datetime, lease: timedelta
+) -> set[uuid.UUID]:
+    """Extend our claims on ``items`` to ``now + lease``; the ids of those still ours."""
+    return await outbox_table.renew_claims(connection, items, until=now + lease)
 
 
 async def mark_sent(connection: Connection, item: OutboxItem, now: datetime) -> None:

@@ -1,27 +1,50 @@
-"""SMTP delivery with aiosmtplib: one reused connection, timeouts, multipart text + HTML."""
+"""SMTP delivery with aiosmtplib: one reused connection, timeouts, multipart text + HTML.
+
+Transport security (``CONSENT_SMTP_URL``'s ``?starttls=``, see ``StartTls``): the connection
+is upgraded with STARTTLS whenever the server offers it, and credentials are only ever sent
+over TLS unless the URL says ``starttls=off``. Certificates are always verified, against the
+system's CAs or ``CONSENT_SMTP_CA_FILE``.
+"""
 
 from __future__ import annotations
 
 import logging
+import ssl
+import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 
 import aiosmtplib
 
 from service.delivery.emails import RenderedEmail
-from service.settings import SmtpConfig
+from service.settings import SmtpConfig, StartTls
 
 logger = logging.getLogger("service.delivery.smtp")
 
 
-def build_message(*, mail_from: str, to: str, email: RenderedEmail, locale: str) -> EmailMessage:
+class SmtpTlsUnavailable(Exception):
+    """The SMTP server offers no STARTTLS where TLS is required; nothing was sent.
+
+    The message names the server and the setting only (never an address), so it may be logged.
+    """
+
+
+def message_id(item_id: uuid.UUID, mail_from: str) -> str:
+    """The ``Message-ID`` of an outbox email: the same on every attempt, so a receiving mail
+    system can drop the copy a retry sends after an attempt whose outcome was lost."""
+    return f"<{item_id}@{mail_from.rpartition('@')[2]}>"
+
+
+def build_message(
+    *, item_id: uuid.UUID, mail_from: str, to: str, email: RenderedEmail, locale: str
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = mail_from
     message["To"] = to
     message["Subject"] = email.subject
     message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = make_msgid(domain=mail_from.rpartition("@")[2] or None)
+    message["Message-ID"] = message_id(item_id, mail_from)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
@@ -30,28 +53,59 @@ def build_message(*, mail_from: str, to: str, email: RenderedEmail, locale: str)
     return message
 
 
+def tls_context(config: SmtpConfig) -> ssl.SSLContext:
+    """Certificate and host name verified; against ``ca_file`` alone when one is set."""
+    return ssl.create_default_context(cafile=config.ca_file)
+
+
 class MailSender:
     def __init__(self, smtp: SmtpConfig, mail_from: str) -> None:
         self._config = smtp
         self.mail_from = mail_from
+        self._tls = tls_context(smtp)
         self._client: aiosmtplib.SMTP | None = None
 
     async def _connected(self) -> aiosmtplib.SMTP:
         if self._client is not None and self._client.is_connected:
             return self._client
         config = self._config
+        # STARTTLS and the login are done here, not by aiosmtplib on connect: its opportunistic
+        # mode would log in in clear on a server that offers no STARTTLS.
         client = aiosmtplib.SMTP(
             hostname=config.host,
             port=config.port,
-            username=config.username,
-            password=config.password,
             use_tls=config.use_tls,
-            start_tls=config.starttls if config.starttls else False,
+            start_tls=False,
+            tls_context=self._tls,
             timeout=config.timeout,
         )
         await client.connect()
+        try:
+            await self._secure(client)
+            if config.username is not None:
+                await client.login(config.username, config.password or "")
+        except BaseException:
+            client.close()
+            raise
         self._client = client
         return client
+
+    async def _secure(self, client: aiosmtplib.SMTP) -> None:
+        config = self._config
+        if config.use_tls or config.starttls is StartTls.OFF:
+            return
+        await client.ehlo()
+        if client.supports_extension("starttls"):
+            await client.starttls()
+            return
+        where = f"the SMTP server {config.host}:{config.port} does not offer STARTTLS"
+        if config.starttls is StartTls.REQUIRED:
+            raise SmtpTlsUnavailable(f"{where} (CONSENT_SMTP_URL has starttls=true)")
+        if config.username is not None:
+            raise SmtpTlsUnavailable(
+                f"{where}: the credentials are not sent in clear "
+                "(starttls=off in CONSENT_SMTP_URL allows it, for a local relay)"
+            )
 
     async def send(self, message: EmailMessage) -> None:
         try:

@@ -27,6 +27,8 @@ from tests.support.guardian_client import guardian_link
 from tests.support.service import worker_for
 
 GUARDIAN = "outbox.guardian@example.com"
+# The lease of the claims these tests make by hand, as a replica would.
+LEASE = timedelta(seconds=30)
 
 
 async def create(
@@ -156,13 +158,13 @@ async def test_message_claimed_by_a_worker_that_died_is_delivered_after_the_leas
 ) -> None:
     request_id = await create(client, auth, clock)
     # A replica claims the message and dies before sending or marking it.
-    [claimed] = await outbox.claim_due(db, now=clock.now(), limit=10)
+    [claimed] = await outbox.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
     assert claimed.related_id == request_id
 
     assert await worker.deliver_due() == 0  # still leased to the dead replica
     assert mailbox.messages == []
 
-    clock.advance(outbox.CLAIM_LEASE + timedelta(seconds=1))
+    clock.advance(LEASE + timedelta(seconds=1))
     assert await worker.deliver_due() == 1
     assert len(mailbox.to(GUARDIAN)) == 1
     assert (await outbox_row(db, request_id))["status"] == "sent"

@@ -23,6 +23,8 @@ from tests.support.stored_data import email_row
 
 SUBJECT = "child-race-1"
 GUARDIAN = "race.parent@example.com"
+# The lease of the claims these tests make by hand, as a replica would.
+LEASE = timedelta(seconds=30)
 
 
 # ---- claim ownership -------------------------------------------------------------------------
@@ -38,12 +40,12 @@ async def test_a_stale_claimer_cannot_mark_a_reclaimed_message(
         email="claims@example.com",
         birth_date=birth_date_years_ago(clock),
     )
-    [first] = await outbox.claim_due(db, now=clock.now(), limit=10)
+    [first] = await outbox.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
     assert first.related_id == request_id
-    assert await outbox.claim_due(db, now=clock.now(), limit=10) == []  # leased
+    assert await outbox.claim_due(db, now=clock.now(), limit=10, lease=LEASE) == []  # leased
 
-    clock.advance(outbox.CLAIM_LEASE + timedelta(seconds=1))
-    [second] = await outbox.claim_due(db, now=clock.now(), limit=10)
+    clock.advance(LEASE + timedelta(seconds=1))
+    [second] = await outbox.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
     assert second.id == first.id
     assert second.attempts == first.attempts + 1
 
@@ -85,11 +87,11 @@ async def test_each_claim_has_its_own_id_and_a_stale_claimer_cannot_touch_a_retr
     await create_request(
         client, auth, subject_id=SUBJECT, email=GUARDIAN, birth_date=birth_date_years_ago(clock)
     )
-    [first] = await outbox.claim_due(db, now=clock.now(), limit=10)
+    [first] = await outbox.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
     assert await _claim_id(db, first.id) == first.claim_id
 
-    clock.advance(outbox.CLAIM_LEASE + SECOND)  # the first claimer's lease ran out
-    [second] = await outbox.claim_due(db, now=clock.now(), limit=10)
+    clock.advance(LEASE + SECOND)  # the first claimer's lease ran out
+    [second] = await outbox.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
     assert second.id == first.id
     assert second.claim_id != first.claim_id
     assert await _claim_id(db, first.id) == second.claim_id
