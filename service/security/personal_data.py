@@ -54,11 +54,6 @@ class DataProtector:
         return "g_" + base64.b32encode(digest[:15]).decode().lower()
 
 
-def email_identity(email: str) -> str:
-    """The form a guardian is referenced by (``EmailAddress.identity``): case ignored."""
-    return parse_email_address(email).identity
-
-
 def normalize_email(email: str) -> str:
     """How a valid address is stored and mailed (``EmailAddress.address``)."""
     return parse_email_address(email).address
