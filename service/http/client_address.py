@@ -55,17 +55,17 @@ def client_ip(
     ``forwarded_for`` holds the ``X-Forwarded-For`` header values in the order received.
     """
     peer_ip = parse_ip(peer) if peer else None
-    if peer_ip is None:
-        return None
     hops = [entry for value in forwarded_for for entry in value.split(",") if entry.strip()]
-
-    def trusted(address: IPAddress) -> bool:
-        return any(address in network for network in trusted_proxies)
-
     if not trusted_proxies:
         if trust_any_peer and hops:
             return parse_ip(hops[-1]) or peer_ip
         return peer_ip
+    if peer_ip is None:
+        return None
+
+    def trusted(address: IPAddress) -> bool:
+        return any(address in network for network in trusted_proxies)
+
     client = peer_ip
     for entry in reversed(hops):
         if not trusted(client):

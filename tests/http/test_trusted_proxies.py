@@ -75,6 +75,7 @@ def test_without_trusted_proxies_the_header_is_ignored_unless_the_deprecated_fla
         "192.0.2.7", ["198.18.0.1, 203.0.113.9"], trusted_proxies=(), trust_any_peer=True
     )
     assert legacy == parse_ip("203.0.113.9")
+    assert client_ip(None, ["203.0.113.9"], trusted_proxies=(), trust_any_peer=True) == legacy
     # With CONSENT_TRUSTED_PROXIES set, the list decides.
     listed = client_ip("192.0.2.7", ["203.0.113.9"], trusted_proxies=PROXIES, trust_any_peer=True)
     assert listed == parse_ip("192.0.2.7")
