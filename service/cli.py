@@ -75,7 +75,9 @@ def app_from_env() -> Litestar:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    settings_from_env()  # fail before forking workers, with one clear line
+    settings = settings_from_env()  # fail before forking workers, with one clear line
+    for note in settings.deprecations:
+        logger.warning("%s", note)
     if args.workers > 1:
         share_metrics_between_workers()
     uvicorn.run(
@@ -85,6 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         access_log=False,  # request paths carry guardian link tokens; metrics cover traffic
+        # Not uvicorn's X-Forwarded-For handling: the app believes only CONSENT_TRUSTED_PROXIES.
         proxy_headers=False,
         log_level=LoggingConfig.from_env(os.environ).level,
     )

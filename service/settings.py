@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 T = TypeVar("T")
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DAY = 86_400
 # The operator's own minimum age without a guardian (its privacy policy); the age gate applies
@@ -97,6 +98,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_denied: int = 30 * DAY
     retention_expired: int = 30 * DAY
     retention_withdrawn: int = 90 * DAY
+    # Peers whose X-Forwarded-For is believed (``service.http.client_address``).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Deprecated: without trusted_proxies, believe one X-Forwarded-For hop from any peer.
     trust_forwarded_for: bool = False
     schemas_dir: Path = REPOSITORY_SCHEMAS_DIR
     worker_metrics_port: int | None = None
@@ -115,6 +119,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def signing_key(self) -> Ed25519PrivateKey:
         return load_ed25519_private_key(self.signing_key_pem, "CONSENT_SIGNING_KEY_FILE")
+
+    @property
+    def deprecations(self) -> list[str]:
+        """Settings still honoured but on their way out, for a warning at start-up."""
+        notes = []
+        if self.trust_forwarded_for:
+            notes.append(
+                "CONSENT_TRUST_FORWARDED_FOR is deprecated"
+                + (
+                    " and ignored because CONSENT_TRUSTED_PROXIES is set"
+                    if self.trusted_proxies
+                    else ""
+                )
+                + ": list the addresses of your proxies in CONSENT_TRUSTED_PROXIES instead"
+            )
+        return notes
 
 
 class DevTokenConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -203,6 +223,7 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
                     "CONSENT_RETENTION_WITHDRAWN",
                     _int_between(0, 3650 * DAY),
                 ),
+                "trusted_proxies": ("CONSENT_TRUSTED_PROXIES", parse_networks),
                 "trust_forwarded_for": ("CONSENT_TRUST_FORWARDED_FOR", _parse_bool),
                 **_schemas_dir_variable(),
                 "worker_metrics_port": ("CONSENT_WORKER_METRICS_PORT", _int_between(1, 65535)),
@@ -299,6 +320,22 @@ def _parse_bool(raw: str) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"expected true or false, got {raw!r}")
+
+
+def parse_networks(raw: str) -> tuple[IPNetwork, ...]:
+    """``10.0.0.1, 10.8.0.0/16, fd00::/8``: addresses and CIDR blocks, comma-separated."""
+    networks = []
+    for part in raw.split(","):
+        text = part.strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text))
+        except ValueError as exc:
+            raise ConfigError(
+                f"expected IP addresses or CIDR blocks, comma-separated: {exc}"
+            ) from None
+    return tuple(networks)
 
 
 def _int_between(low: int, high: int) -> Callable[[str], int]:

@@ -21,7 +21,7 @@ from service.db.audit_events import record_event
 from service.db.connection import Connection
 from service.delivery import outbox
 from service.i18n import negotiate_locale
-from service.security.personal_data import email_identity, normalize_email
+from service.security.email_address import EmailAddress, InvalidEmailAddress, parse_email_address
 from service.security.tokens import hash_link_token, new_link_token
 from service.states import CreatedStatus, RequestStatus
 
@@ -74,7 +74,8 @@ async def create_request(
 ) -> CreateOutcome:
     now = runtime.clock.now()
     decision = _decide_age(body, runtime, now)
-    email = _validate_email(body.guardian_email)
+    guardian = _validate_email(body.guardian_email)
+    email = guardian.address
     purposes = _validate_purposes(body.purposes, runtime)
     locale = negotiate_locale(body.locale)
     if not decision.consent_required:
@@ -102,10 +103,12 @@ async def create_request(
             if replay is not None:
                 return replay
         await locks.lock_subject(connection, body.subject_id)
-        email_hash = runtime.protector.lookup_hash(email_identity(email))
+        # One mailbox, one limit: the hash is of the address without case or +tag.
+        email_hashes = runtime.protector.address_hashes(guardian)
+        email_hash = email_hashes[0]
         await locks.lock_guardian(connection, email_hash)
         recent = await requests_repo.recent_requests_for_guardian(
-            connection, email_hash, now - timedelta(days=1)
+            connection, email_hashes, now - timedelta(days=1)
         )
         if len(recent) >= GUARDIAN_REQUESTS_PER_DAY:
             wait = recent[0] + timedelta(days=1) - now
@@ -132,7 +135,7 @@ async def create_request(
             consent_required_until=decision.consent_required_until,
             guardian_email_enc=runtime.protector.encrypt(email.encode(), request_id.bytes),
             guardian_email_hash=email_hash,
-            guardian_ref=runtime.protector.guardian_reference(email_identity(email)),
+            guardian_ref=runtime.protector.guardian_reference(guardian.identity),
             purposes=purposes,
             locale=locale,
             policy_version=runtime.catalogue.notice_version,
@@ -222,24 +225,12 @@ def _decide_age(body: NewRequest, runtime: Runtime, now: datetime) -> policy.Age
         raise InvalidInput(str(exc)) from None
 
 
-def _validate_email(raw: str) -> str:
-    email = raw.strip()
-    local, at, domain = email.rpartition("@")
-    valid = (
-        at
-        and 0 < len(local) <= 64
-        and len(email) <= 254
-        and "." in domain
-        and not domain.startswith(".")
-        and not domain.endswith(".")
-        and ".." not in domain
-        and all(c.isalnum() or c in "-." for c in domain)
-        and not any(c.isspace() or c in '@<>()[],;:"\\' for c in local)
-        and all(c.isprintable() for c in email)
-    )
-    if not valid:
-        raise InvalidInput("guardian_email is not a valid email address.")
-    return normalize_email(email)
+def _validate_email(raw: str) -> EmailAddress:
+    """The rules are in ``service.security.email_address``."""
+    try:
+        return parse_email_address(raw)
+    except InvalidEmailAddress as exc:
+        raise InvalidInput(f"guardian_email is not a valid email address: {exc}.") from None
 
 
 def _validate_purposes(requested: list[str], runtime: Runtime) -> list[str]:

@@ -14,7 +14,8 @@ from service.db import locks
 from service.db import subjects as subjects_repo
 from service.db.audit_events import AuditEvent, record_event, subject_events
 from service.db.connection import Connection
-from service.security.personal_data import email_identity, mask_email
+from service.security.email_address import InvalidEmailAddress, parse_email_address
+from service.security.personal_data import mask_email
 from service.states import ConsentStatus, OutboxKind, OutboxStatus, RequestStatus
 
 
@@ -99,10 +100,20 @@ class SubjectSearch(msgspec.Struct, frozen=True, kw_only=True):
 async def find_by_guardian(
     connection: Connection, runtime: Runtime, guardian_email: str
 ) -> SubjectSearch:
-    """Support's lookup when a parent calls: which children did this address answer for?"""
-    found = await subjects_repo.subjects_of_guardian(
-        connection, runtime.protector.lookup_hash(email_identity(guardian_email))
-    )
+    """Support's lookup when a parent calls: which children did this address answer for?
+
+    Found by the mailbox (``service.security.email_address``): ``parent@example.com`` also finds
+    requests sent to ``Parent+school@example.com``. Nothing was ever stored under a text that
+    is not a valid address, so such a text finds nothing.
+    """
+    try:
+        address = parse_email_address(guardian_email)
+    except InvalidEmailAddress:
+        found = []
+    else:
+        found = await subjects_repo.subjects_of_guardian(
+            connection, runtime.protector.address_hashes(address)
+        )
     return SubjectSearch(
         guardian_email=mask_email(guardian_email),
         subjects=[

@@ -172,14 +172,14 @@ async def forget_guardian(connection: Connection, request_id: uuid.UUID) -> None
 
 
 async def recent_requests_for_guardian(
-    connection: Connection, email_hash: bytes, since: datetime
+    connection: Connection, email_hashes: list[bytes], since: datetime
 ) -> list[datetime]:
     rows = await connection.fetch(
         """
         select created_at from consent_requests
-        where guardian_email_hash = $1 and created_at > $2 order by created_at
+        where guardian_email_hash = any($1::bytea[]) and created_at > $2 order by created_at
         """,
-        email_hash,
+        email_hashes,
         since,
     )
     return [row["created_at"] for row in rows]

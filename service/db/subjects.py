@@ -72,15 +72,15 @@ class ErasedRows(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def subjects_of_guardian(
-    connection: Connection, guardian_email_hash: bytes
+    connection: Connection, guardian_email_hashes: list[bytes]
 ) -> list[GuardianSubject]:
     rows = await connection.fetch(
         """
         select subject_id, count(*) as requests, max(created_at) as latest_request_at
-        from consent_requests where guardian_email_hash = $1
+        from consent_requests where guardian_email_hash = any($1::bytea[])
         group by subject_id order by max(created_at) desc
         """,
-        guardian_email_hash,
+        guardian_email_hashes,
     )
     return [msgspec.convert(dict(row), GuardianSubject) for row in rows]
 

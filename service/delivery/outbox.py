@@ -19,6 +19,7 @@ from service.db import outbox as outbox_table
 from service.db.connection import Connection
 from service.db.outbox import OutboxItem
 from service.delivery.emails import RenderedEmail
+from service.security.email_address import parse_email_address
 from service.security.personal_data import DataProtector
 from service.states import OutboxStatus
 
@@ -90,10 +91,14 @@ async def enqueue_webhook(
 
 
 def decrypt_email(protector: DataProtector, item: OutboxItem) -> EmailPayload:
+    """The stored email, its recipient checked again and written as the validated address
+    (the ``To`` header and the envelope come from nothing else); an address that does not
+    pass raises ``InvalidEmailAddress`` and the message is retried, then dead, never sent."""
     assert item.payload_enc is not None
-    return msgspec.json.decode(
+    payload = msgspec.json.decode(
         protector.decrypt(item.payload_enc, item.id.bytes), type=EmailPayload
     )
+    return msgspec.structs.replace(payload, to=parse_email_address(payload.to).address)
 
 
 async def claim_due(

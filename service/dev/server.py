@@ -130,7 +130,16 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
         # private database and the mail catcher stop too.
         signal.signal(signal.SIGTERM, _exit_cleanly)
         server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                access_log=False,
+                log_level="info",
+                # uvicorn would otherwise rewrite the client address from X-Forwarded-For
+                # sent from loopback; the app decides whom to believe (CONSENT_TRUSTED_PROXIES).
+                proxy_headers=False,
+            )
         )
         server.run()
     finally:

@@ -22,14 +22,25 @@ from service.db import consent_requests as requests_repo
 from service.db import rate_limits
 from service.db.audit_events import GUARDIAN_ACTOR
 from service.db.consent_requests import ConsentRequest
+from service.http.client_address import IPAddress, client_ip, limit_keys
 from service.http.dependencies import Db
 from service.http.guardian_pages import FORM_ERRORS, page
 from service.http.problems import guardian_exception_handlers
 from service.i18n import DEFAULT_LOCALE, format_datetime, translator
 from service.security.tokens import looks_like_link_token
+from service.settings import Settings
 from service.states import LinkProblemReason
 
+# Guardian form submissions per minute: per client address, and per IPv6 /64 (a network with
+# room for several devices, each with an address of its own; rotating through it gains at most
+# this much).
 SUBMISSIONS_PER_MINUTE = 30
+SUBMISSIONS_PER_MINUTE_PER_IPV6_64 = 60
+# Per kind of ``limit_keys``: the counter's name prefix and its limit.
+_SUBMISSION_LIMITS = {
+    "address": ("guardian-post:", SUBMISSIONS_PER_MINUTE),
+    "ipv6-64": ("guardian-post-64:", SUBMISSIONS_PER_MINUTE_PER_IPV6_64),
+}
 
 
 def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, Any]]:
@@ -49,13 +60,15 @@ def _titles(runtime: Runtime, ids: Sequence[str], locale: str) -> list[dict[str,
     return [{"id": p.id, "title": p.localized_title(locale)} for p in runtime.catalogue.among(ids)]
 
 
-def client_address(request: Request[Any, Any, Any], trust_forwarded_for: bool) -> str:
-    if trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        if forwarded:
-            # The rightmost entry is the one our own proxy appended; the rest is client-made.
-            return forwarded.split(",")[-1].strip()
-    return request.client.host if request.client else "unknown"
+def client_address(request: Request[Any, Any, Any], settings: Settings) -> IPAddress | None:
+    """Where the request comes from; ``X-Forwarded-For`` only as far as trusted proxies wrote
+    it (``service.http.client_address``)."""
+    return client_ip(
+        request.client.host if request.client else None,
+        request.headers.getall("x-forwarded-for", []),
+        trusted_proxies=settings.trusted_proxies,
+        trust_any_peer=settings.trust_forwarded_for,
+    )
 
 
 def _require_plausible_token(token: str) -> None:
@@ -74,15 +87,20 @@ class GuardianController(Controller):
     async def _limit_submissions(
         self, request: Request[Any, Any, Any], runtime: Runtime, db: Db
     ) -> None:
-        address = client_address(request, runtime.settings.trust_forwarded_for)
-        bucket = "guardian-post:" + runtime.protector.lookup_hash(address).hex()[:32]
-        wait = await rate_limits.hit(
-            db, bucket=bucket, limit=SUBMISSIONS_PER_MINUTE, window=60, now=runtime.clock.now()
-        )
-        if wait is not None:
+        waits = []
+        for kind, key in limit_keys(client_address(request, runtime.settings)):
+            prefix, limit = _SUBMISSION_LIMITS[kind]
+            # A keyed hash: a client's address is personal data.
+            bucket = prefix + runtime.protector.lookup_hash(key).hex()[:32]
+            wait = await rate_limits.hit(
+                db, bucket=bucket, limit=limit, window=60, now=runtime.clock.now()
+            )
+            if wait is not None:
+                waits.append(wait)
+        if waits:
             raise LimitExceeded(
                 "Too many submissions from your network. Please wait a minute and try again.",
-                retry_after_seconds=wait,
+                retry_after_seconds=max(waits),
             )
 
     def _review(

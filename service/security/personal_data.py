@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from service.security.email_address import EmailAddress, parse_email_address
+
 _NONCE_BYTES = 12
 _VERSION = b"\x01"
 
@@ -42,20 +44,19 @@ class DataProtector:
     def lookup_hash(self, value: str) -> bytes:
         return hmac.new(self._lookup_key, value.encode(), hashlib.sha256).digest()
 
+    def address_hashes(self, address: EmailAddress) -> list[bytes]:
+        """The lookup hashes that find an address's rows; the first is the one to store."""
+        return [self.lookup_hash(form) for form in address.lookup_forms]
+
     def guardian_reference(self, normalized_email: str) -> str:
         """An opaque, stable reference to a guardian: the same for siblings, never the email."""
         digest = hmac.new(self._reference_key, normalized_email.encode(), hashlib.sha256).digest()
         return "g_" + base64.b32encode(digest[:15]).decode().lower()
 
 
-def email_identity(email: str) -> str:
-    """The form an address is hashed and referenced by: mailbox providers ignore case."""
-    return normalize_email(email).lower()
-
-
 def normalize_email(email: str) -> str:
-    local, _, domain = email.strip().rpartition("@")
-    return f"{local}@{domain.lower()}"
+    """How a valid address is stored and mailed (``EmailAddress.address``)."""
+    return parse_email_address(email).address
 
 
 def mask_email(email: str) -> str:
