@@ -19,6 +19,7 @@ from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
 from service.db.api_keys import ApiKey
+from service.db.pool import borrow
 from service.http.api_key_auth import api_key_guard
 from service.http.dependencies import Db
 from service.http.problems import ProblemError
@@ -205,7 +206,7 @@ class AppController(Controller):
             )
         # The hot path: borrow a connection for the one query instead of for the whole request.
         pool: asyncpg.Pool = state.pool
-        async with pool.acquire() as connection:
+        async with borrow(pool) as connection:
             row = await consents_repo.check_row(connection, subject_id)
         return answer_check(row, subject_id=subject_id, purpose=purpose, now=runtime.clock.now())
 
