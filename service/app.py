@@ -8,6 +8,7 @@ import hashlib
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from litestar import Litestar
@@ -24,7 +25,7 @@ from service.consent.runtime import Runtime
 from service.db.errors import DATABASE_ERRORS
 from service.db.invalidation import InvalidationListener
 from service.db.migrate import load_migrations
-from service.db.pool import create_pool, pool_stats
+from service.db.pool import borrow, create_pool, pool_stats
 from service.db.signing_keys import register_signing_key
 from service.http import ops
 from service.http.api_key_auth import ApiKeyAuthenticator
@@ -66,10 +67,12 @@ def create_app(
         listener.start()
         app.state.pool = pool
         app.state.listener = listener
-        app.state.authenticator = ApiKeyAuthenticator(pool, listener)
+        app.state.authenticator = ApiKeyAuthenticator(
+            pool, listener, ttl=timedelta(seconds=settings.cache_ttl), clock=runtime.clock
+        )
         metrics.watch_pool(lambda: pool_stats(pool))
         try:
-            async with pool.acquire() as connection:
+            async with borrow(pool) as connection:
                 await register_signing_key(connection, runtime.signer, runtime.clock.now())
         except DATABASE_ERRORS as exc:
             logger.warning("could not record the signing key yet: %s", type(exc).__name__)
