@@ -126,7 +126,7 @@ def create_app(
             # The bearer-token API is not cookie-authenticated; only guardian forms need CSRF.
             exclude=[
                 r"^/v1/",
-                r"^/(healthz|readyz|metrics)$",
+                r"^/(healthz|readyz|metrics)\Z",
                 r"^/\.well-known/",
                 r"^/schema",
                 r"^/dev/",

@@ -13,8 +13,9 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from service.consent import endings, subjects
 from service.consent.runtime import Runtime
 from service.db.audit_events import AuditEvent, subject_events
-from service.http.app_api import SUBJECT_ID_PATTERN, ConsentRecord, consent_record
+from service.http.app_api import ConsentRecord, consent_record
 from service.http.dependencies import Db
+from service.http.patterns import EMAIL_LOOKUP_PATTERN, SUBJECT_ID_PATTERN, TEXT_PATTERN
 from service.http.staff_auth import staff_guard
 from service.security.staff_tokens import StaffPrincipal
 
@@ -25,12 +26,7 @@ SubjectPath = Annotated[
 
 class RevokeIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # no control characters: a reason is shown to the guardian and kept in the audit trail
-    reason: Annotated[
-        str,
-        msgspec.Meta(
-            min_length=3, max_length=1000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+$"
-        ),
-    ]
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=1000, pattern=TEXT_PATTERN)]
 
 
 class EventList(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,7 +74,7 @@ class StaffController(Controller):
         state: State,
         db: Db,
         guardian_email: Annotated[
-            str, QueryParameter(min_length=3, max_length=254, pattern=r"^[^\s@]+@[^\s@]+$")
+            str, QueryParameter(min_length=3, max_length=254, pattern=EMAIL_LOOKUP_PATTERN)
         ],
     ) -> subjects.SubjectSearch:
         return await subjects.find_by_guardian(db, state.runtime, guardian_email)
