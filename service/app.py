@@ -33,6 +33,7 @@ from service.http.app_api import AppController, get_consent
 from service.http.dependencies import provide_connection
 from service.http.guardian import GuardianController
 from service.http.guardian_pages import prepare_templates
+from service.http.json_request import JsonRequest
 from service.http.metrics import metrics_middleware_factory
 from service.http.problems import exception_handlers
 from service.http.staff_api import StaffController
@@ -118,6 +119,7 @@ def create_app(
         exception_handlers=exception_handlers(),
         middleware=[metrics_middleware_factory(metrics.http)],
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=JsonRequest,
         csrf_config=CSRFConfig(
             secret=csrf_secret,
             cookie_secure=settings.secure_cookies,
