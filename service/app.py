@@ -33,6 +33,7 @@ from service.http.app_api import AppController, get_consent
 from service.http.dependencies import provide_connection
 from service.http.guardian import GuardianController
 from service.http.guardian_pages import prepare_templates
+from service.http.headers import security_headers
 from service.http.json_request import JsonRequest
 from service.http.metrics import metrics_middleware_factory
 from service.http.problems import exception_handlers
@@ -118,6 +119,7 @@ def create_app(
         dependencies={"db": Provide(provide_connection)},
         exception_handlers=exception_handlers(),
         middleware=[metrics_middleware_factory(metrics.http)],
+        before_send=[security_headers(settings.public_url)],
         request_max_body_size=MAX_BODY_BYTES,
         request_class=JsonRequest,
         csrf_config=CSRFConfig(
