@@ -152,6 +152,9 @@ def create_app(
             render_plugins=[SwaggerRenderPlugin()],
         ),
         debug=False,
+        # Logging is set up by `consent-service` (CONSENT_LOG_LEVEL, quiet libraries); Litestar's
+        # default would replace it with its own root handler at INFO.
+        logging_config=None,
     )
     app.state.runtime = runtime
     app.state.metrics = metrics
