@@ -8,6 +8,7 @@ import hashlib
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from litestar import Litestar
@@ -24,7 +25,7 @@ from service.consent.runtime import Runtime
 from service.db.errors import DATABASE_ERRORS
 from service.db.invalidation import InvalidationListener
 from service.db.migrate import load_migrations
-from service.db.pool import create_pool, pool_stats
+from service.db.pool import borrow, create_pool, pool_stats
 from service.db.signing_keys import register_signing_key
 from service.http import ops
 from service.http.api_key_auth import ApiKeyAuthenticator
@@ -32,6 +33,8 @@ from service.http.app_api import AppController, get_consent
 from service.http.dependencies import provide_connection
 from service.http.guardian import GuardianController
 from service.http.guardian_pages import prepare_templates
+from service.http.headers import security_headers
+from service.http.json_request import JsonRequest
 from service.http.metrics import metrics_middleware_factory
 from service.http.problems import exception_handlers
 from service.http.staff_api import StaffController
@@ -66,10 +69,12 @@ def create_app(
         listener.start()
         app.state.pool = pool
         app.state.listener = listener
-        app.state.authenticator = ApiKeyAuthenticator(pool, listener)
+        app.state.authenticator = ApiKeyAuthenticator(
+            pool, listener, ttl=timedelta(seconds=settings.cache_ttl), clock=runtime.clock
+        )
         metrics.watch_pool(lambda: pool_stats(pool))
         try:
-            async with pool.acquire() as connection:
+            async with borrow(pool) as connection:
                 await register_signing_key(connection, runtime.signer, runtime.clock.now())
         except DATABASE_ERRORS as exc:
             logger.warning("could not record the signing key yet: %s", type(exc).__name__)
@@ -114,7 +119,9 @@ def create_app(
         dependencies={"db": Provide(provide_connection)},
         exception_handlers=exception_handlers(),
         middleware=[metrics_middleware_factory(metrics.http)],
+        before_send=[security_headers(settings.public_url)],
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=JsonRequest,
         csrf_config=CSRFConfig(
             secret=csrf_secret,
             cookie_secure=settings.secure_cookies,
@@ -123,7 +130,7 @@ def create_app(
             # The bearer-token API is not cookie-authenticated; only guardian forms need CSRF.
             exclude=[
                 r"^/v1/",
-                r"^/(healthz|readyz|metrics)$",
+                r"^/(healthz|readyz|metrics)\Z",
                 r"^/\.well-known/",
                 r"^/schema",
                 r"^/dev/",
@@ -145,6 +152,9 @@ def create_app(
             render_plugins=[SwaggerRenderPlugin()],
         ),
         debug=False,
+        # Logging is set up by `consent-service` (CONSENT_LOG_LEVEL, quiet libraries); Litestar's
+        # default would replace it with its own root handler at INFO.
+        logging_config=None,
     )
     app.state.runtime = runtime
     app.state.metrics = metrics

@@ -45,6 +45,7 @@ from service.settings import (
 from service.states import OutboxStatus
 
 logger = logging.getLogger("service.cli")
+QUIET_LIBRARY_LOGGERS = ("httpx", "httpcore")
 
 
 class CommandError(Exception):
@@ -58,6 +59,10 @@ def configure_logging(config: LoggingConfig) -> None:
     )
     # aiosmtpd (the dev mail catcher) logs every SMTP conversation, addresses included.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO (httpcore its steps at DEBUG): a webhook or
+    # JWKS URL's credentials and query tokens would reach the log. Their warnings still do.
+    for name in QUIET_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def settings_from_env() -> Settings:
@@ -65,9 +70,14 @@ def settings_from_env() -> Settings:
 
 
 def app_from_env() -> Litestar:
-    """Uvicorn factory for ``serve`` (each worker process builds its own app)."""
+    """Uvicorn factory for ``serve`` (each worker process builds its own app).
+
+    The worker processes of ``serve --workers N`` start afresh, without ``main``'s logging
+    setup, so the factory applies it too (applying it twice changes nothing).
+    """
     from service.app import create_app
 
+    configure_logging(LoggingConfig.from_env(os.environ))
     return create_app(settings_from_env())
 
 

@@ -91,6 +91,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     privacy_notice_url: str = "https://example.invalid/privacy"
     purposes_file: str | None = None
     db_pool_max: int = 10
+    # Seconds a replica may answer from its cache (API keys) without reading the database.
+    cache_ttl: int = 60
     outbox_max_attempts: int = 8
     # Seconds a worker holds a message it claimed; renewed while the send is in progress, so a
     # crashed worker's message is sent again by another one this soon.
@@ -215,6 +217,7 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
                 "privacy_notice_url": ("CONSENT_PRIVACY_NOTICE_URL", _parse_http_url),
                 "purposes_file": ("CONSENT_PURPOSES_FILE", _existing_file),
                 "db_pool_max": ("CONSENT_DB_POOL_MAX", _int_between(1, 200)),
+                "cache_ttl": ("CONSENT_CACHE_TTL", _int_between(0, 3600)),
                 "outbox_max_attempts": ("CONSENT_OUTBOX_MAX_ATTEMPTS", _int_between(1, 50)),
                 "outbox_lease": ("CONSENT_OUTBOX_LEASE", _int_between(1, 3600)),
                 "retention_denied": ("CONSENT_RETENTION_DENIED", _int_between(0, 3650 * DAY)),

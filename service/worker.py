@@ -17,6 +17,7 @@ from service.consent.runtime import Runtime
 from service.db import idempotency_keys, rate_limits
 from service.db.errors import DATABASE_ERRORS
 from service.db.outbox import OutboxItem
+from service.db.pool import borrow
 from service.delivery import outbox
 from service.delivery.smtp import MailSender, SmtpTlsUnavailable, build_message
 from service.delivery.webhooks import WebhookError, WebhookSender
@@ -80,7 +81,7 @@ class Worker:
         """Deliver every message that is due now; return how many were delivered."""
         delivered = 0
         while True:
-            async with self.pool.acquire() as connection:
+            async with borrow(self.pool) as connection:
                 items = await outbox.claim_due(
                     connection, now=self.runtime.clock.now(), limit=BATCH_SIZE, lease=self.lease
                 )
@@ -116,7 +117,7 @@ class Worker:
                 continue
             started = time.monotonic()
             try:
-                async with self.pool.acquire() as connection:
+                async with borrow(self.pool) as connection:
                     ours = await outbox.renew_claims(
                         connection,
                         list(claim.held.values()),
@@ -138,7 +139,7 @@ class Worker:
             # These errors describe the receiver; others may quote an address: name the type.
             described = isinstance(exc, (WebhookError, SmtpTlsUnavailable))
             error = str(exc) if described else type(exc).__name__
-            async with self.pool.acquire() as connection:
+            async with borrow(self.pool) as connection:
                 state = await outbox.mark_failed(
                     connection,
                     item,
@@ -159,7 +160,7 @@ class Worker:
             )
             await self.mail.close()
             return 0
-        async with self.pool.acquire() as connection:
+        async with borrow(self.pool) as connection:
             await outbox.mark_sent(connection, item, self.runtime.clock.now())
         self.metrics.delivered(item.kind)
         return 1
@@ -182,7 +183,7 @@ class Worker:
             await self.webhooks.send(str(item.id), item.payload)
 
     async def sweep(self) -> dict[str, int]:
-        async with self.pool.acquire() as connection:
+        async with borrow(self.pool) as connection:
             expired_requests = await sweeps.expire_overdue_requests(connection, self.runtime)
             lapsed = await sweeps.expire_lapsed_consents(connection, self.runtime)
             purged_requests = await retention.purge_requests(connection, self.runtime)

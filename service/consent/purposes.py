@@ -12,7 +12,7 @@ from service.i18n import DEFAULT_LOCALE
 from service.settings import ConfigError
 
 DEFAULT_CATALOGUE = Path(__file__).parents[1] / "data" / "purposes.json"
-_PURPOSE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_PURPOSE_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class Purpose(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -74,7 +74,7 @@ def _validate(catalogue: Catalogue) -> None:
     if not catalogue.required_ids:
         raise ConfigError("CONSENT_PURPOSES_FILE: at least one purpose must be required")
     for purpose in catalogue.purposes:
-        if not _PURPOSE_ID.match(purpose.id):
+        if not _PURPOSE_ID.fullmatch(purpose.id):
             raise ConfigError(f"CONSENT_PURPOSES_FILE: invalid purpose id {purpose.id!r}")
         for field in ("title", "description"):
             if DEFAULT_LOCALE not in getattr(purpose, field):

@@ -72,7 +72,9 @@ class InvalidationListener:
                 self._dispatch("*")
                 self.healthy = True
                 await self._watch()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # whatever broke it, listen again
+                # A failure the driver reports in an unexpected way (InternalClientError during a
+                # server restart) must not end the listener for good: caches would stay off.
                 logger.warning("cache invalidation listener down: %s", type(exc).__name__)
             self.healthy = False
             self._dispatch("*")

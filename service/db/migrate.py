@@ -16,7 +16,7 @@ import msgspec
 from service.db.connection import Connection
 
 MIGRATION_LOCK_KEY = 0x636F6E73656E74  # "consent": one lock id shared by every migrate process
-_FILE_PATTERN = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_FILE_PATTERN = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 
 
 class MigrationError(Exception):
@@ -35,7 +35,7 @@ def load_migrations(directory: Path) -> list[Migration]:
         raise MigrationError(f"schema directory not found: {directory}")
     migrations = []
     for path in sorted(directory.glob("*.sql")):
-        match = _FILE_PATTERN.match(path.name)
+        match = _FILE_PATTERN.fullmatch(path.name)
         if match is None:
             raise MigrationError(f"{path.name}: migration files are named NNNN_name.sql")
         sql = path.read_text(encoding="utf-8")

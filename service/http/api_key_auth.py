@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from service.clock import Clock
 from service.db.api_keys import ApiKey, find_active_api_key, hash_api_key
+from service.db.cache import InvalidatedCache
 from service.db.invalidation import InvalidationListener
+from service.db.pool import borrow
 from service.http.problems import ProblemError
 
 API_KEYS_TOPIC = "api_keys"
-_CACHE_LIMIT = 10_000
 
 
 def bearer_credential(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -29,33 +32,30 @@ def bearer_credential(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 
 
 class ApiKeyAuthenticator:
-    def __init__(self, pool: asyncpg.Pool, listener: InvalidationListener | None) -> None:
-        self._pool = pool
-        self._listener = listener
-        self._cache: dict[bytes, ApiKey] = {}
-        self._generation = 0
-        if listener is not None:
-            listener.subscribe(self._invalidate)
+    """Finds the active key of a credential; keys are cached by hash (``InvalidatedCache``:
+    evicted by a revocation notice, expired after ``ttl``, bypassed while not listening)."""
 
-    def _invalidate(self, topic: str) -> None:
-        if topic in {"*", API_KEYS_TOPIC}:
-            self._generation += 1
-            self._cache.clear()
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        listener: InvalidationListener | None,
+        *,
+        ttl: timedelta,
+        clock: Clock,
+    ) -> None:
+        self._pool = pool
+        self._cache: InvalidatedCache[bytes, ApiKey] = InvalidatedCache(
+            topic=API_KEYS_TOPIC, ttl=ttl, clock=clock, listener=listener
+        )
 
     async def authenticate(self, credential: str) -> ApiKey | None:
         key_hash = hash_api_key(credential)
-        cacheable = self._listener is not None and self._listener.healthy
-        if cacheable and (cached := self._cache.get(key_hash)) is not None:
-            return cached
-        generation = self._generation
-        async with self._pool.acquire() as connection:
-            key = await find_active_api_key(connection, key_hash)
-        # A revocation that arrived while we queried must not be undone by caching the old row.
-        if key is not None and cacheable and generation == self._generation:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[key_hash] = key
-        return key
+
+        async def load() -> ApiKey | None:
+            async with borrow(self._pool) as connection:
+                return await find_active_api_key(connection, key_hash)
+
+        return await self._cache.get_or_load(key_hash, load)
 
 
 async def api_key_guard(

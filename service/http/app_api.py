@@ -19,13 +19,14 @@ from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
 from service.db.api_keys import ApiKey
+from service.db.pool import borrow
 from service.http.api_key_auth import api_key_guard
 from service.http.dependencies import Db
+from service.http.patterns import PRINTABLE_ASCII_PATTERN, PURPOSE_ID_PATTERN, SUBJECT_ID_PATTERN
 from service.http.problems import ProblemError
 from service.http.staff_auth import api_key_or_staff_guard
 from service.states import ConsentStatus, CreatedStatus, RequestStatus
 
-SUBJECT_ID_PATTERN = r"^[A-Za-z0-9._:@-]+$"
 SubjectId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=SUBJECT_ID_PATTERN)]
 
 
@@ -148,7 +149,10 @@ class AppController(Controller):
         idempotency_key: Annotated[
             str | None,
             HeaderParameter(
-                name="Idempotency-Key", max_length=255, min_length=1, pattern=r"^[\x20-\x7e]+$"
+                name="Idempotency-Key",
+                max_length=255,
+                min_length=1,
+                pattern=PRINTABLE_ASCII_PATTERN,
             ),
         ] = None,
     ) -> Response[ConsentRequestOut]:
@@ -195,7 +199,7 @@ class AppController(Controller):
             str, QueryParameter(min_length=1, max_length=128, pattern=SUBJECT_ID_PATTERN)
         ],
         purpose: Annotated[
-            str, QueryParameter(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+            str, QueryParameter(min_length=1, max_length=64, pattern=PURPOSE_ID_PATTERN)
         ],
     ) -> CheckAnswer:
         runtime: Runtime = state.runtime
@@ -205,7 +209,7 @@ class AppController(Controller):
             )
         # The hot path: borrow a connection for the one query instead of for the whole request.
         pool: asyncpg.Pool = state.pool
-        async with pool.acquire() as connection:
+        async with borrow(pool) as connection:
             row = await consents_repo.check_row(connection, subject_id)
         return answer_check(row, subject_id=subject_id, purpose=purpose, now=runtime.clock.now())
 

@@ -9,12 +9,12 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from service.db.connection import Connection
-from service.db.pool import CONNECT_TIMEOUT_SECONDS
+from service.db.pool import borrow
 
 
 async def provide_connection(state: State) -> AsyncGenerator[Connection, None]:
     pool: asyncpg.Pool = state.pool
-    async with pool.acquire(timeout=CONNECT_TIMEOUT_SECONDS) as connection:
+    async with borrow(pool) as connection:
         yield connection
 
 

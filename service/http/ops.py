@@ -11,7 +11,7 @@ from litestar.datastructures import State
 
 from service.db.errors import DATABASE_ERRORS
 from service.db.migrate import pending_versions
-from service.db.pool import CONNECT_TIMEOUT_SECONDS
+from service.db.pool import borrow
 from service.http.problems import problem_response
 from service.metrics import Metrics
 
@@ -34,7 +34,7 @@ async def healthz() -> Health:
 async def readyz(state: State) -> Response[Any]:
     pool: asyncpg.Pool = state.pool
     try:
-        async with pool.acquire(timeout=CONNECT_TIMEOUT_SECONDS) as connection:
+        async with borrow(pool) as connection:
             missing = await pending_versions(connection, state.schema_versions)
     except DATABASE_ERRORS as exc:
         return problem_response(

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 
 from service.consent.runtime import Runtime
 from service.db.errors import DATABASE_ERRORS
+from service.db.pool import borrow
 from service.db.signing_keys import published_keys
 
 
@@ -20,7 +21,7 @@ async def jwks(state: State) -> Response[dict[str, Any]]:
     # Keys retired by a rotation stay published while tokens they signed can still be valid.
     since = runtime.clock.now() - timedelta(seconds=runtime.settings.consent_max_validity)
     try:
-        async with state.pool.acquire(timeout=5) as connection:
+        async with borrow(state.pool) as connection:
             stored = await published_keys(connection, since)
     except DATABASE_ERRORS:
         stored = []

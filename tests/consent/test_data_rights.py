@@ -73,8 +73,8 @@ async def test_support_finds_a_childs_records_from_the_guardians_address(
     await _granted(svc, api, mailbox, birth_date_years_ago(clock))
     staff = svc.staff("support")
     # the parent on the phone spells the address in their own way
-    found = await svc.client.get(
-        "/v1/subjects", params={"guardian_email": "erase.me.parent@example.com"}, headers=staff
+    found = await svc.client.post(
+        "/v1/subjects", json={"guardian_email": "erase.me.parent@example.com"}, headers=staff
     )
     assert found.status_code == 200, found.text
     body = found.json()
@@ -82,16 +82,16 @@ async def test_support_finds_a_childs_records_from_the_guardians_address(
     assert body["subjects"][0]["requests"] == 1
     assert "erase.me.parent" not in found.text.lower()  # the answer carries it masked only
 
-    nobody = await svc.client.get(
-        "/v1/subjects", params={"guardian_email": "someone@example.com"}, headers=staff
+    nobody = await svc.client.post(
+        "/v1/subjects", json={"guardian_email": "someone@example.com"}, headers=staff
     )
     assert nobody.json()["subjects"] == []
     assert (
-        await svc.client.get("/v1/subjects", params={"guardian_email": "x"}, headers=staff)
+        await svc.client.post("/v1/subjects", json={"guardian_email": "x"}, headers=staff)
     ).status_code == 400
     assert (
-        await svc.client.get(
-            "/v1/subjects", params={"guardian_email": "erase.me.parent@example.com"}, headers=api
+        await svc.client.post(
+            "/v1/subjects", json={"guardian_email": "erase.me.parent@example.com"}, headers=api
         )
     ).status_code == 401
 

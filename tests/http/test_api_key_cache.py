@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import UTC, datetime
-from types import TracebackType
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
+from service.clock import SystemClock
 from service.db.api_keys import hash_api_key, revoke_api_key
 from service.db.invalidation import InvalidationListener, publish
 from service.http.api_key_auth import ApiKeyAuthenticator
 from tests.support.credentials import make_api_key
+
+TTL = timedelta(seconds=60)
 
 
 async def _until(predicate: Callable[[], bool], what: str) -> None:
@@ -65,7 +67,7 @@ async def _revoke_and_publish(db: asyncpg.Connection, key: str) -> None:
 async def test_a_revocation_notice_evicts_a_cached_key(
     auth_pool: asyncpg.Pool, listener: InvalidationListener, db: asyncpg.Connection
 ) -> None:
-    authenticator = ApiKeyAuthenticator(auth_pool, listener)
+    authenticator = ApiKeyAuthenticator(auth_pool, listener, ttl=TTL, clock=SystemClock())
     seen = _notices(listener)
     key = await make_api_key(db, "consent:check")
     found = await authenticator.authenticate(key)
@@ -79,41 +81,27 @@ async def test_a_revocation_notice_evicts_a_cached_key(
 
 
 class _HookAfterQuery:
-    """The real pool; once, after the lookup's query and before the result is cached, run a
-    hook (a real revocation with its real NOTIFY through the real listener)."""
+    """The real pool; once, after the lookup's query has given its connection back and before
+    the result is cached, run a hook (a real revocation with its real NOTIFY through the real
+    listener)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self.hook: Callable[[], Coroutine[Any, Any, None]] | None = None
 
-    def acquire(self) -> _HookedAcquire:
+    async def acquire(self, **options: Any) -> Any:
+        return await self._pool.acquire(**options)
+
+    async def release(self, connection: Any) -> None:
+        await self._pool.release(connection)
         hook, self.hook = self.hook, None
-        return _HookedAcquire(self._pool.acquire(), hook)
-
-
-class _HookedAcquire:
-    def __init__(self, inner: Any, hook: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
-        self._inner = inner
-        self._hook = hook
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        connection: asyncpg.Connection = await self._inner.__aenter__()
-        return connection
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._inner.__aexit__(exc_type, exc, traceback)
-        if self._hook is not None and exc_type is None:
-            await self._hook()
+        if hook is not None:
+            await hook()
 
 
 class _RacingAuthenticator(ApiKeyAuthenticator):
     def __init__(self, pool: asyncpg.Pool, listener: InvalidationListener) -> None:
-        super().__init__(pool, listener)
+        super().__init__(pool, listener, ttl=TTL, clock=SystemClock())
         self.hooked = _HookAfterQuery(pool)
         self._pool = self.hooked  # type: ignore[assignment]
 
@@ -147,7 +135,7 @@ async def test_the_generation_counter_guards_the_cache_directly(
     key = await make_api_key(db, "consent:check")
 
     async def invalidate() -> None:
-        authenticator._invalidate("api_keys")
+        authenticator._cache.invalidate("api_keys")
 
     authenticator.hooked.hook = invalidate
     assert await authenticator.authenticate(key) is not None
