@@ -21,7 +21,7 @@ from service.db import consents as consents_repo
 from service.db.api_keys import ApiKey
 from service.http.api_key_auth import api_key_guard
 from service.http.dependencies import Db
-from service.http.problems import ProblemError
+from service.http.problems import API_PROBLEMS, ProblemError, problem_responses
 from service.http.staff_auth import api_key_or_staff_guard
 from service.states import ConsentStatus, CreatedStatus, RequestStatus
 
@@ -119,7 +119,12 @@ class AppController(Controller):
     guards = [api_key_guard]
     tags = ["main app"]
 
-    @post("/age-gate", status_code=200, summary="Does this child need a guardian's consent?")
+    @post(
+        "/age-gate",
+        status_code=200,
+        summary="Does this child need a guardian's consent?",
+        responses=problem_responses(*API_PROBLEMS, 413, 422),
+    )
     async def age_gate(self, data: JSONBody[AgeGateQuery], state: State) -> AgeGateAnswer:
         runtime: Runtime = state.runtime
         try:
@@ -137,7 +142,7 @@ class AppController(Controller):
         "/consent-requests",
         opt={"scopes": ("consent:request",)},
         summary="Open a consent request; the guardian is emailed",
-        responses={},
+        responses=problem_responses(*API_PROBLEMS, 409, 413, 422, 429),
     )
     async def create_request(
         self,
@@ -164,7 +169,11 @@ class AppController(Controller):
         body = msgspec.convert(outcome.body, ConsentRequestOut)
         return Response(body, status_code=outcome.status_code)
 
-    @get("/consent-requests/{request_id:uuid}", summary="Status of a consent request")
+    @get(
+        "/consent-requests/{request_id:uuid}",
+        summary="Status of a consent request",
+        responses=problem_responses(*API_PROBLEMS),
+    )
     async def get_request(
         self, request_id: FromPath[uuid.UUID], state: State, db: Db
     ) -> ConsentRequestStatus:
@@ -187,6 +196,7 @@ class AppController(Controller):
         "/consents/check",
         opt={"scopes": ("consent:check",)},
         summary="May this subject use this purpose now? (503, never allowed, when unknown)",
+        responses=problem_responses(*API_PROBLEMS, 422),
     )
     async def check(
         self,
@@ -216,6 +226,7 @@ class AppController(Controller):
     opt={"scopes": ("consent:check",), "roles": ("support", "admin")},
     tags=["main app", "staff"],
     summary="A consent record (API key with consent:check, or staff)",
+    responses=problem_responses(*API_PROBLEMS),
 )
 async def get_consent(consent_id: FromPath[uuid.UUID], state: State, db: Db) -> ConsentRecord:
     consent = await consents_repo.get_consent(db, consent_id)

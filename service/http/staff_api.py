@@ -15,6 +15,7 @@ from service.consent.runtime import Runtime
 from service.db.audit_events import AuditEvent, subject_events
 from service.http.app_api import SUBJECT_ID_PATTERN, ConsentRecord, consent_record
 from service.http.dependencies import Db
+from service.http.problems import API_PROBLEMS, problem_responses
 from service.http.staff_auth import staff_guard
 from service.security.staff_tokens import StaffPrincipal
 
@@ -53,6 +54,7 @@ class StaffController(Controller):
         opt={"roles": ("support",)},
         status_code=200,
         summary="Revoke a granted consent with a reason (support)",
+        responses=problem_responses(*API_PROBLEMS, 409, 413),
     )
     async def revoke(
         self,
@@ -72,6 +74,7 @@ class StaffController(Controller):
         "/subjects",
         opt={"roles": ("support", "admin")},
         summary="Find the subjects a guardian email address was asked about (support)",
+        responses=problem_responses(*API_PROBLEMS),
     )
     async def find_subjects(
         self,
@@ -87,6 +90,7 @@ class StaffController(Controller):
         "/subjects/{subject_id:str}",
         opt={"roles": ("support", "admin")},
         summary="A subject's requests and consents, guardian email masked (support)",
+        responses=problem_responses(*API_PROBLEMS),
     )
     async def subject(
         self, subject_id: SubjectPath, state: State, db: Db
@@ -97,6 +101,7 @@ class StaffController(Controller):
         "/subjects/{subject_id:str}/events",
         opt={"roles": ("support", "admin")},
         summary="The subject's audit trail, oldest first (support)",
+        responses=problem_responses(*API_PROBLEMS),
     )
     async def events(self, subject_id: SubjectPath, db: Db) -> EventList:
         return EventList(subject_id=subject_id, events=await subject_events(db, subject_id))
@@ -105,6 +110,7 @@ class StaffController(Controller):
         "/subjects/{subject_id:str}/export",
         opt={"roles": ("admin",)},
         summary="Everything stored about the child and guardian (admin; GDPR Art. 15/20)",
+        responses=problem_responses(*API_PROBLEMS),
     )
     async def export(self, subject_id: SubjectPath, state: State, db: Db) -> subjects.SubjectExport:
         return await subjects.export(db, state.runtime, subject_id)
@@ -114,6 +120,7 @@ class StaffController(Controller):
         opt={"roles": ("admin",)},
         status_code=200,
         summary="Erase a subject's personal data everywhere, keeping a tombstone (admin)",
+        responses=problem_responses(*API_PROBLEMS),
     )
     async def erase(
         self, subject_id: SubjectPath, request: Request[Any, Any, Any], state: State, db: Db

@@ -12,8 +12,15 @@ from service.consent.runtime import Runtime
 from service.db.errors import DATABASE_ERRORS
 from service.db.signing_keys import published_keys
 
+JWK_SET = "application/jwk-set+json"
 
-@get("/.well-known/jwks.json", tags=["public"], summary="Consent-token public keys (JWKS)")
+
+@get(
+    "/.well-known/jwks.json",
+    tags=["public"],
+    summary="Consent-token public keys (JWKS)",
+    media_type=JWK_SET,
+)
 async def jwks(state: State) -> Response[dict[str, Any]]:
     runtime: Runtime = state.runtime
     keys = [runtime.signer.jwk]
@@ -27,6 +34,6 @@ async def jwks(state: State) -> Response[dict[str, Any]]:
     keys += [key for key in stored if key.get("kid") != runtime.signer.kid]
     return Response(
         {"keys": keys},
-        media_type="application/jwk-set+json",
+        media_type=JWK_SET,
         headers={"Cache-Control": "public, max-age=300"},
     )
