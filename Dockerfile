@@ -5,16 +5,26 @@
 # Serve:  docker run --env-file consent.env -p 8000:8000 consent-service
 # Worker: docker run --env-file consent.env consent-service consent-service worker
 
-FROM python:3.11-slim AS build
+# The base image of both stages. Pin it by digest, so that every build starts from the same
+# bytes: look the digest up with
+#   docker buildx imagetools inspect python:3.11-slim
+# and write it here as python:3.11-slim@sha256:<digest> (or pass --build-arg PYTHON_IMAGE=...).
+# Until then each build takes whatever python:3.11-slim is at the time.
+ARG PYTHON_IMAGE=python:3.11-slim
+
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
+# Every package pinned with the hashes of its files, wheels only (`make lock` makes the lock).
+COPY requirements.lock ./
+RUN pip install --require-hashes --only-binary :all: -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY service ./service
-RUN pip install .
+RUN pip install --no-deps --no-build-isolation .
 
-FROM python:3.11-slim AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin consent
 COPY --from=build /opt/venv /opt/venv
 COPY schemas /app/schemas

@@ -2,16 +2,20 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# What the virtualenv installs: every package pinned with the hashes of its files (the container
+# installs requirements.lock the same way). pyproject.toml keeps the ranges for library users.
+LOCK := requirements-dev.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 CHROMIUM ?= /usr/bin/chromium
+UV_VERSION := 0.13.9
 
-.PHONY: run test lint typecheck imports pytest browser bench openapi translations clean
+.PHONY: run test lint typecheck imports pytest browser bench openapi translations lock clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,test]'
-	rm -f $(VENV)/.installed-*
+# A new virtualenv whenever pyproject.toml or the lock changed, so nothing unlocked lingers.
+$(STAMP): pyproject.toml $(LOCK)
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --only-binary :all: -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -65,6 +69,13 @@ translations: $(STAMP)
 	$(BIN)/pybabel --quiet update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) \
 		--previous --ignore-pot-creation-date
 	$(BIN)/pybabel compile -d $(LOCALE_DIR) --statistics
+
+# Make requirements.lock and requirements-dev.lock again from pyproject.toml, with uv, keeping
+# the versions already pinned where they still fit (UPGRADE=1: the newest that fit). A test fails
+# while pyproject.toml's requirements differ from those the locks were made from.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)'
+	$(BIN)/python -m tests.support.locks $(if $(UPGRADE),--upgrade)
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

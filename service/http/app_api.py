@@ -23,7 +23,7 @@ from service.db.pool import borrow
 from service.http.api_key_auth import api_key_guard
 from service.http.dependencies import Db
 from service.http.patterns import PRINTABLE_ASCII_PATTERN, PURPOSE_ID_PATTERN, SUBJECT_ID_PATTERN
-from service.http.problems import ProblemError
+from service.http.problems import API_PROBLEMS, ProblemError, problem_responses
 from service.http.staff_auth import api_key_or_staff_guard
 from service.states import ConsentStatus, CreatedStatus, RequestStatus
 
@@ -120,7 +120,12 @@ class AppController(Controller):
     guards = [api_key_guard]
     tags = ["main app"]
 
-    @post("/age-gate", status_code=200, summary="Does this child need a guardian's consent?")
+    @post(
+        "/age-gate",
+        status_code=200,
+        summary="Does this child need a guardian's consent?",
+        responses=problem_responses(*API_PROBLEMS, 413, 422),
+    )
     async def age_gate(self, data: JSONBody[AgeGateQuery], state: State) -> AgeGateAnswer:
         runtime: Runtime = state.runtime
         try:
@@ -138,7 +143,7 @@ class AppController(Controller):
         "/consent-requests",
         opt={"scopes": ("consent:request",)},
         summary="Open a consent request; the guardian is emailed",
-        responses={},
+        responses=problem_responses(*API_PROBLEMS, 409, 413, 422, 429),
     )
     async def create_request(
         self,
@@ -168,7 +173,11 @@ class AppController(Controller):
         body = msgspec.convert(outcome.body, ConsentRequestOut)
         return Response(body, status_code=outcome.status_code)
 
-    @get("/consent-requests/{request_id:uuid}", summary="Status of a consent request")
+    @get(
+        "/consent-requests/{request_id:uuid}",
+        summary="Status of a consent request",
+        responses=problem_responses(*API_PROBLEMS),
+    )
     async def get_request(
         self, request_id: FromPath[uuid.UUID], state: State, db: Db
     ) -> ConsentRequestStatus:
@@ -191,6 +200,7 @@ class AppController(Controller):
         "/consents/check",
         opt={"scopes": ("consent:check",)},
         summary="May this subject use this purpose now? (503, never allowed, when unknown)",
+        responses=problem_responses(*API_PROBLEMS, 422),
     )
     async def check(
         self,
@@ -220,6 +230,7 @@ class AppController(Controller):
     opt={"scopes": ("consent:check",), "roles": ("support", "admin")},
     tags=["main app", "staff"],
     summary="A consent record (API key with consent:check, or staff)",
+    responses=problem_responses(*API_PROBLEMS),
 )
 async def get_consent(consent_id: FromPath[uuid.UUID], state: State, db: Db) -> ConsentRecord:
     consent = await consents_repo.get_consent(db, consent_id)

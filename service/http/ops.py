@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from service.db.errors import DATABASE_ERRORS
 from service.db.migrate import pending_versions
 from service.db.pool import borrow
-from service.http.problems import problem_response
+from service.http.problems import problem_response, problem_responses
 from service.metrics import Metrics
 
 
@@ -29,7 +29,7 @@ async def healthz() -> Health:
     "/readyz",
     tags=["ops"],
     summary="Readiness: the database is reachable and its schema is current",
-    responses={},
+    responses=problem_responses(503),
 )
 async def readyz(state: State) -> Response[Any]:
     pool: asyncpg.Pool = state.pool

@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 
 from service.consent.errors import (
     Conflict,
@@ -80,6 +81,25 @@ def problem_response(
         current_status=current_status,
     )
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+# Every API operation may answer these: invalid input, a missing or unknown credential, a
+# credential without the scope or role, no such resource, the database unavailable.
+API_PROBLEMS = (400, 401, 403, 404, 503)
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The OpenAPI entries of the problems an operation answers (usually ``API_PROBLEMS`` and
+    its own), each as problem+json: they replace Litestar's stock ``application/json`` 400."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_JSON,
+            description=_TITLES[status],
+            generate_examples=False,
+        )
+        for status in sorted(set(statuses))
+    }
 
 
 # ---- domain errors: the one table of their HTTP statuses -------------------------------------

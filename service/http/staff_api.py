@@ -16,7 +16,7 @@ from service.db.audit_events import AuditEvent, subject_events
 from service.http.app_api import ConsentRecord, consent_record
 from service.http.dependencies import Db
 from service.http.patterns import EMAIL_LOOKUP_PATTERN, SUBJECT_ID_PATTERN, TEXT_PATTERN
-from service.http.problems import ProblemError
+from service.http.problems import API_PROBLEMS, ProblemError, problem_responses
 from service.http.staff_auth import staff_guard
 from service.security.staff_tokens import StaffPrincipal
 
@@ -56,6 +56,7 @@ class StaffController(Controller):
         opt={"roles": ("support",)},
         status_code=200,
         summary="Revoke a granted consent with a reason (support)",
+        responses=problem_responses(*API_PROBLEMS, 409, 413),
     )
     async def revoke(
         self,
@@ -80,13 +81,20 @@ class StaffController(Controller):
             "The address travels in the JSON body, never in the URL, so no proxy, server or "
             "browser history records it."
         ),
+        responses=problem_responses(*API_PROBLEMS),
     )
     async def find_subjects(
         self, data: JSONBody[SubjectSearchIn], state: State, db: Db
     ) -> subjects.SubjectSearch:
         return await subjects.find_by_guardian(db, state.runtime, data.guardian_email)
 
-    @get("/subjects", opt={"roles": ("support", "admin")}, include_in_schema=False)
+    @get(
+        "/subjects",
+        opt={"roles": ("support", "admin")},
+        summary="Former form of the guardian lookup: always refused (use POST /v1/subjects)",
+        deprecated=True,
+        responses=problem_responses(*API_PROBLEMS),
+    )
     async def find_subjects_by_url(self) -> None:
         # The lookup's former form; refused, whatever its query says, without echoing it.
         raise ProblemError(
@@ -99,6 +107,7 @@ class StaffController(Controller):
         "/subjects/{subject_id:str}",
         opt={"roles": ("support", "admin")},
         summary="A subject's requests and consents, guardian email masked (support)",
+        responses=problem_responses(*API_PROBLEMS),
     )
     async def subject(
         self, subject_id: SubjectPath, state: State, db: Db
@@ -109,6 +118,7 @@ class StaffController(Controller):
         "/subjects/{subject_id:str}/events",
         opt={"roles": ("support", "admin")},
         summary="The subject's audit trail, oldest first (support)",
+        responses=problem_responses(*API_PROBLEMS),
     )
     async def events(self, subject_id: SubjectPath, db: Db) -> EventList:
         return EventList(subject_id=subject_id, events=await subject_events(db, subject_id))
@@ -117,6 +127,7 @@ class StaffController(Controller):
         "/subjects/{subject_id:str}/export",
         opt={"roles": ("admin",)},
         summary="Everything stored about the child and guardian (admin; GDPR Art. 15/20)",
+        responses=problem_responses(*API_PROBLEMS),
     )
     async def export(self, subject_id: SubjectPath, state: State, db: Db) -> subjects.SubjectExport:
         return await subjects.export(db, state.runtime, subject_id)
@@ -126,6 +137,7 @@ class StaffController(Controller):
         opt={"roles": ("admin",)},
         status_code=200,
         summary="Erase a subject's personal data everywhere, keeping a tombstone (admin)",
+        responses=problem_responses(*API_PROBLEMS),
     )
     async def erase(
         self, subject_id: SubjectPath, request: Request[Any, Any, Any], state: State, db: Db

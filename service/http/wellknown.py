@@ -13,8 +13,15 @@ from service.db.errors import DATABASE_ERRORS
 from service.db.pool import borrow
 from service.db.signing_keys import published_keys
 
+JWK_SET = "application/jwk-set+json"
 
-@get("/.well-known/jwks.json", tags=["public"], summary="Consent-token public keys (JWKS)")
+
+@get(
+    "/.well-known/jwks.json",
+    tags=["public"],
+    summary="Consent-token public keys (JWKS)",
+    media_type=JWK_SET,
+)
 async def jwks(state: State) -> Response[dict[str, Any]]:
     runtime: Runtime = state.runtime
     keys = [runtime.signer.jwk]
@@ -28,6 +35,6 @@ async def jwks(state: State) -> Response[dict[str, Any]]:
     keys += [key for key in stored if key.get("kid") != runtime.signer.kid]
     return Response(
         {"keys": keys},
-        media_type="application/jwk-set+json",
+        media_type=JWK_SET,
         headers={"Cache-Control": "public, max-age=300"},
     )
