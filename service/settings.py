@@ -9,22 +9,56 @@ once: on its field.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
-import ssl
 from collections.abc import Callable, Mapping
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import msgspec
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from service.config_values import (
+    ConfigError as ConfigError,
+)
+from service.config_values import (
+    IPNetwork as IPNetwork,
+)
+from service.config_values import (
+    SmtpConfig as SmtpConfig,
+)
+from service.config_values import (
+    StartTls as StartTls,
+)
+from service.config_values import (
+    encrypted_or_local,
+    existing_directory,
+    existing_directory_name,
+    existing_file,
+    int_between,
+    non_empty,
+    parse_bool,
+    parse_ca_file,
+    parse_data_key,
+    parse_email_address,
+    parse_http_url,
+    parse_jwks_location,
+    parse_log_level,
+    parse_postgres_dsn,
+    parse_public_url,
+    parse_webhook_secret,
+    read_signing_key,
+)
+from service.config_values import (
+    load_ed25519_private_key as load_ed25519_private_key,
+)
+from service.config_values import (
+    parse_networks as parse_networks,
+)
+from service.config_values import (
+    parse_smtp_url as parse_smtp_url,
+)
+
 T = TypeVar("T")
-IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DAY = 86_400
 # The operator's own minimum age without a guardian (its privacy policy); the age gate applies
@@ -32,40 +66,11 @@ DAY = 86_400
 OPERATOR_MIN_AGE_DEFAULT = 15
 OPERATOR_MIN_AGE_RANGE = range(13, 19)
 REPOSITORY_SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # The longest staff token (exp - iat) the service accepts: a working day and then some.
 STAFF_TOKEN_MAX_LIFETIME_DEFAULT = 12 * 3600
 STAFF_TOKEN_MAX_LIFETIME_RANGE = (300, 7 * DAY)
 # Like `serve --host`: the worker's metrics are scraped from outside its container.
 WORKER_METRICS_HOST_DEFAULT = "0.0.0.0"  # noqa: S104
-
-
-class ConfigError(Exception):
-    """A configuration value is missing or invalid; the message names the variable."""
-
-
-class StartTls(StrEnum):
-    """When an ``smtp://`` connection is upgraded with STARTTLS (``?starttls=``)."""
-
-    # Whenever the server offers it; required when credentials are configured, so a password
-    # is never sent in clear. Unset means this.
-    AUTO = "auto"
-    # Always: a server that does not offer STARTTLS gets nothing (``true``).
-    REQUIRED = "required"
-    # Never, credentials included: the explicit opt-out for a local relay (``off``).
-    OFF = "off"
-
-
-class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    starttls: StartTls = StartTls.AUTO
-    use_tls: bool = False
-    timeout: float = 10.0
-    # PEM file of the CAs the server's certificate must chain to, instead of the system's.
-    ca_file: str | None = None
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -157,12 +162,12 @@ class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LoggingConfig:
-        return cls(**_Reader(env).fields({"level": ("CONSENT_LOG_LEVEL", _parse_log_level)}))
+        return cls(**_Reader(env).fields({"level": ("CONSENT_LOG_LEVEL", parse_log_level)}))
 
 
 def database_url_from(env: Mapping[str, str]) -> str:
     """``CONSENT_DATABASE_URL`` alone, for the commands that need nothing else."""
-    return _Reader(env).required("CONSENT_DATABASE_URL", _parse_postgres_dsn)
+    return _Reader(env).required("CONSENT_DATABASE_URL", parse_postgres_dsn)
 
 
 def schemas_dir_from(env: Mapping[str, str]) -> Path:
@@ -190,48 +195,48 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
     settings = Settings(
         database_url=database_url_from(env),
         smtp=_smtp_config(reader),
-        mail_from=reader.required("CONSENT_MAIL_FROM", _parse_email_address),
-        public_url=reader.required("CONSENT_PUBLIC_URL", _parse_public_url),
-        signing_key_pem=reader.required("CONSENT_SIGNING_KEY_FILE", _read_signing_key),
-        data_key=reader.required("CONSENT_DATA_KEY", _parse_data_key),
+        mail_from=reader.required("CONSENT_MAIL_FROM", parse_email_address),
+        public_url=reader.required("CONSENT_PUBLIC_URL", parse_public_url),
+        signing_key_pem=reader.required("CONSENT_SIGNING_KEY_FILE", read_signing_key),
+        data_key=reader.required("CONSENT_DATA_KEY", parse_data_key),
         dev_mode=dev_mode,
         # Unset variables are left out, so every field keeps the default written on it.
         **reader.fields(
             {
                 "min_age": (
                     "CONSENT_MIN_AGE",
-                    _int_between(OPERATOR_MIN_AGE_RANGE.start, OPERATOR_MIN_AGE_RANGE.stop - 1),
+                    int_between(OPERATOR_MIN_AGE_RANGE.start, OPERATOR_MIN_AGE_RANGE.stop - 1),
                 ),
                 **_dev_token_variables(),
-                "staff_jwks": ("CONSENT_STAFF_JWKS", _parse_jwks_location),
-                "webhook_url": ("CONSENT_WEBHOOK_URL", _parse_http_url),
-                "webhook_secret": ("CONSENT_WEBHOOK_SECRET", _parse_webhook_secret),
-                "confirmation_delay": ("CONSENT_CONFIRMATION_DELAY", _int_between(0, 30 * DAY)),
-                "request_ttl": ("CONSENT_REQUEST_TTL", _int_between(600, 30 * DAY)),
+                "staff_jwks": ("CONSENT_STAFF_JWKS", parse_jwks_location),
+                "webhook_url": ("CONSENT_WEBHOOK_URL", parse_http_url),
+                "webhook_secret": ("CONSENT_WEBHOOK_SECRET", parse_webhook_secret),
+                "confirmation_delay": ("CONSENT_CONFIRMATION_DELAY", int_between(0, 30 * DAY)),
+                "request_ttl": ("CONSENT_REQUEST_TTL", int_between(600, 30 * DAY)),
                 "consent_max_validity": (
                     "CONSENT_MAX_VALIDITY",
-                    _int_between(DAY, 5 * 365 * DAY),
+                    int_between(DAY, 5 * 365 * DAY),
                 ),
-                "token_audience": ("CONSENT_TOKEN_AUDIENCE", _non_empty),
-                "operator_name": ("CONSENT_OPERATOR_NAME", _non_empty),
-                "privacy_notice_url": ("CONSENT_PRIVACY_NOTICE_URL", _parse_http_url),
-                "purposes_file": ("CONSENT_PURPOSES_FILE", _existing_file),
-                "db_pool_max": ("CONSENT_DB_POOL_MAX", _int_between(1, 200)),
-                "cache_ttl": ("CONSENT_CACHE_TTL", _int_between(0, 3600)),
-                "outbox_max_attempts": ("CONSENT_OUTBOX_MAX_ATTEMPTS", _int_between(1, 50)),
-                "outbox_lease": ("CONSENT_OUTBOX_LEASE", _int_between(1, 3600)),
-                "retention_denied": ("CONSENT_RETENTION_DENIED", _int_between(0, 3650 * DAY)),
-                "retention_expired": ("CONSENT_RETENTION_EXPIRED", _int_between(0, 3650 * DAY)),
+                "token_audience": ("CONSENT_TOKEN_AUDIENCE", non_empty),
+                "operator_name": ("CONSENT_OPERATOR_NAME", non_empty),
+                "privacy_notice_url": ("CONSENT_PRIVACY_NOTICE_URL", parse_http_url),
+                "purposes_file": ("CONSENT_PURPOSES_FILE", existing_file),
+                "db_pool_max": ("CONSENT_DB_POOL_MAX", int_between(1, 200)),
+                "cache_ttl": ("CONSENT_CACHE_TTL", int_between(0, 3600)),
+                "outbox_max_attempts": ("CONSENT_OUTBOX_MAX_ATTEMPTS", int_between(1, 50)),
+                "outbox_lease": ("CONSENT_OUTBOX_LEASE", int_between(1, 3600)),
+                "retention_denied": ("CONSENT_RETENTION_DENIED", int_between(0, 3650 * DAY)),
+                "retention_expired": ("CONSENT_RETENTION_EXPIRED", int_between(0, 3650 * DAY)),
                 "retention_withdrawn": (
                     "CONSENT_RETENTION_WITHDRAWN",
-                    _int_between(0, 3650 * DAY),
+                    int_between(0, 3650 * DAY),
                 ),
                 "trusted_proxies": ("CONSENT_TRUSTED_PROXIES", parse_networks),
-                "trust_forwarded_for": ("CONSENT_TRUST_FORWARDED_FOR", _parse_bool),
+                "trust_forwarded_for": ("CONSENT_TRUST_FORWARDED_FOR", parse_bool),
                 **_schemas_dir_variable(),
-                "worker_metrics_port": ("CONSENT_WORKER_METRICS_PORT", _int_between(1, 65535)),
-                "worker_metrics_host": ("CONSENT_WORKER_METRICS_HOST", _non_empty),
-                "metrics_multiprocess_dir": ("PROMETHEUS_MULTIPROC_DIR", _existing_directory_name),
+                "worker_metrics_port": ("CONSENT_WORKER_METRICS_PORT", int_between(1, 65535)),
+                "worker_metrics_host": ("CONSENT_WORKER_METRICS_HOST", non_empty),
+                "metrics_multiprocess_dir": ("PROMETHEUS_MULTIPROC_DIR", existing_directory_name),
             }
         ),
     )
@@ -239,7 +244,7 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
         ("CONSENT_STAFF_JWKS", settings.staff_jwks),
         ("CONSENT_WEBHOOK_URL", settings.webhook_url),
     ):
-        if url and "://" in url and not dev_mode and not _encrypted_or_local(url):
+        if url and "://" in url and not dev_mode and not encrypted_or_local(url):
             raise ConfigError(
                 f"{name}: must be an https:// URL (http:// only to a loopback address, or "
                 f"under `consent-service dev`), got http://{urlsplit(url).hostname}"
@@ -259,7 +264,7 @@ def _smtp_config(reader: _Reader) -> SmtpConfig:
     """``CONSENT_SMTP_URL`` and the CA file its TLS is verified with."""
     smtp = reader.required("CONSENT_SMTP_URL", parse_smtp_url)
     return msgspec.structs.replace(
-        smtp, **reader.fields({"ca_file": ("CONSENT_SMTP_CA_FILE", _parse_ca_file)})
+        smtp, **reader.fields({"ca_file": ("CONSENT_SMTP_CA_FILE", parse_ca_file)})
     )
 
 
@@ -269,18 +274,18 @@ _Variables: TypeAlias = dict[str, tuple[str, Callable[[str], Any]]]
 
 def _dev_token_variables() -> _Variables:
     return {
-        "staff_issuer": ("CONSENT_STAFF_ISSUER", _non_empty),
-        "staff_audience": ("CONSENT_STAFF_AUDIENCE", _non_empty),
-        "dev_staff_key_file": ("CONSENT_DEV_STAFF_KEY_FILE", _existing_file),
+        "staff_issuer": ("CONSENT_STAFF_ISSUER", non_empty),
+        "staff_audience": ("CONSENT_STAFF_AUDIENCE", non_empty),
+        "dev_staff_key_file": ("CONSENT_DEV_STAFF_KEY_FILE", existing_file),
         "staff_token_max_lifetime": (
             "CONSENT_STAFF_TOKEN_MAX_LIFETIME",
-            _int_between(*STAFF_TOKEN_MAX_LIFETIME_RANGE),
+            int_between(*STAFF_TOKEN_MAX_LIFETIME_RANGE),
         ),
     }
 
 
 def _schemas_dir_variable() -> _Variables:
-    return {"schemas_dir": ("CONSENT_SCHEMAS_DIR", _existing_directory)}
+    return {"schemas_dir": ("CONSENT_SCHEMAS_DIR", existing_directory)}
 
 
 class _Reader:
@@ -310,208 +315,3 @@ class _Reader:
             raise ConfigError(f"{name}: {exc}") from None
         except (ValueError, OSError) as exc:
             raise ConfigError(f"{name}: {exc}") from None
-
-
-def _non_empty(raw: str) -> str:
-    return raw
-
-
-def _parse_bool(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(f"expected true or false, got {raw!r}")
-
-
-def parse_networks(raw: str) -> tuple[IPNetwork, ...]:
-    """``10.0.0.1, 10.8.0.0/16, fd00::/8``: addresses and CIDR blocks, comma-separated."""
-    networks = []
-    for part in raw.split(","):
-        text = part.strip()
-        if not text:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(text))
-        except ValueError as exc:
-            raise ConfigError(
-                f"expected IP addresses or CIDR blocks, comma-separated: {exc}"
-            ) from None
-    return tuple(networks)
-
-
-def _int_between(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"expected a whole number, got {raw!r}") from None
-        if not low <= value <= high:
-            raise ConfigError(f"must be between {low} and {high}, got {value}")
-        return value
-
-    return parse
-
-
-def _parse_postgres_dsn(raw: str) -> str:
-    if urlsplit(raw).scheme not in {"postgres", "postgresql"}:
-        raise ConfigError("expected a postgresql://user@host:port/database URL")
-    return raw
-
-
-def _parse_public_url(raw: str) -> str:
-    return _parse_http_url(raw).rstrip("/")
-
-
-def _parse_http_url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(f"expected an http(s):// URL, got {raw!r}")
-    return raw
-
-
-def _parse_jwks_location(raw: str) -> str:
-    """A JWKS file path, or an http(s) URL."""
-    if "://" in raw:
-        return _parse_http_url(raw)
-    return raw
-
-
-def _encrypted_or_local(url: str) -> bool:
-    """https, or http to a loopback address: traffic that never crosses a network in clear."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme == "https" or host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _parse_email_address(raw: str) -> str:
-    local, _, domain = raw.rpartition("@")
-    if not local or not domain or " " in raw:
-        raise ConfigError(f"expected an email address, got {raw!r}")
-    return raw
-
-
-def parse_smtp_url(raw: str) -> SmtpConfig:
-    """Parse ``smtp://user:pass@host:port?starttls=true`` (``smtps://`` for implicit TLS).
-
-    ``starttls`` unset (or ``auto``): STARTTLS whenever the server offers it, and required when
-    the URL has credentials; ``true`` (or ``required``): always required; ``off`` (or
-    ``false``): never, the opt-out for a local relay that has no TLS.
-    """
-    parts = urlsplit(raw)
-    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
-        raise ConfigError("expected smtp://user:pass@host:port?starttls=true")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError("the port is not a number") from None
-    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    use_tls = parts.scheme == "smtps"
-    # Only what the URL says: every other field keeps the default written on it.
-    options: dict[str, Any] = {}
-    if "starttls" in query:
-        options["starttls"] = _parse_starttls(query["starttls"])
-        if use_tls and options["starttls"] is not StartTls.AUTO:
-            raise ConfigError("smtps:// is TLS from the first byte; starttls= does not apply")
-    if "timeout" in query:
-        options["timeout"] = float(query["timeout"])
-    return SmtpConfig(
-        host=parts.hostname,
-        port=port or (465 if use_tls else 25),
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        use_tls=use_tls,
-        **options,
-    )
-
-
-def _parse_starttls(raw: str) -> StartTls:
-    """``auto``, ``required`` or ``off``; the words ``_parse_bool`` knows mean required or off."""
-    try:
-        return StartTls(raw.lower())
-    except ValueError:
-        pass
-    try:
-        return StartTls.REQUIRED if _parse_bool(raw) else StartTls.OFF
-    except ConfigError:
-        raise ConfigError(f"starttls: expected auto, true or off, got {raw!r}") from None
-
-
-def _parse_ca_file(raw: str) -> str:
-    """A PEM file of CA certificates that a TLS context can load (checked at start)."""
-    path = _existing_file(raw)
-    try:
-        ssl.create_default_context(cafile=path)
-    except ssl.SSLError:
-        raise ConfigError(f"no PEM CA certificate could be read from {raw}") from None
-    return path
-
-
-def _read_signing_key(raw: str) -> bytes:
-    path = Path(raw)
-    if not path.is_file():
-        raise ConfigError(f"no such file: {raw}")
-    pem = path.read_bytes()
-    load_ed25519_private_key(pem, "CONSENT_SIGNING_KEY_FILE")
-    return pem
-
-
-def load_ed25519_private_key(pem: bytes, source: str) -> Ed25519PrivateKey:
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError):
-        raise ConfigError(f"{source}: not a PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{source}: not an Ed25519 private key")
-    return key
-
-
-def _parse_data_key(raw: str) -> bytes:
-    try:
-        key = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError("not valid base64") from None
-    if len(key) != 32:
-        raise ConfigError(f"must decode to 32 bytes, got {len(key)}")
-    return key
-
-
-def _parse_webhook_secret(raw: str) -> str:
-    if not raw.startswith("whsec_"):
-        raise ConfigError("must start with whsec_")
-    try:
-        secret = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError("the part after whsec_ is not valid base64") from None
-    if len(secret) < 16:
-        raise ConfigError("the secret must be at least 16 bytes")
-    return raw
-
-
-def _existing_file(raw: str) -> str:
-    if not Path(raw).is_file():
-        raise ConfigError(f"no such file: {raw}")
-    return raw
-
-
-def _existing_directory(raw: str) -> Path:
-    if not Path(raw).is_dir():
-        raise ConfigError(f"no such directory: {raw}")
-    return Path(raw)
-
-
-def _existing_directory_name(raw: str) -> str:
-    return str(_existing_directory(raw))
-
-
-def _parse_log_level(raw: str) -> str:
-    level = raw.lower()
-    if level not in LOG_LEVELS:
-        raise ConfigError(f"expected one of {', '.join(LOG_LEVELS)}, got {raw!r}")
-    return level
