@@ -9,7 +9,6 @@ from __future__ import annotations
 from enum import StrEnum
 
 from service.db.consent_requests import ConsentRequest
-from service.i18n import DEFAULT_LOCALE
 from service.states import ConsentStatus, LinkProblemReason
 
 
@@ -46,13 +45,14 @@ class LimitExceeded(ConsentError):
 
 
 class LinkProblem(Exception):
-    """The guardian link cannot be used; ``reason`` picks the page shown, in ``locale``."""
+    """The guardian link cannot be used; ``reason`` picks the page shown, in ``locale`` (None when
+    the link leads to no request whose language is known: the browser's language is used)."""
 
     def __init__(
         self,
         reason: LinkProblemReason,
         *,
-        locale: str = DEFAULT_LOCALE,
+        locale: str | None = None,
         retry_after_seconds: float | None = None,
     ) -> None:
         super().__init__(reason)

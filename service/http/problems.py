@@ -24,7 +24,7 @@ from service.consent.errors import (
 )
 from service.db.errors import DATABASE_UNAVAILABLE_ERRORS
 from service.http import guardian_pages
-from service.i18n import DEFAULT_LOCALE
+from service.i18n import DEFAULT_LOCALE, negotiate_locale
 from service.states import ConsentStatus, LinkProblemReason
 
 PROBLEM_JSON = "application/problem+json"
@@ -246,7 +246,7 @@ def exception_handlers() -> dict[type[Exception] | int, Any]:
 def _guardian_link_problem(request: Request[Any, Any, Any], exc: LinkProblem) -> Response[Any]:
     return guardian_pages.link_problem_page(
         exc.reason,
-        locale=exc.locale,
+        locale=exc.locale or negotiate_locale(request.headers.get("accept-language")),
         http_status=status_for(exc),
         headers=retry_after_headers(exc),
     )
