@@ -110,10 +110,12 @@ class GuardianController(Controller):
         token: str,
         *,
         errors: Sequence[FormError] = (),
-        selected: set[str] | None = None,
+        selected: frozenset[str] = frozenset(),
         attested: bool = False,
         status: int = 200,
     ) -> Template:
+        """The review form; an optional purpose is ticked only when the guardian ticked it
+        (a pre-ticked box is no consent), a required one is always shown ticked as required."""
         locale = request.locale
         language = translator(locale)
         purposes = runtime.catalogue.among(request.purposes)
@@ -127,7 +129,7 @@ class GuardianController(Controller):
             expires_at=format_datetime(request.expires_at, locale),
             form_action=f"/guardian/{token}",
             errors=[language.gettext(FORM_ERRORS[error]) for error in errors],
-            selected=selected if selected is not None else set(request.purposes),
+            selected=selected,
             attested=attested,
         )
 
@@ -164,7 +166,7 @@ class GuardianController(Controller):
                 invalid.request,
                 token,
                 errors=invalid.errors,
-                selected=set(chosen),
+                selected=frozenset(chosen),
                 attested=attested,
                 status=422,
             )

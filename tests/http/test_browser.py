@@ -216,16 +216,19 @@ async def review_and_give_consent(phone: Phone, link: str, screenshot: Path | No
         f"{OPERATOR} asks for your consent"
     )
     await expect(page.locator(".operator")).to_have_text(OPERATOR)
-    for title in ("Tutoring", "Progress reports", "Newsletter"):
-        await expect(page.get_by_role("checkbox", name=title)).to_be_checked()
+    # Only the required purpose starts ticked: an optional one is consented to by ticking it.
+    await expect(page.get_by_role("checkbox", name="Tutoring")).to_be_checked()
+    for title in ("Progress reports", "Newsletter"):
+        await expect(page.get_by_role("checkbox", name=title)).not_to_be_checked()
+    attestation = page.get_by_label("I am the parent or legal guardian", exact=False)
+    await expect(attestation).not_to_be_checked()
     await assert_fits_the_screen(page)
     if screenshot is not None:
         await page.screenshot(path=str(screenshot), full_page=True)
 
-    await page.get_by_label("I am the parent or legal guardian", exact=False).check()
-    newsletter = page.get_by_role("checkbox", name="Newsletter")
-    await newsletter.uncheck()
-    await expect(newsletter).not_to_be_checked()
+    await attestation.check()
+    await page.get_by_role("checkbox", name="Progress reports").check()
+    await expect(page.get_by_role("checkbox", name="Newsletter")).not_to_be_checked()
 
     await submit(page, "Give consent")
     await expect(page.get_by_role("heading", level=1)).to_have_text(
@@ -305,7 +308,7 @@ async def test_missing_attestation_is_explained_and_keeps_the_choices(
     link = await emailed_link(live_worker, mailbox, server, withdraw=False)
     page = phone.page
     await open_link(phone, link)
-    await page.get_by_role("checkbox", name="Newsletter").uncheck()
+    await page.get_by_role("checkbox", name="Progress reports").check()
 
     await submit(page, "Give consent", expected_status=422)
     await expect(page.get_by_role("alert")).to_be_visible()
