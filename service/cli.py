@@ -27,7 +27,7 @@ from service.db.audit_events import chain_hash_at, chain_head, record_event, ver
 from service.db.connection import Connection
 from service.db.invalidation import publish
 from service.db.migrate import MigrationError, migrate
-from service.db.outbox import OutboxListing, list_messages
+from service.db.outbox import OutboxListing, list_messages, requeue_dead
 from service.db.pool import create_pool, pool_stats
 from service.dev.pgcluster import ClusterError
 from service.metrics import Metrics, metrics_server
@@ -282,9 +282,7 @@ def cmd_outbox_retry(args: argparse.Namespace) -> None:
         raise CommandError(f"not an outbox id: {args.id!r}") from None
 
     async def action(connection: Connection) -> str | None:
-        from service.delivery import outbox
-
-        return await outbox.retry_dead(connection, item_id, SystemClock().now())
+        return await requeue_dead(connection, item_id, SystemClock().now())
 
     outcome = asyncio.run(_with_connection(action))
     if outcome is None:

@@ -15,6 +15,7 @@ import asyncpg
 from service.consent import retention, sweeps
 from service.consent.runtime import Runtime
 from service.db import idempotency_keys, rate_limits
+from service.db import outbox as outbox_table
 from service.db.errors import DATABASE_ERRORS
 from service.db.outbox import OutboxItem
 from service.db.pool import borrow
@@ -82,7 +83,7 @@ class Worker:
         delivered = 0
         while True:
             async with borrow(self.pool) as connection:
-                items = await outbox.claim_due(
+                items = await outbox_table.claim_due(
                     connection, now=self.runtime.clock.now(), limit=BATCH_SIZE, lease=self.lease
                 )
             if not items:
@@ -161,7 +162,7 @@ class Worker:
             await self.mail.close()
             return 0
         async with borrow(self.pool) as connection:
-            await outbox.mark_sent(connection, item, self.runtime.clock.now())
+            await outbox_table.mark_sent(connection, item, self.runtime.clock.now())
         self.metrics.delivered(item.kind)
         return 1
 

@@ -12,11 +12,11 @@ from service.consent.errors import AlreadyEnded, Conflict, LinkProblem, NotFound
 from service.consent.runtime import Runtime
 from service.db import consents as consents_repo
 from service.db import locks
+from service.db import outbox as outbox_table
 from service.db.audit_events import GUARDIAN_ACTOR, SYSTEM_ACTOR, record_event
 from service.db.connection import Connection
 from service.db.consent_requests import ConsentRequest
 from service.db.consents import Consent
-from service.delivery import outbox
 from service.security.tokens import hash_link_token
 from service.states import ConsentStatus, LinkProblemReason, RequestStatus
 
@@ -150,7 +150,7 @@ async def lapse_side_effects(
 ) -> None:
     """The messages of a lapse: no more emails about it, and the app's webhook."""
     # a confirmation still queued would describe a consent that has ended
-    await outbox.cancel_emails_for(connection, consent.id)
+    await outbox_table.cancel_emails_for(connection, consent.id)
     await notifications.consent_webhook(connection, runtime, consent, ConsentStatus.EXPIRED, now)
 
 
@@ -181,7 +181,7 @@ async def request_closed_unanswered(
     reason: str,
 ) -> None:
     """What follows a request closing unanswered: no more emails, a webhook, the event."""
-    await outbox.cancel_emails_for(connection, request.id)
+    await outbox_table.cancel_emails_for(connection, request.id)
     await notifications.webhook(
         connection,
         runtime,

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
+from service.db import outbox as outbox_table
 from service.db.connection import Connection
 from service.db.consent_requests import ConsentRequest
 from service.db.consents import Consent
@@ -111,7 +112,7 @@ async def tell_replaced_guardian(
     now: datetime,
 ) -> None:
     """A consent replaced by another guardian's: its guardian must not find out by chance."""
-    await outbox.cancel_emails_for(connection, old.id)
+    await outbox_table.cancel_emails_for(connection, old.id)
     if old.guardian_ref == new_request.guardian_ref:
         return
     old_request = await requests_repo.get_request(connection, old.request_id)
@@ -167,7 +168,7 @@ async def tell_consent_ended(
             revoked_at=now,
         )
     # A pending email-plus confirmation would now tell the guardian something untrue.
-    await outbox.cancel_emails_for(connection, consent.id)
+    await outbox_table.cancel_emails_for(connection, consent.id)
     await outbox.enqueue_email(
         connection,
         runtime.protector,

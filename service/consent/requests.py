@@ -17,9 +17,9 @@ from service.consent.errors import Conflict, InvalidInput, LimitExceeded
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import idempotency_keys, locks
+from service.db import outbox as outbox_table
 from service.db.audit_events import record_event
 from service.db.connection import Connection
-from service.delivery import outbox
 from service.i18n import negotiate_locale
 from service.security.email_address import EmailAddress, InvalidEmailAddress, parse_email_address
 from service.security.tokens import hash_link_token, new_link_token
@@ -119,7 +119,7 @@ async def create_request(
             )
         cancelled = await requests_repo.cancel_pending_for_subject(connection, body.subject_id, now)
         for old_request in cancelled:
-            await outbox.cancel_emails_for(connection, old_request)
+            await outbox_table.cancel_emails_for(connection, old_request)
 
         request_id = uuid.uuid4()
         link_token = new_link_token()

@@ -12,9 +12,9 @@ from datetime import timedelta
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
+from service.db import outbox as outbox_table
 from service.db.audit_events import SYSTEM_ACTOR, record_event
 from service.db.connection import Connection
-from service.delivery import outbox
 
 BATCH = 500
 # A client retrying with the same Idempotency-Key gets the first answer for this long.
@@ -75,4 +75,4 @@ async def purge_consents(connection: Connection, runtime: Runtime) -> int:
 async def purge_outbox(connection: Connection, runtime: Runtime) -> int:
     """Messages that were never delivered keep their (encrypted) address only so long."""
     before = runtime.clock.now() - timedelta(seconds=runtime.settings.retention_expired)
-    return await outbox.purge_undelivered(connection, before)
+    return await outbox_table.drop_undelivered_payloads(connection, before)

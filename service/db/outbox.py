@@ -188,7 +188,8 @@ async def mark_failed(
 
 
 async def requeue_dead(connection: Connection, item_id: uuid.UUID, now: datetime) -> str | None:
-    """Make a dead message that still has its payload pending again; its topic, or None."""
+    """Make a dead message that still has its payload pending again, keeping its id (the
+    webhook-id receivers dedupe on); its topic, or None."""
     row = await connection.fetchrow(
         """
         update outbox set status = 'pending', attempts = 0, next_attempt_at = $2, last_error = null,
@@ -216,7 +217,9 @@ async def drop_undelivered_payloads(connection: Connection, before: datetime) ->
 
 
 async def cancel_emails_for(connection: Connection, related_id: uuid.UUID) -> None:
-    """Cancel the pending and dead emails about one record, dropping their payloads."""
+    """Cancel the pending and dead emails about one record, dropping their payloads: they would
+    now tell the guardian something stale. Webhooks are never cancelled: the main app must hear
+    of every change, in order."""
     await connection.execute(
         """
         update outbox set status = 'cancelled', payload = null, payload_enc = null

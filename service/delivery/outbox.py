@@ -101,22 +101,11 @@ def decrypt_email(protector: DataProtector, item: OutboxItem) -> EmailPayload:
     return msgspec.structs.replace(payload, to=parse_email_address(payload.to).address)
 
 
-async def claim_due(
-    connection: Connection, *, now: datetime, limit: int, lease: timedelta
-) -> list[OutboxItem]:
-    """Claim up to ``limit`` due messages that no other worker holds, until ``now + lease``."""
-    return await outbox_table.claim_due(connection, now=now, limit=limit, lease=lease)
-
-
 async def renew_claims(
     connection: Connection, items: list[OutboxItem], *, now: datetime, lease: timedelta
 ) -> set[uuid.UUID]:
     """Extend our claims on ``items`` to ``now + lease``; the ids of those still ours."""
     return await outbox_table.renew_claims(connection, items, until=now + lease)
-
-
-async def mark_sent(connection: Connection, item: OutboxItem, now: datetime) -> None:
-    await outbox_table.mark_sent(connection, item, now)
 
 
 async def mark_failed(
@@ -136,21 +125,3 @@ async def mark_failed(
         next_attempt_at=now + backoff(item.attempts),
     )
     return status
-
-
-async def retry_dead(connection: Connection, item_id: uuid.UUID, now: datetime) -> str | None:
-    """Put a dead message back in the queue, keeping its id (the webhook-id receivers dedupe on)."""
-    return await outbox_table.requeue_dead(connection, item_id, now)
-
-
-async def purge_undelivered(connection: Connection, before: datetime) -> int:
-    """Drop the payloads of messages given up on (dead, cancelled) before ``before``."""
-    return await outbox_table.drop_undelivered_payloads(connection, before)
-
-
-async def cancel_emails_for(connection: Connection, related_id: uuid.UUID) -> None:
-    """Drop undelivered emails about a record that would now tell the guardian something stale.
-
-    Webhooks are never cancelled: the main app must hear of every change, in order.
-    """
-    await outbox_table.cancel_emails_for(connection, related_id)

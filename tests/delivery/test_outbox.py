@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 
 from service.clock import ManualClock
-from service.delivery import outbox
+from service.db import outbox as outbox_table
 from service.dev.mailcatcher import MailCatcher
 from service.settings import Settings, load_settings
 from service.worker import Worker
@@ -158,7 +158,7 @@ async def test_message_claimed_by_a_worker_that_died_is_delivered_after_the_leas
 ) -> None:
     request_id = await create(client, auth, clock)
     # A replica claims the message and dies before sending or marking it.
-    [claimed] = await outbox.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
+    [claimed] = await outbox_table.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
     assert claimed.related_id == request_id
 
     assert await worker.deliver_due() == 0  # still leased to the dead replica

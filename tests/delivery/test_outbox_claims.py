@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 
 from service.clock import ManualClock
+from service.db import outbox as outbox_table
 from service.delivery import outbox
 from service.worker import Worker
 from tests.support.dates import SECOND, birth_date_years_ago
@@ -40,17 +41,17 @@ async def test_a_stale_claimer_cannot_mark_a_reclaimed_message(
         email="claims@example.com",
         birth_date=birth_date_years_ago(clock),
     )
-    [first] = await outbox.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
+    [first] = await outbox_table.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
     assert first.related_id == request_id
-    assert await outbox.claim_due(db, now=clock.now(), limit=10, lease=LEASE) == []  # leased
+    assert await outbox_table.claim_due(db, now=clock.now(), limit=10, lease=LEASE) == []  # leased
 
     clock.advance(LEASE + timedelta(seconds=1))
-    [second] = await outbox.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
+    [second] = await outbox_table.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
     assert second.id == first.id
     assert second.attempts == first.attempts + 1
 
     # The first claimer wakes up late: neither its success nor its failure may count.
-    await outbox.mark_sent(db, first, clock.now())
+    await outbox_table.mark_sent(db, first, clock.now())
     row = await email_row(db, request_id)
     assert row["status"] == "pending"
     assert row["payload_enc"] is not None
@@ -60,7 +61,7 @@ async def test_a_stale_claimer_cannot_mark_a_reclaimed_message(
     assert row["status"] == "pending"
     assert row["last_error"] is None
 
-    await outbox.mark_sent(db, second, clock.now())
+    await outbox_table.mark_sent(db, second, clock.now())
     row = await email_row(db, request_id)
     assert row["status"] == "sent"
     assert row["payload_enc"] is None
@@ -87,11 +88,11 @@ async def test_each_claim_has_its_own_id_and_a_stale_claimer_cannot_touch_a_retr
     await create_request(
         client, auth, subject_id=SUBJECT, email=GUARDIAN, birth_date=birth_date_years_ago(clock)
     )
-    [first] = await outbox.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
+    [first] = await outbox_table.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
     assert await _claim_id(db, first.id) == first.claim_id
 
     clock.advance(LEASE + SECOND)  # the first claimer's lease ran out
-    [second] = await outbox.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
+    [second] = await outbox_table.claim_due(db, now=clock.now(), limit=10, lease=LEASE)
     assert second.id == first.id
     assert second.claim_id != first.claim_id
     assert await _claim_id(db, first.id) == second.claim_id
@@ -102,12 +103,12 @@ async def test_each_claim_has_its_own_id_and_a_stale_claimer_cannot_touch_a_retr
     )
     assert state == "dead"
     assert await db.fetchval("select status from outbox where id = $1", first.id) == "dead"
-    assert await outbox.retry_dead(db, first.id, clock.now()) == "guardian_request"
+    assert await outbox_table.requeue_dead(db, first.id, clock.now()) == "guardian_request"
     assert await _claim_id(db, first.id) is None
 
     # Both earlier claimers wake up late: neither a success nor a failure may count.
     for stale in (first, second):
-        await outbox.mark_sent(db, stale, clock.now())
+        await outbox_table.mark_sent(db, stale, clock.now())
         await outbox.mark_failed(db, stale, error="Stale", now=clock.now(), max_attempts=1)
     row = await db.fetchrow("select * from outbox where id = $1", first.id)
     assert row is not None

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from service.clock import ManualClock
+from service.db import outbox as outbox_table
 from service.delivery import outbox
 from service.delivery.smtp import message_id
 from service.settings import ConfigError, load_settings
@@ -204,20 +205,20 @@ async def test_only_the_current_claimer_renews_and_a_finished_message_is_not_ren
 ) -> None:
     lease = timedelta(seconds=10)
     request_id = await request_for(client, auth, clock, STALLED)
-    [first] = await outbox.claim_due(db, now=clock.now(), limit=10, lease=lease)
+    [first] = await outbox_table.claim_due(db, now=clock.now(), limit=10, lease=lease)
 
     clock.advance(lease / 2)
     assert await outbox.renew_claims(db, [first], now=clock.now(), lease=lease) == {first.id}
     clock.advance(lease * 0.9)  # past the first lease, within the renewed one
-    assert await outbox.claim_due(db, now=clock.now(), limit=10, lease=lease) == []
+    assert await outbox_table.claim_due(db, now=clock.now(), limit=10, lease=lease) == []
 
     clock.advance(lease)  # the renewed lease ran out: another worker takes the message
-    [second] = await outbox.claim_due(db, now=clock.now(), limit=10, lease=lease)
+    [second] = await outbox_table.claim_due(db, now=clock.now(), limit=10, lease=lease)
     assert second.id == first.id
     assert await outbox.renew_claims(db, [first], now=clock.now(), lease=lease) == set()
     assert await outbox.renew_claims(db, [second], now=clock.now(), lease=lease) == {second.id}
 
-    await outbox.mark_sent(db, second, clock.now())
+    await outbox_table.mark_sent(db, second, clock.now())
     assert await outbox.renew_claims(db, [second], now=clock.now(), lease=lease) == set()
     assert (await email_row(db, request_id))["status"] == "sent"
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from service.clock import ManualClock
-from service.delivery import outbox
+from service.db import outbox as outbox_table
 from service.dev.pgcluster import free_port
 from service.settings import DAY, Settings, load_settings
 from service.worker import Worker
@@ -162,7 +162,7 @@ async def test_dead_email_keeps_its_payload_only_until_the_retention_has_passed(
     assert purged["payload_enc"] is None
     assert await db.fetchval("select payload from outbox where id = $1", dead["id"]) is None
     # Nothing is left to retry once the payload is gone.
-    assert await outbox.retry_dead(db, dead["id"], clock.now()) is None
+    assert await outbox_table.requeue_dead(db, dead["id"], clock.now()) is None
     assert (
         await db.fetchval("select status from consent_requests where id = $1", request_id)
         == "pending"
