@@ -99,7 +99,7 @@ class GuardianController(Controller):
                 waits.append(wait)
         if waits:
             raise LimitExceeded(
-                "Too many submissions from your network. Please wait a minute and try again.",
+                "Too many submissions from this network; try again later.",
                 retry_after_seconds=max(waits),
             )
 

@@ -31,6 +31,9 @@ FORM_ERRORS = {
     FormError.ATTESTATION: N_("Please confirm that you are the child's parent or legal guardian."),
     FormError.CONFIRM: N_("Please confirm that you want to withdraw your consent."),
 }
+TOO_MANY_SUBMISSIONS = N_(
+    "Too many forms have been sent from your network in a short time, so this one was not accepted."
+)
 FORM_EXPIRED = N_(
     "The form could not be accepted: it has expired or your browser did not send its security "
     "cookie. Go back, reload the page and submit it again."

@@ -24,7 +24,7 @@ from service.consent.errors import (
 )
 from service.db.errors import DATABASE_UNAVAILABLE_ERRORS
 from service.http import guardian_pages
-from service.i18n import DEFAULT_LOCALE, negotiate_locale
+from service.i18n import negotiate_locale, translator
 from service.states import ConsentStatus, LinkProblemReason
 
 PROBLEM_JSON = "application/problem+json"
@@ -253,13 +253,15 @@ def _guardian_link_problem(request: Request[Any, Any, Any], exc: LinkProblem) ->
 
 
 def _guardian_limit(request: Request[Any, Any, Any], exc: LimitExceeded) -> Response[Any]:
-    # The detail is written in English only, so the page around it is English too.
+    # The only limit on guardian pages is the one on form submissions per client address; the
+    # request is not loaded yet, so the browser's language is all there is to go by.
+    locale = negotiate_locale(request.headers.get("accept-language"))
     return guardian_pages.error_page(
         request,
         status_for(exc),
         headers=retry_after_headers(exc),
-        message=exc.detail,
-        locale=DEFAULT_LOCALE,
+        message=translator(locale).gettext(guardian_pages.TOO_MANY_SUBMISSIONS),
+        locale=locale,
     )
 
 
