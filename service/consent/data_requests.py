@@ -68,9 +68,9 @@ def due_at(kind: DataRequestKind, received_at: datetime, settings: Settings) -> 
     or for a complaint ``CONSENT_COMPLAINT_DUE_WORKING_DAYS`` working days (Monday to Friday,
     weekdays in UTC).
 
-    The period runs from the moment of receipt and ends at the same time of day, so it is
-    never longer than the promised number of days. Public holidays count as working days: the
-    deadline comes earlier, never later, than one that skips them.
+    The period runs from the moment of receipt and ends at the same time of day, inside the
+    promised period rather than on its last midnight. Public holidays count as working days:
+    the deadline comes earlier, never later, than one that skips them.
     """
     if kind != DataRequestKind.COMPLAINT:
         return received_at + timedelta(days=settings.data_request_due_days)
