@@ -3,6 +3,7 @@ moved on to a final answer, audited, counted in /metrics, exported and erased wi
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,10 +11,13 @@ from typing import Any
 import asyncpg
 import pytest
 
+from service.app import create_app
 from service.clock import ManualClock
 from service.db.audit_events import verify_chain
+from service.dev.pgcluster import free_port
+from service.settings import load_settings
 from tests.support.problems import assert_problem
-from tests.support.service import Service
+from tests.support.service import Service, serving
 
 SUBJECT = "child-rights-request-1"
 OTHER = "child-rights-request-2"
@@ -410,11 +414,46 @@ async def test_every_change_is_an_audit_event_naming_the_staff_member(
     assert (checked, broken) == (3, None)
 
 
-async def test_metrics_count_open_and_overdue_requests(svc: Service, clock: ManualClock) -> None:
-    def sample(text: str, name: str) -> float:
-        [line] = [line for line in text.splitlines() if line.startswith(f"{name} ")]
-        return float(line.split()[1])
+def sample(text: str, name: str) -> float:
+    [line] = [line for line in text.splitlines() if line.startswith(f"{name} ")]
+    return float(line.split()[1])
 
+
+async def test_racing_answers_close_a_request_once(svc: Service, db: asyncpg.Connection) -> None:
+    created = await _open(svc)
+    url = f"/v1/data-requests/{created['id']}"
+    answers = await asyncio.gather(
+        *(
+            svc.client.patch(url, json=body, headers=svc.staff("support", sub=sub))
+            for sub, body in (
+                ("bob", {"status": "done", "outcome": "Copy sent"}),
+                ("carol", {"status": "refused", "refusal_reason": "Not the guardian"}),
+                ("dave", {"status": "done", "outcome": "Copy sent again"}),
+            )
+        )
+    )
+    assert sorted(answer.status_code for answer in answers) == [200, 409, 409]
+    [winner] = [answer.json() for answer in answers if answer.status_code == 200]
+    for answer in answers:
+        if answer.status_code == 409:
+            assert answer.json()["current_status"] == winner["status"]
+    closing = [e["action"] for e in await _events(db) if e["to_status"] in ("done", "refused")]
+    assert closing == [f"data_request.{winner['status']}"]
+
+
+async def test_metrics_leave_the_counts_out_while_the_database_is_unreachable(
+    base_env: dict[str, str], clock: ManualClock
+) -> None:
+    nowhere = f"postgresql://consent@127.0.0.1:{free_port()}/consent"
+    app = create_app(load_settings({**base_env, "CONSENT_DATABASE_URL": nowhere}), clock=clock)
+    async with serving(app) as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert "consent_db_pool_max" in response.text
+    assert "consent_data_requests" not in response.text
+
+
+async def test_metrics_count_open_and_overdue_requests(svc: Service, clock: ManualClock) -> None:
     text = (await svc.client.get("/metrics")).text
     assert sample(text, "consent_data_requests_open") == 0
     assert sample(text, "consent_data_requests_overdue") == 0
