@@ -38,6 +38,7 @@ from service.http.json_request import JsonRequest
 from service.http.metrics import metrics_middleware_factory
 from service.http.problems import exception_handlers
 from service.http.staff_api import StaffController
+from service.http.staff_data_requests import DataRequestController
 from service.http.wellknown import jwks
 from service.metrics import Metrics
 from service.security.staff_tokens import verifier_from_settings
@@ -105,6 +106,7 @@ def create_app(
         AppController,
         get_consent,
         StaffController,
+        DataRequestController,
         GuardianController,
         create_static_files_router(
             path="/static", directories=[PACKAGE_DIR / "static"], include_in_schema=False

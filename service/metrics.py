@@ -173,6 +173,26 @@ class WorkerMetrics:
             self.swept.labels(sweep).inc(count)
 
 
+def data_request_exposition(*, unanswered: int, overdue: int) -> bytes:
+    """Rights requests waiting for an answer, read from the database at each scrape.
+
+    The database is the one source of these numbers, so whichever process answers the scrape
+    reports them whole; they are not summed across processes or kept between scrapes.
+    """
+    registry = CollectorRegistry(auto_describe=True)
+    Gauge(
+        "consent_data_requests_open",
+        "Rights requests not answered yet (open or in progress).",
+        registry=registry,
+    ).set(unanswered)
+    Gauge(
+        "consent_data_requests_overdue",
+        "Rights requests not answered yet whose due date has passed.",
+        registry=registry,
+    ).set(overdue)
+    return generate_latest(registry)
+
+
 def _reading(read: Callable[[], Mapping[str, int]], stat: str) -> Callable[[], float]:
     return lambda: float(read()[stat])
 

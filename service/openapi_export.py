@@ -40,9 +40,13 @@ def render_openapi(schemas_dir: Path) -> str:
 
 
 def write_openapi(path: Path, schemas_dir: Path) -> Path:
+    # Rendered before any file is opened, so a failing export leaves no stray file beside it.
+    text = render_openapi(schemas_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as tmp:
-        tmp.write(render_openapi(schemas_dir))
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=".openapi-", delete=False, encoding="utf-8"
+    ) as tmp:
+        tmp.write(text)
     Path(tmp.name).chmod(0o644)
     Path(tmp.name).replace(path)
     return path

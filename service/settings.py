@@ -105,6 +105,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_denied: int = 30 * DAY
     retention_expired: int = 30 * DAY
     retention_withdrawn: int = 90 * DAY
+    # The operator's promises for rights requests: an answer within 10 days, a complaint about
+    # an access decision decided within five working days (its privacy policy).
+    data_request_due_days: int = 10
+    complaint_due_working_days: int = 5
     # Peers whose X-Forwarded-For is believed (``service.http.client_address``).
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # Deprecated: without trusted_proxies, believe one X-Forwarded-For hop from any peer.
@@ -230,6 +234,11 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
                 "retention_withdrawn": (
                     "CONSENT_RETENTION_WITHDRAWN",
                     int_between(0, 3650 * DAY),
+                ),
+                "data_request_due_days": ("CONSENT_DATA_REQUEST_DUE_DAYS", int_between(1, 30)),
+                "complaint_due_working_days": (
+                    "CONSENT_COMPLAINT_DUE_WORKING_DAYS",
+                    int_between(1, 20),
                 ),
                 "trusted_proxies": ("CONSENT_TRUSTED_PROXIES", parse_networks),
                 "trust_forwarded_for": ("CONSENT_TRUST_FORWARDED_FOR", parse_bool),

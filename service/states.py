@@ -75,3 +75,34 @@ class LinkProblemReason(StrEnum):
     NOT_LIVE = "not_live"
     SUPERSEDED = "superseded"
     NOT_REQUIRED = "not_required"
+
+
+class DataRequestKind(StrEnum):
+    """A rights request a guardian makes (GDPR Art. 15-21), or a complaint about an access
+    decision (decided as a new request)."""
+
+    ACCESS = "access"
+    PORTABILITY = "portability"
+    RECTIFICATION = "rectification"
+    ERASURE = "erasure"
+    RESTRICTION = "restriction"
+    OBJECTION = "objection"
+    COMPLAINT = "complaint"
+
+
+class DataRequestChannel(StrEnum):
+    """How a rights request reached the operator."""
+
+    GUARDIAN_PAGE = "guardian_page"
+    STAFF_LETTER = "staff_letter"
+    STAFF_EMAIL = "staff_email"
+    STAFF_PHONE = "staff_phone"
+
+
+class DataRequestStatus(StrEnum):
+    """A rights request: open until answered; done and refused are final."""
+
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    REFUSED = "refused"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from service.db.consent_requests import ConsentRequest
-from service.states import ConsentStatus, LinkProblemReason
+from service.states import ConsentStatus, DataRequestStatus, LinkProblemReason
 
 
 class ConsentError(Exception):
@@ -31,7 +31,9 @@ class InvalidInput(ConsentError):
 class Conflict(ConsentError):
     """The record is not in a state that allows the operation."""
 
-    def __init__(self, detail: str, *, current_status: ConsentStatus | None = None) -> None:
+    def __init__(
+        self, detail: str, *, current_status: ConsentStatus | DataRequestStatus | None = None
+    ) -> None:
         super().__init__(detail)
         self.current_status = current_status
 

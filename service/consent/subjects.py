@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from service.consent import lifecycle, notifications
+from service.consent import data_requests, lifecycle, notifications
 from service.consent.runtime import Runtime
 from service.db import locks
 from service.db import subjects as subjects_repo
@@ -75,6 +75,7 @@ class SubjectExport(msgspec.Struct, frozen=True, kw_only=True):
     consents: list[dict[str, Any]]
     events: list[AuditEvent]
     messages: list[MessageRecord]
+    data_requests: list[data_requests.DataRequestView]
 
 
 class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,6 +85,7 @@ class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
     consents: int
     messages: int
     events_redacted: int
+    data_requests: int
 
 
 class SubjectMatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -191,6 +193,7 @@ async def export(connection: Connection, runtime: Runtime, subject_id: str) -> S
             )
             for m in messages
         ],
+        data_requests=await data_requests.of_subject(connection, runtime, subject_id),
     )
 
 
@@ -209,7 +212,8 @@ async def erase(
 ) -> ErasureReceipt:
     """Erase a subject everywhere (GDPR Art. 17(1)(f), COPPA 312.6), keeping a tombstone.
 
-    Request and consent rows and undelivered emails are deleted; audit events lose their
+    Request and consent rows and undelivered emails are deleted; rights requests keep only
+    their anonymous facts (kind, channel, dates, status); audit events lose their
     personal fields (the chain still verifies, see ``service.db.audit_events``); one anonymous
     ``subject.erased`` event records that it happened. Pending webhooks stay so the main app
     still learns what changed, and a ``subject.erased`` webhook tells it to erase its copy.
@@ -217,7 +221,7 @@ async def erase(
     now = runtime.clock.now()
     async with connection.transaction():
         request_ids = await lock_subject_records(connection, subject_id)
-        erased = await subjects_repo.erase_rows(connection, subject_id)
+        erased = await subjects_repo.erase_rows(connection, subject_id, now)
         await notifications.subject_erased_webhook(connection, runtime, subject_id, now)
         receipt = ErasureReceipt(
             subject_id=subject_id,
@@ -226,6 +230,7 @@ async def erase(
             consents=erased.consents,
             messages=erased.messages,
             events_redacted=erased.events_redacted,
+            data_requests=erased.data_requests,
         )
         await record_event(
             connection,
@@ -237,6 +242,7 @@ async def erase(
                 "consents": receipt.consents,
                 "messages": receipt.messages,
                 "events_redacted": receipt.events_redacted,
+                "data_requests": receipt.data_requests,
             },
         )
     return receipt

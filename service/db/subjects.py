@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 import msgspec
 
-from service.db import idempotency_keys
+from service.db import data_requests, idempotency_keys
 from service.db.connection import Connection
 from service.states import ConsentStatus, OutboxKind, OutboxStatus, RequestStatus
 
@@ -69,6 +69,7 @@ class ErasedRows(msgspec.Struct, frozen=True, kw_only=True):
     consents: int
     messages: int
     events_redacted: int
+    data_requests: int
 
 
 async def subjects_of_guardian(
@@ -132,10 +133,12 @@ async def lock_rows(connection: Connection, subject_id: str) -> list[uuid.UUID]:
     return [row["id"] for row in rows]
 
 
-async def erase_rows(connection: Connection, subject_id: str) -> ErasedRows:
-    """Delete the subject's records and emails, and blank its audit events' personal fields.
+async def erase_rows(connection: Connection, subject_id: str, now: datetime) -> ErasedRows:
+    """Delete the subject's records and emails, and blank its audit events' and rights
+    requests' personal fields.
 
-    Webhooks still pending stay: the main app must still learn what changed.
+    Webhooks still pending stay: the main app must still learn what changed. A rights request
+    keeps its anonymous facts: that it was made, and when it was due and answered.
     """
     await idempotency_keys.delete_for_subject(connection, subject_id)
     consents = await connection.fetchval(
@@ -153,6 +156,7 @@ async def erase_rows(connection: Connection, subject_id: str) -> ErasedRows:
         """,
         subject_id,
     )
+    erased_requests = await data_requests.erase_for_subject(connection, subject_id, now)
     await connection.execute("set local consent.redaction = 'on'")
     redacted = await connection.fetchval(
         """
@@ -166,4 +170,9 @@ async def erase_rows(connection: Connection, subject_id: str) -> ErasedRows:
         subject_id,
     )
     await connection.execute("set local consent.redaction = 'off'")
-    return ErasedRows(consents=int(consents), messages=int(messages), events_redacted=int(redacted))
+    return ErasedRows(
+        consents=int(consents),
+        messages=int(messages),
+        events_redacted=int(redacted),
+        data_requests=erased_requests,
+    )

@@ -25,7 +25,7 @@ from service.consent.errors import (
 from service.db.errors import DATABASE_UNAVAILABLE_ERRORS
 from service.http import guardian_pages
 from service.i18n import negotiate_locale, translator
-from service.states import ConsentStatus, LinkProblemReason
+from service.states import ConsentStatus, DataRequestStatus, LinkProblemReason
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -53,7 +53,9 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     status: int
     detail: str
     errors: list[dict[str, Any]] | None = None
-    current_status: ConsentStatus | None = None
+    # the record's status when it blocks the operation (409): a consent's or a data request's
+    # (msgspec encodes no union of two string enums, so the field is typed as plain text)
+    current_status: str | None = None
 
 
 class ProblemError(HTTPException):
@@ -71,7 +73,7 @@ def problem_response(
     *,
     headers: dict[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
-    current_status: ConsentStatus | None = None,
+    current_status: ConsentStatus | DataRequestStatus | None = None,
 ) -> Response[Problem]:
     body = Problem(
         title=_TITLES.get(status, "Error"),

@@ -9,7 +9,7 @@ every run sends the same requests."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -174,7 +174,13 @@ def test_a_consent_life_is_answered_as_documented(server: Target) -> None:
     with real records (granted, revoked, exported, erased) are checked against the document."""
     granted = server.granted
     other_child = "fuzz-sibling"
-    steps: list[tuple[str, str, dict[str, Any], int]] = [
+    data_request: dict[str, str] = {}
+
+    def the_data_request(**parts: Any) -> Callable[[], dict[str, Any]]:
+        # its id is known once the step that records it has been answered
+        return lambda: {"path_parameters": {"request_id": data_request["id"]}, **parts}
+
+    steps: list[tuple[str, str, dict[str, Any] | Callable[[], dict[str, Any]], int]] = [
         ("GET", "/healthz", {}, 200),
         ("GET", "/readyz", {}, 200),
         ("GET", "/metrics", {}, 200),
@@ -216,6 +222,33 @@ def test_a_consent_life_is_answered_as_documented(server: Target) -> None:
             200,
         ),
         (
+            "POST",
+            "/v1/data-requests",
+            {
+                "body": {
+                    "subject_id": CHILD,
+                    "kind": "access",
+                    "channel": "staff_phone",
+                    "note": "x",
+                }
+            },
+            201,
+        ),
+        ("GET", "/v1/data-requests", {"query": {"overdue": "false", "limit": 10}}, 200),
+        ("GET", "/v1/data-requests/{request_id}", the_data_request(), 200),
+        (
+            "PATCH",
+            "/v1/data-requests/{request_id}",
+            the_data_request(body={"status": "done", "outcome": "export sent"}),
+            200,
+        ),
+        (
+            "PATCH",
+            "/v1/data-requests/{request_id}",
+            the_data_request(body={"status": "in_progress"}),
+            409,
+        ),
+        (
             "GET",
             "/v1/subjects/{subject_id}/export",
             {"path_parameters": {"subject_id": CHILD}},
@@ -227,8 +260,11 @@ def test_a_consent_life_is_answered_as_documented(server: Target) -> None:
     for method, path, parts, status in steps:
         operation = schema[path][method]
         for headers in server.headers_for(operation):
-            response = server.call(operation.Case(**parts), headers)
+            case = operation.Case(**(parts() if callable(parts) else parts))
+            response = server.call(case, headers)
             assert response.status_code == status, f"{method} {path}: {response.text}"
+            if (method, path) == ("POST", "/v1/data-requests"):
+                data_request["id"] = response.json()["id"]
     documented = {
         (result.ok().method.upper(), result.ok().path) for result in schema.get_all_operations()
     }
