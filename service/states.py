@@ -75,3 +75,10 @@ class LinkProblemReason(StrEnum):
     NOT_LIVE = "not_live"
     SUPERSEDED = "superseded"
     NOT_REQUIRED = "not_required"
+
+
+class VerificationMethod(StrEnum):
+    """How a guardian's consent to a purpose was verified (``consents.method`` and each value
+    of ``consents.purpose_methods``)."""
+
+    EMAIL_PLUS = "email_plus"
