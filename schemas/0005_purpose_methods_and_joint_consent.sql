@@ -47,4 +47,4 @@ alter table consent_requests add column joint_consent boolean not null default f
 alter table consent_requests add column child_agreed boolean;
 alter table consent_requests
     add constraint consent_requests_joint_consent_child_agreed
-    check (not joint_consent or child_agreed);
+    check (not joint_consent or child_agreed is true);
