@@ -106,3 +106,10 @@ class DataRequestStatus(StrEnum):
     IN_PROGRESS = "in_progress"
     DONE = "done"
     REFUSED = "refused"
+
+
+class VerificationMethod(StrEnum):
+    """How a guardian's consent to a purpose was verified (``consents.method`` and each value
+    of ``consents.purpose_methods``)."""
+
+    EMAIL_PLUS = "email_plus"

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import msgspec
 
-from service.consent import endings, lifecycle, notifications
+from service.consent import endings, lifecycle, notifications, verification
 from service.consent.errors import FormError, InvalidSubmission, LinkProblem
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
@@ -23,10 +23,10 @@ from service.db.connection import Connection
 from service.db.consent_requests import ConsentRequest
 from service.db.signing_keys import register_signing_key
 from service.security.tokens import hash_link_token, new_link_token
-from service.states import ConsentStatus, LinkProblemReason, RequestStatus
+from service.states import ConsentStatus, LinkProblemReason, RequestStatus, VerificationMethod
 
 MAX_FAILED_SUBMISSIONS = 5
-METHOD_EMAIL_PLUS = "email_plus"
+METHOD_EMAIL_PLUS = VerificationMethod.EMAIL_PLUS
 
 
 class GuardianDecision(StrEnum):
@@ -107,11 +107,15 @@ async def decide(
             now,
         )
         if not lifecycle.came_of_age(request, now):
-            errors = _submission_errors(request, decision, chosen, attested)
+            # Disabled on the page; a form that ticks one anyway was not made by the page.
+            beyond_method = verification.needs_stronger_method(
+                runtime.catalogue.among(request.purposes), request.country, now
+            )
+            errors = _submission_errors(request, decision, chosen, attested, beyond_method)
             if errors:
                 raise InvalidSubmission(request, errors)
             granted = (
-                [p for p in request.purposes if p in chosen]
+                [p for p in request.purposes if p in chosen and p not in beyond_method]
                 if decision == GuardianDecision.GRANT
                 else []
             )
@@ -141,13 +145,19 @@ async def _close_no_longer_needed(
 
 
 def _submission_errors(
-    request: ConsentRequest, decision: str, chosen: list[str], attested: bool
+    request: ConsentRequest,
+    decision: str,
+    chosen: list[str],
+    attested: bool,
+    beyond_method: list[str],
 ) -> list[FormError]:
     errors: list[FormError] = []
     if decision not in set(GuardianDecision):
         errors.append(FormError.DECISION)
     if any(p not in request.purposes for p in chosen):
         errors.append(FormError.PURPOSES)
+    if decision == GuardianDecision.GRANT and any(p in beyond_method for p in chosen):
+        errors.append(FormError.METHOD_TOO_WEAK)
     if decision == GuardianDecision.GRANT and not attested:
         errors.append(FormError.ATTESTATION)
     return errors
@@ -170,6 +180,7 @@ async def _grant(
     previous = await consents_repo.supersede_live(connection, request.subject_id, now)
     consent_id = uuid.uuid4()
     expires_at = lifecycle.consent_lapses_at(request, now, runtime.settings.consent_max_validity)
+    purpose_methods = verification.purpose_methods(granted)
     token = runtime.signer.sign(
         consent_id=str(consent_id),
         subject_id=request.subject_id,
@@ -178,6 +189,7 @@ async def _grant(
         purposes=granted,
         jurisdiction=request.country,
         method=METHOD_EMAIL_PLUS,
+        purpose_methods=purpose_methods,
         policy_version=request.policy_version,
         guardian_ref=request.guardian_ref,
     )
@@ -190,6 +202,7 @@ async def _grant(
         purposes=granted,
         jurisdiction=request.country,
         method=METHOD_EMAIL_PLUS,
+        purpose_methods=purpose_methods,
         policy_version=request.policy_version,
         guardian_ref=request.guardian_ref,
         granted_at=now,
@@ -247,7 +260,9 @@ async def _grant(
             "purposes": granted,
             "refused": refused,
             "method": METHOD_EMAIL_PLUS,
+            "purpose_methods": purpose_methods,
             "attestation": "parental responsibility affirmed",
+            **({"child_agreed": request.child_agreed} if request.child_agreed is not None else {}),
             "policy_version": request.policy_version,
             "guardian": request.guardian_ref,
             "expires_at": expires_at.isoformat(),

@@ -71,6 +71,8 @@ class FormError(StrEnum):
     PURPOSES = "purposes"
     ATTESTATION = "attestation"
     CONFIRM = "confirm"
+    # a purpose ticked that this way of giving consent cannot authorise
+    METHOD_TOO_WEAK = "method_too_weak"
 
 
 class InvalidSubmission(Exception):

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from service.consent import verification
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import outbox as outbox_table
@@ -38,17 +39,20 @@ async def ask_guardian(
     locale: str,
     link_token: str,
     purposes: Sequence[str],
+    country: str,
     expires_at: datetime,
     now: datetime,
 ) -> None:
     """The direct notice with the review link, for a request just opened."""
+    asked = runtime.catalogue.among(purposes)
     rendered = emails.render_request_email(
         locale=locale,
         operator_name=runtime.settings.operator_name,
         privacy_notice_url=runtime.settings.privacy_notice_url,
         review_url=runtime.link(f"/guardian/{link_token}"),
         expires_at=expires_at,
-        purposes=runtime.catalogue.among(purposes),
+        purposes=asked,
+        needs_stronger_method=verification.needs_stronger_method(asked, country, now),
     )
     await outbox.enqueue_email(
         connection,

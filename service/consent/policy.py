@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from service.settings import OPERATOR_MIN_AGE_RANGE
+from service.states import VerificationMethod
 
 MAX_AGE_YEARS = 120
 
@@ -37,6 +38,16 @@ class CountryRule(msgspec.Struct, frozen=True, kw_only=True):
     # The country's westernmost main zone: its calendar day starts last there, so a birthday
     # never counts early anywhere in the country.
     timezone: str
+    # Set where the child must consent together with the guardian: the law that says so.
+    joint_consent_basis: str | None = None
+    # The verification methods that may authorise disclosing the child's data to third parties
+    # (None: any method that may authorise consent), and the law that limits them.
+    disclosure_methods: frozenset[VerificationMethod] | None = None
+    disclosure_basis: str | None = None
+
+    @property
+    def joint_consent(self) -> bool:
+        return self.joint_consent_basis is not None
 
 
 class AgeDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,13 +57,31 @@ class AgeDecision(msgspec.Struct, frozen=True, kw_only=True):
     jurisdiction: str
     basis: str
     consent_required_until: date | None
+    # The child must consent too (the app attests it with the request's ``child_agreed``).
+    joint_consent: bool = False
+    joint_consent_basis: str | None = None
 
 
 def _rule(
-    country: str, age: int, timezone: str, basis: str, since: date = _TABLE_START
+    country: str,
+    age: int,
+    timezone: str,
+    basis: str,
+    since: date = _TABLE_START,
+    *,
+    joint_consent_basis: str | None = None,
+    disclosure_methods: frozenset[VerificationMethod] | None = None,
+    disclosure_basis: str | None = None,
 ) -> CountryRule:
     return CountryRule(
-        country=country, age=age, basis=basis, effective_from=since, timezone=timezone
+        country=country,
+        age=age,
+        basis=basis,
+        effective_from=since,
+        timezone=timezone,
+        joint_consent_basis=joint_consent_basis,
+        disclosure_methods=disclosure_methods,
+        disclosure_basis=disclosure_basis,
     )
 
 
@@ -77,7 +106,16 @@ COUNTRY_RULES: tuple[CountryRule, ...] = (
     _rule("EE", 13, "Europe/Tallinn", "GDPR Art. 8(1); Isikuandmete kaitse seadus § 8 (EE)"),
     _rule("ES", 14, "Atlantic/Canary", "GDPR Art. 8(1); LOPDGDD Art. 7 (ES)"),
     _rule("FI", 13, "Europe/Helsinki", "GDPR Art. 8(1); Tietosuojalaki 1050/2018 s. 5 (FI)"),
-    _rule("FR", 15, "Europe/Paris", "GDPR Art. 8(1); Loi Informatique et Libertés Art. 45 (FR)"),
+    _rule(
+        "FR",
+        15,
+        "Europe/Paris",
+        "GDPR Art. 8(1); Loi Informatique et Libertés Art. 45 (FR)",
+        joint_consent_basis=(
+            "Loi n° 78-17 Informatique et Libertés Art. 45 (FR): below 15, consent is given "
+            "jointly by the child and the holder(s) of parental responsibility"
+        ),
+    ),
     _rule("GR", 15, "Europe/Athens", "GDPR Art. 8(1); Law 4624/2019 Art. 21 (GR)"),
     _rule("HR", 16, "Europe/Zagreb", "GDPR Art. 8(1); GDPR Implementation Act Art. 19 (HR)"),
     _rule("HU", 16, "Europe/Budapest", f"{_GDPR_DEFAULT} (HU)"),
@@ -107,7 +145,20 @@ COUNTRY_RULES: tuple[CountryRule, ...] = (
     _rule("NO", 13, "Europe/Oslo", "GDPR Art. 8(1); Personopplysningsloven § 5 (NO)"),
     # Other regimes.
     _rule("GB", 13, "Europe/London", "UK GDPR Art. 8(1); DPA 2018 s. 9"),
-    _rule("US", 13, "Pacific/Honolulu", "COPPA, 16 CFR 312.2"),
+    _rule(
+        "US",
+        13,
+        "Pacific/Honolulu",
+        "COPPA, 16 CFR 312.2",
+        # No method the service offers today is strong enough: email plus is only for an
+        # operator that does not disclose.
+        disclosure_methods=frozenset(),
+        disclosure_basis=(
+            "COPPA, 16 CFR 312.5(a)(2) as amended by 90 FR 16918 (2025): separate verifiable "
+            "consent to disclose to third parties; 16 CFR 312.5(b)(2): email plus only for an "
+            "operator that does not disclose"
+        ),
+    ),
     _rule("BR", 12, "America/Rio_Branco", "LGPD Art. 14; ECA Art. 2 (BR)"),
     # Quebec is the strictest province; one country-wide age keeps the rule fail closed.
     _rule("CA", 14, "America/Vancouver", "Quebec Law 25, CQLR c. P-39.1 s. 4.1 (CA)"),
@@ -241,6 +292,7 @@ def decide_age(birth_date: date, country: str, now: datetime, operator_min_age: 
         basis = f"{operator_basis} (national rule: {rule.basis}: {rule.age})"
     age = age_on(birth_date, today)
     consent_required = age < age_of_consent
+    joint = consent_required and rule is not None and rule.joint_consent
     return AgeDecision(
         consent_required=consent_required,
         age=age,
@@ -250,4 +302,15 @@ def decide_age(birth_date: date, country: str, now: datetime, operator_min_age: 
         consent_required_until=anniversary(birth_date, age_of_consent)
         if consent_required
         else None,
+        joint_consent=joint,
+        joint_consent_basis=rule.joint_consent_basis if joint and rule is not None else None,
     )
+
+
+def may_authorise_disclosure(country: str, now: datetime, method: VerificationMethod) -> bool:
+    """Whether consent verified by ``method`` may authorise disclosing a child of ``country``'s
+    data to third parties, under the rule in force at ``now``."""
+    rule = rule_for(country, local_today(timezone_for(country), now))
+    if rule is None or rule.disclosure_methods is None:
+        return True
+    return method in rule.disclosure_methods

@@ -15,6 +15,19 @@ DEFAULT_CATALOGUE = Path(__file__).parents[1] / "data" / "purposes.json"
 _PURPOSE_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
+class Recipient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A third party (by name or category) a purpose discloses the child's data to, and why."""
+
+    name: dict[str, str]
+    why: dict[str, str]
+
+    def localized_name(self, locale: str) -> str:
+        return self.name.get(locale) or self.name[DEFAULT_LOCALE]
+
+    def localized_why(self, locale: str) -> str:
+        return self.why.get(locale) or self.why[DEFAULT_LOCALE]
+
+
 class Purpose(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str
     required: bool
@@ -22,6 +35,13 @@ class Purpose(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     retention_days: int
     title: dict[str, str]
     description: dict[str, str]
+    # Third parties that receive the child's data: a disclosure purpose (COPPA 16 CFR
+    # 312.5(a)(2)), never required, never pre-ticked, consented to on its own.
+    recipients: list[Recipient] = []
+
+    @property
+    def discloses(self) -> bool:
+        return bool(self.recipients)
 
     def localized_title(self, locale: str) -> str:
         return self.title.get(locale) or self.title[DEFAULT_LOCALE]
@@ -81,3 +101,16 @@ def _validate(catalogue: Catalogue) -> None:
                 raise ConfigError(
                     f"CONSENT_PURPOSES_FILE: purpose {purpose.id} lacks an English {field}"
                 )
+        if purpose.discloses and purpose.required:
+            raise ConfigError(
+                f"CONSENT_PURPOSES_FILE: purpose {purpose.id} discloses data to third parties "
+                "(recipients), so it cannot be required: a guardian must be able to refuse it "
+                "and still use the service"
+            )
+        for recipient in purpose.recipients:
+            for field in ("name", "why"):
+                if DEFAULT_LOCALE not in getattr(recipient, field):
+                    raise ConfigError(
+                        f"CONSENT_PURPOSES_FILE: a recipient of purpose {purpose.id} lacks an "
+                        f"English {field}"
+                    )

@@ -35,6 +35,8 @@ class NewRequest(msgspec.Struct, frozen=True, kw_only=True):
     guardian_email: str
     purposes: list[str]
     locale: str | None = None
+    # The app's attestation that the child agreed too, where the law asks for joint consent.
+    child_agreed: bool | None = None
 
 
 class RequestCreated(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,7 +62,12 @@ class CreateOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
 def request_hash(runtime: Runtime, body: NewRequest) -> bytes:
     # Keyed: a plain hash of a body with an email and a birth date could be brute-forced.
-    return runtime.protector.lookup_hash(msgspec.json.encode(body).decode())
+    fields = msgspec.structs.asdict(body)
+    if fields["child_agreed"] is None:
+        # a body without it hashes as it did before the field existed, so a retry of a
+        # request made before an upgrade still replays
+        del fields["child_agreed"]
+    return runtime.protector.lookup_hash(msgspec.json.encode(fields).decode())
 
 
 async def create_request(
@@ -94,6 +101,12 @@ async def create_request(
             ),
         )
     assert decision.consent_required_until is not None
+    if decision.joint_consent and body.child_agreed is not True:
+        raise InvalidInput(
+            f"child_agreed: must be true for a child of {decision.jurisdiction}, where the child "
+            f"consents together with the guardian ({decision.joint_consent_basis}); send it once "
+            "the child has agreed in your signup flow."
+        )
 
     fingerprint = request_hash(runtime, body)
     async with connection.transaction():
@@ -143,6 +156,8 @@ async def create_request(
             api_key_id=api_key_id,
             now=now,
             expires_at=expires_at,
+            joint_consent=decision.joint_consent,
+            child_agreed=body.child_agreed,
         )
         await notifications.ask_guardian(
             connection,
@@ -153,6 +168,7 @@ async def create_request(
             locale=locale,
             link_token=link_token,
             purposes=purposes,
+            country=decision.jurisdiction,
             expires_at=expires_at,
             now=now,
         )
@@ -201,9 +217,21 @@ async def create_request(
                 "basis": decision.basis,
                 "policy_version": runtime.catalogue.notice_version,
                 "locale": locale,
+                **_joint_consent_details(decision, body.child_agreed),
             },
         )
     return outcome
+
+
+def _joint_consent_details(
+    decision: policy.AgeDecision, child_agreed: bool | None
+) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    if decision.joint_consent:
+        details["joint_consent"] = decision.joint_consent_basis
+    if child_agreed is not None:
+        details["child_agreed"] = child_agreed
+    return details
 
 
 async def _idempotent_replay(

@@ -35,6 +35,8 @@ class RequestView(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime
     decided_at: datetime | None
     purged_at: datetime | None
+    joint_consent: bool
+    child_agreed: bool | None
 
 
 class ConsentView(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,6 +52,7 @@ class ConsentView(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime
     ended_at: datetime | None
     end_reason: str | None
+    purpose_methods: dict[str, str]
 
 
 class SubjectOverview(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,7 +14,7 @@ from service.states import RequestStatus
 _COLUMNS = """
     id, subject_id, status, country, age_of_consent, basis, consent_required_until,
     guardian_email_enc, guardian_ref, purposes, locale, policy_version, failed_submissions,
-    created_at, expires_at, decided_at
+    created_at, expires_at, decided_at, joint_consent, child_agreed
 """
 
 
@@ -35,6 +35,9 @@ class ConsentRequest(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     expires_at: datetime
     decided_at: datetime | None
+    # the child consents too (joint consent); the app's attestation that the child agreed
+    joint_consent: bool
+    child_agreed: bool | None
 
 
 def _convert(row: asyncpg.Record | None) -> ConsentRequest | None:
@@ -85,6 +88,8 @@ async def insert_request(
     api_key_id: uuid.UUID,
     now: datetime,
     expires_at: datetime,
+    joint_consent: bool,
+    child_agreed: bool | None,
 ) -> None:
     await connection.execute(
         """
@@ -92,9 +97,9 @@ async def insert_request(
             id, subject_id, status, country, age_of_consent, basis, birth_date,
             consent_required_until, guardian_email_enc, guardian_email_hash, guardian_ref,
             purposes, locale, policy_version, link_token_hash, api_key_id, created_at,
-            expires_at, updated_at
+            expires_at, updated_at, joint_consent, child_agreed
         ) values ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                  $16, $17, $16)
+                  $16, $17, $16, $18, $19)
         """,
         request_id,
         subject_id,
@@ -113,6 +118,8 @@ async def insert_request(
         api_key_id,
         now,
         expires_at,
+        joint_consent,
+        child_agreed,
     )
 
 

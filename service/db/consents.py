@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 
 import asyncpg
@@ -13,7 +14,7 @@ from service.states import ConsentStatus, RequestStatus
 
 _COLUMNS = """
     id, request_id, subject_id, status, purposes, jurisdiction, method, policy_version,
-    guardian_ref, granted_at, expires_at, ended_at, end_reason, token
+    guardian_ref, granted_at, expires_at, ended_at, end_reason, token, purpose_methods
 """
 
 
@@ -35,6 +36,8 @@ class Consent(msgspec.Struct, frozen=True, kw_only=True):
     ended_at: datetime | None
     end_reason: str | None
     token: str | None
+    # how each purpose was verified ({purpose: method})
+    purpose_methods: dict[str, str]
 
 
 class CheckRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,8 +52,14 @@ class CheckRow(msgspec.Struct, frozen=True, kw_only=True):
     request_changed_at: datetime | None
 
 
+def _consent(row: asyncpg.Record) -> Consent:
+    fields = dict(row)
+    fields["purpose_methods"] = msgspec.json.decode(fields["purpose_methods"])
+    return msgspec.convert(fields, Consent)
+
+
 def _convert(row: asyncpg.Record | None) -> Consent | None:
-    return msgspec.convert(dict(row), Consent) if row else None
+    return _consent(row) if row else None
 
 
 async def get_consent(
@@ -91,7 +100,7 @@ async def supersede_live(connection: Connection, subject_id: str, now: datetime)
         now,
         LAPSE_REASON,
     )
-    return [msgspec.convert(dict(row), Consent) for row in rows]
+    return [_consent(row) for row in rows]
 
 
 async def insert_consent(
@@ -103,6 +112,7 @@ async def insert_consent(
     purposes: list[str],
     jurisdiction: str,
     method: str,
+    purpose_methods: Mapping[str, str],
     policy_version: str,
     guardian_ref: str,
     granted_at: datetime,
@@ -114,8 +124,9 @@ async def insert_consent(
         """
         insert into consents (
             id, request_id, subject_id, status, purposes, jurisdiction, method, policy_version,
-            guardian_ref, granted_at, expires_at, token, withdraw_token_hash, updated_at
-        ) values ($1, $2, $3, 'granted', $4, $5, $6, $7, $8, $9, $10, $11, $12, $9)
+            guardian_ref, granted_at, expires_at, token, withdraw_token_hash, updated_at,
+            purpose_methods
+        ) values ($1, $2, $3, 'granted', $4, $5, $6, $7, $8, $9, $10, $11, $12, $9, $13::jsonb)
         """,
         consent_id,
         request_id,
@@ -129,6 +140,7 @@ async def insert_consent(
         expires_at,
         token,
         withdraw_token_hash,
+        msgspec.json.encode(purpose_methods).decode(),
     )
 
 
@@ -174,7 +186,7 @@ async def expire_lapsed(connection: Connection, now: datetime) -> list[Consent]:
         now,
         LAPSE_REASON,
     )
-    return [msgspec.convert(dict(row), Consent) for row in rows]
+    return [_consent(row) for row in rows]
 
 
 CHECK_QUERY = """

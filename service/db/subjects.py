@@ -37,6 +37,8 @@ class SubjectRequest(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime
     decided_at: datetime | None
     purged_at: datetime | None
+    joint_consent: bool
+    child_agreed: bool | None
 
 
 class SubjectConsent(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,6 +55,7 @@ class SubjectConsent(msgspec.Struct, frozen=True, kw_only=True):
     ended_at: datetime | None
     end_reason: str | None
     token: str | None
+    purpose_methods: dict[str, str]
 
 
 class SubjectMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,7 +94,7 @@ async def requests_of(connection: Connection, subject_id: str) -> list[SubjectRe
         """
         select id, status, country, age_of_consent, basis, birth_date, consent_required_until,
                guardian_email_enc, guardian_ref as guardian, purposes, locale, policy_version,
-               created_at, expires_at, decided_at, purged_at
+               created_at, expires_at, decided_at, purged_at, joint_consent, child_agreed
         from consent_requests where subject_id = $1 order by created_at
         """,
         subject_id,
@@ -103,12 +106,19 @@ async def consents_of(connection: Connection, subject_id: str) -> list[SubjectCo
     rows = await connection.fetch(
         """
         select id, request_id, status, purposes, jurisdiction, method, policy_version,
-               guardian_ref as guardian, granted_at, expires_at, ended_at, end_reason, token
+               guardian_ref as guardian, granted_at, expires_at, ended_at, end_reason, token,
+               purpose_methods
         from consents where subject_id = $1 order by granted_at
         """,
         subject_id,
     )
-    return [msgspec.convert(dict(row), SubjectConsent) for row in rows]
+    return [
+        msgspec.convert(
+            {**row, "purpose_methods": msgspec.json.decode(row["purpose_methods"])},
+            SubjectConsent,
+        )
+        for row in rows
+    ]
 
 
 async def messages_of(connection: Connection, subject_id: str) -> list[SubjectMessage]:

@@ -7,7 +7,7 @@ HTML emails carry inline styles only: no images, no remote resources, no trackin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +18,13 @@ import msgspec
 from service.i18n import N_, format_datetime, install_translations, negotiate_locale, translator
 
 TEMPLATES_DIR = Path(__file__).parents[1] / "templates"
+
+
+class Recipient(Protocol):
+    """A third party a purpose discloses data to (the catalogue's ``Recipient`` has it)."""
+
+    def localized_name(self, locale: str) -> str: ...
+    def localized_why(self, locale: str) -> str: ...
 
 
 class Purpose(Protocol):
@@ -31,6 +38,8 @@ class Purpose(Protocol):
     def data_categories(self) -> list[str]: ...
     @property
     def retention_days(self) -> int: ...
+    @property
+    def recipients(self) -> Sequence[Recipient]: ...
     def localized_title(self, locale: str) -> str: ...
     def localized_description(self, locale: str) -> str: ...
 
@@ -63,8 +72,12 @@ def render_request_email(
     review_url: str,
     expires_at: datetime,
     purposes: Sequence[Purpose],
+    needs_stronger_method: Collection[str] = (),
 ) -> RenderedEmail:
-    """The direct notice asking a guardian for consent (COPPA 312.4(c)(1), GDPR Art. 13/14)."""
+    """The direct notice asking a guardian for consent (COPPA 312.4(c)(1), GDPR Art. 13/14).
+
+    ``needs_stronger_method``: ids of purposes that email plus cannot authorise here; they are
+    listed with their recipients and a note that they cannot be given yet."""
     loc = negotiate_locale(locale)
     return _render(
         "request",
@@ -74,7 +87,7 @@ def render_request_email(
         privacy_notice_url=privacy_notice_url,
         review_url=review_url,
         expires_at=format_datetime(expires_at, loc),
-        purposes=_purpose_views(purposes, loc),
+        purposes=_purpose_views(purposes, loc, needs_stronger_method),
     )
 
 
@@ -164,7 +177,9 @@ def render_replaced_email(
     )
 
 
-def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, Any]]:
+def _purpose_views(
+    purposes: Sequence[Purpose], locale: str, needs_stronger_method: Collection[str] = ()
+) -> list[dict[str, Any]]:
     language = translator(locale)
     return [
         {
@@ -174,6 +189,11 @@ def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, A
             "required": purpose.required,
             "categories": [language.data_category(code) for code in purpose.data_categories],
             "retention_days": purpose.retention_days,
+            "recipients": [
+                {"name": r.localized_name(locale), "why": r.localized_why(locale)}
+                for r in purpose.recipients
+            ],
+            "needs_stronger_method": purpose.id in needs_stronger_method,
         }
         for purpose in purposes
     ]

@@ -42,6 +42,10 @@ class AgeGateAnswer(msgspec.Struct, frozen=True, kw_only=True):
     jurisdiction: str
     basis: str
     consent_required_until: date | None
+    # The child must consent together with the guardian (France); the request then needs
+    # child_agreed: true. The law that says so, else null.
+    joint_consent: bool
+    joint_consent_basis: str | None
 
 
 class ConsentRequestIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -53,6 +57,8 @@ class ConsentRequestIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(min_length=1, max_length=32)
     ]
     locale: Annotated[str, msgspec.Meta(max_length=35)] | None = None
+    # the app's attestation that the child agreed too; required (true) where joint_consent
+    child_agreed: bool | None = None
 
 
 class ConsentRequestOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -92,6 +98,8 @@ class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):
     ended_at: datetime | None
     end_reason: str | None
     token: str | None
+    # how each purpose was verified ({purpose: method})
+    purpose_methods: dict[str, str]
 
 
 def consent_record(consent: consents_repo.Consent, now: datetime) -> ConsentRecord:
@@ -112,6 +120,7 @@ def consent_record(consent: consents_repo.Consent, now: datetime) -> ConsentReco
         ended_at=consent.ended_at,
         end_reason=consent.end_reason,
         token=consent.token if status == ConsentStatus.GRANTED else None,
+        purpose_methods=consent.purpose_methods,
     )
 
 

@@ -14,7 +14,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Template
 
-from service.consent import decisions, endings, subjects
+from service.consent import decisions, endings, subjects, verification
 from service.consent.errors import FormError, InvalidSubmission, LimitExceeded, LinkProblem
 from service.consent.purposes import Purpose
 from service.consent.runtime import Runtime
@@ -43,7 +43,9 @@ _SUBMISSION_LIMITS = {
 }
 
 
-def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, Any]]:
+def _purpose_views(
+    purposes: Sequence[Purpose], locale: str, needs_stronger_method: Sequence[str]
+) -> list[dict[str, Any]]:
     return [
         {
             "id": p.id,
@@ -51,6 +53,11 @@ def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, A
             "description": p.localized_description(locale),
             "required": p.required,
             "data_categories": p.data_categories,
+            "recipients": [
+                {"name": r.localized_name(locale), "why": r.localized_why(locale)}
+                for r in p.recipients
+            ],
+            "needs_stronger_method": p.id in needs_stronger_method,
         }
         for p in purposes
     ]
@@ -119,13 +126,17 @@ class GuardianController(Controller):
         locale = request.locale
         language = translator(locale)
         purposes = runtime.catalogue.among(request.purposes)
+        beyond_method = verification.needs_stronger_method(
+            purposes, request.country, runtime.clock.now()
+        )
         return page(
             "review",
             locale=locale,
             http_status=status,
             operator_name=runtime.settings.operator_name,
             privacy_notice_url=runtime.settings.privacy_notice_url,
-            purposes=_purpose_views(purposes, locale),
+            purposes=_purpose_views(purposes, locale, beyond_method),
+            child_agreed=request.child_agreed is True,
             expires_at=format_datetime(request.expires_at, locale),
             form_action=f"/guardian/{token}",
             errors=[language.gettext(FORM_ERRORS[error]) for error in errors],

@@ -30,6 +30,10 @@ FORM_ERRORS = {
     FormError.PURPOSES: N_("Please choose only from the purposes listed on this page."),
     FormError.ATTESTATION: N_("Please confirm that you are the child's parent or legal guardian."),
     FormError.CONFIRM: N_("Please confirm that you want to withdraw your consent."),
+    FormError.METHOD_TOO_WEAK: N_(
+        "A purpose that shares your child's data with others cannot be given here yet: it needs "
+        "a stronger way of checking that you are the parent. Nothing was recorded."
+    ),
 }
 TOO_MANY_SUBMISSIONS = N_(
     "Too many forms have been sent from your network in a short time, so this one was not accepted."

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import secrets
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +65,7 @@ class ConsentTokenSigner:
         method: str,
         policy_version: str,
         guardian_ref: str,
+        purpose_methods: Mapping[str, str] | None = None,
     ) -> str:
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -78,6 +80,9 @@ class ConsentTokenSigner:
             "policy_version": policy_version,
             "guardian": guardian_ref,
         }
+        if purpose_methods is not None:
+            # how each purpose was verified; `method` stays the method of the whole consent
+            claims["purpose_methods"] = dict(purpose_methods)
         return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self.kid})
 
 

@@ -329,4 +329,6 @@ def test_decision_encodes_to_json() -> None:
         "jurisdiction": "SI",
         "basis": "GDPR Art. 8(1); ZVOP-2 Art. 8 (SI)",
         "consent_required_until": "2026-03-10",
+        "joint_consent": False,
+        "joint_consent_basis": None,
     }
