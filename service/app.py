@@ -35,6 +35,7 @@ from service.http.guardian import GuardianController
 from service.http.guardian_pages import prepare_templates
 from service.http.headers import security_headers
 from service.http.json_request import JsonRequest
+from service.http.media_type import document_unsupported_media_type, require_json_media_type
 from service.http.metrics import metrics_middleware_factory
 from service.http.problems import exception_handlers
 from service.http.staff_api import StaffController
@@ -120,6 +121,7 @@ def create_app(
         exception_handlers=exception_handlers(),
         middleware=[metrics_middleware_factory(metrics.http)],
         before_send=[security_headers(settings.public_url)],
+        before_request=require_json_media_type,
         request_max_body_size=MAX_BODY_BYTES,
         request_class=JsonRequest,
         csrf_config=CSRFConfig(
@@ -156,6 +158,7 @@ def create_app(
         # default would replace it with its own root handler at INFO.
         logging_config=None,
     )
+    document_unsupported_media_type(app)
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.schema_versions = schema_versions
