@@ -37,6 +37,7 @@ from service.http.headers import security_headers
 from service.http.json_request import JsonRequest
 from service.http.media_type import document_unsupported_media_type, require_json_media_type
 from service.http.metrics import metrics_middleware_factory
+from service.http.privacy import retention_policy_page
 from service.http.problems import exception_handlers
 from service.http.staff_api import StaffController
 from service.http.wellknown import jwks
@@ -107,6 +108,7 @@ def create_app(
         get_consent,
         StaffController,
         GuardianController,
+        retention_policy_page,
         create_static_files_router(
             path="/static", directories=[PACKAGE_DIR / "static"], include_in_schema=False
         ),

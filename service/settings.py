@@ -105,6 +105,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_denied: int = 30 * DAY
     retention_expired: int = 30 * DAY
     retention_withdrawn: int = 90 * DAY
+    # Days before a consent lapses (the child comes of age) that guardian and app are told.
+    lapsing_notice_days: int = 30
     # Peers whose X-Forwarded-For is believed (``service.http.client_address``).
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # Deprecated: without trusted_proxies, believe one X-Forwarded-For hop from any peer.
@@ -231,6 +233,7 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
                     "CONSENT_RETENTION_WITHDRAWN",
                     int_between(0, 3650 * DAY),
                 ),
+                "lapsing_notice_days": ("CONSENT_LAPSING_NOTICE_DAYS", int_between(0, 365)),
                 "trusted_proxies": ("CONSENT_TRUSTED_PROXIES", parse_networks),
                 "trust_forwarded_for": ("CONSENT_TRUST_FORWARDED_FOR", parse_bool),
                 **_schemas_dir_variable(),
