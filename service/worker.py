@@ -186,6 +186,7 @@ class Worker:
         async with borrow(self.pool) as connection:
             expired_requests = await sweeps.expire_overdue_requests(connection, self.runtime)
             lapsed = await sweeps.expire_lapsed_consents(connection, self.runtime)
+            lapsing = await sweeps.notify_lapsing_consents(connection, self.runtime)
             purged_requests = await retention.purge_requests(connection, self.runtime)
             purged_consents = await retention.purge_consents(connection, self.runtime)
             await retention.purge_outbox(connection, self.runtime)
@@ -194,6 +195,7 @@ class Worker:
         return {
             "expired_requests": expired_requests,
             "lapsed_consents": lapsed,
+            "lapsing_notices": lapsing,
             "purged_requests": purged_requests,
             "purged_consents": purged_consents,
         }

@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.datastructures import State
+from litestar.params import FromQuery
 from litestar.response import Template
 
 from service.consent.retention import policy_of
@@ -21,7 +22,7 @@ VARIES_WITH = {"Vary": "Accept, Accept-Language"}
 
 @get("/privacy/retention", include_in_schema=False, sync_to_thread=False)
 def retention_policy_page(
-    request: Request[Any, Any, State], state: State, locale: str | None = None
+    request: Request[Any, Any, State], state: State, locale: FromQuery[str | None] = None
 ) -> Template | Response[str]:
     """HTML in the guardian pages' style; Markdown when the client asks for it (``Accept``).
     The language is ``?locale=``, else the browser's (``Accept-Language``)."""
