@@ -174,3 +174,13 @@ async def test_the_page_names_the_purposes_and_what_is_kept_after_erasure(
     assert "| 730 days |" in markdown.text
     assert "## After erasure or withdrawal" in markdown.text
     assert "30 days before a consent lapses" in markdown.text
+
+
+async def test_the_slovenian_policy_has_no_english_line_left(base_env: dict[str, str]) -> None:
+    english = await run_cli("retention-policy", env=base_env)
+    slovenian = await run_cli("retention-policy", "--locale", "sl", env=base_env)
+    assert english.code == 0, english.stderr
+    assert slovenian.code == 0, slovenian.stderr
+    shared = set(english.lines) & set(slovenian.lines)
+    assert shared <= {"", "|---|---|---|"}, shared
+    assert len(english.lines) == len(slovenian.lines)
