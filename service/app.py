@@ -35,7 +35,9 @@ from service.http.guardian import GuardianController
 from service.http.guardian_pages import prepare_templates
 from service.http.headers import security_headers
 from service.http.json_request import JsonRequest
+from service.http.media_type import document_unsupported_media_type, require_json_media_type
 from service.http.metrics import metrics_middleware_factory
+from service.http.privacy import retention_policy_page
 from service.http.problems import exception_handlers
 from service.http.staff_api import StaffController
 from service.http.staff_data_requests import DataRequestController
@@ -108,6 +110,7 @@ def create_app(
         StaffController,
         DataRequestController,
         GuardianController,
+        retention_policy_page,
         create_static_files_router(
             path="/static", directories=[PACKAGE_DIR / "static"], include_in_schema=False
         ),
@@ -122,6 +125,7 @@ def create_app(
         exception_handlers=exception_handlers(),
         middleware=[metrics_middleware_factory(metrics.http)],
         before_send=[security_headers(settings.public_url)],
+        before_request=require_json_media_type,
         request_max_body_size=MAX_BODY_BYTES,
         request_class=JsonRequest,
         csrf_config=CSRFConfig(
@@ -158,6 +162,7 @@ def create_app(
         # default would replace it with its own root handler at INFO.
         logging_config=None,
     )
+    document_unsupported_media_type(app)
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.schema_versions = schema_versions

@@ -30,6 +30,7 @@ from service.db.migrate import MigrationError, migrate
 from service.db.outbox import OutboxListing, list_messages, requeue_dead
 from service.db.pool import create_pool, pool_stats
 from service.dev.pgcluster import ClusterError
+from service.i18n import DEFAULT_LOCALE, LOCALES
 from service.metrics import Metrics, metrics_server
 from service.security.tokens import generate_signing_key_pem
 from service.settings import (
@@ -228,6 +229,17 @@ def cmd_openapi(args: argparse.Namespace) -> None:
     print(str(path))
 
 
+def cmd_retention_policy(args: argparse.Namespace) -> None:
+    from service.consent.purposes import load_catalogue
+    from service.consent.retention import retention_policy
+    from service.consent.retention_document import policy_document, render_markdown
+
+    settings = settings_from_env()
+    policy = retention_policy(settings, load_catalogue(settings.purposes_file))
+    document = policy_document(policy, locale=args.locale, operator_name=settings.operator_name)
+    sys.stdout.write(render_markdown(document))
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> None:
     expected: tuple[int, str] | None = None
     if args.expect_head:
@@ -355,6 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
     openapi = commands.add_parser("openapi", help="write the OpenAPI document")
     openapi.add_argument("--output", default="openapi/openapi.json")
     openapi.set_defaults(handler=cmd_openapi)
+
+    retention = commands.add_parser(
+        "retention-policy",
+        help="print the written retention policy (Markdown), from the settings the worker applies",
+    )
+    retention.add_argument("--locale", choices=LOCALES, default=DEFAULT_LOCALE)
+    retention.set_defaults(handler=cmd_retention_policy)
 
     staff_token = commands.add_parser(
         "staff-token", help="mint a staff JWT with the development key (development and tests)"

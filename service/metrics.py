@@ -33,7 +33,13 @@ from service.states import OutboxKind
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 POOL_STATS = ("size", "idle", "in_use", "max")
-SWEEPS = ("expired_requests", "lapsed_consents", "purged_requests", "purged_consents")
+SWEEPS = (
+    "expired_requests",
+    "lapsed_consents",
+    "lapsing_notices",
+    "purged_requests",
+    "purged_consents",
+)
 # How often a worker process of `serve --workers N` writes its pool usage for other workers'
 # scrapes (the scraping process writes its own just before answering).
 POOL_SAMPLE_SECONDS = 5.0
@@ -154,7 +160,7 @@ class WorkerMetrics:
         )
         self.swept = Counter(
             "consent_swept_records",
-            "Requests and consents the sweeps expired or purged, by sweep.",
+            "Requests and consents the sweeps expired, notified or purged, by sweep.",
             ("sweep",),
             registry=registry,
         )

@@ -109,6 +109,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # an access decision decided within five working days (its privacy policy).
     data_request_due_days: int = 10
     complaint_due_working_days: int = 5
+    # Days before a consent lapses (the child comes of age) that guardian and app are told.
+    lapsing_notice_days: int = 30
     # Peers whose X-Forwarded-For is believed (``service.http.client_address``).
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # Deprecated: without trusted_proxies, believe one X-Forwarded-For hop from any peer.
@@ -240,6 +242,7 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
                     "CONSENT_COMPLAINT_DUE_WORKING_DAYS",
                     int_between(1, 20),
                 ),
+                "lapsing_notice_days": ("CONSENT_LAPSING_NOTICE_DAYS", int_between(0, 365)),
                 "trusted_proxies": ("CONSENT_TRUSTED_PROXIES", parse_networks),
                 "trust_forwarded_for": ("CONSENT_TRUST_FORWARDED_FOR", parse_bool),
                 **_schemas_dir_variable(),

@@ -14,7 +14,6 @@ import asyncpg
 
 from service.consent import retention, sweeps
 from service.consent.runtime import Runtime
-from service.db import idempotency_keys, rate_limits
 from service.db import outbox as outbox_table
 from service.db.errors import DATABASE_ERRORS
 from service.db.outbox import OutboxItem
@@ -187,18 +186,16 @@ class Worker:
         async with borrow(self.pool) as connection:
             expired_requests = await sweeps.expire_overdue_requests(connection, self.runtime)
             lapsed = await sweeps.expire_lapsed_consents(connection, self.runtime)
+            lapsing = await sweeps.notify_lapsing_consents(connection, self.runtime)
             purged_requests = await retention.purge_requests(connection, self.runtime)
             purged_consents = await retention.purge_consents(connection, self.runtime)
             await retention.purge_outbox(connection, self.runtime)
-            await rate_limits.purge_old_windows(
-                connection, self.runtime.clock.now() - retention.RATE_WINDOW_RETENTION
-            )
-            await idempotency_keys.delete_older_than(
-                connection, self.runtime.clock.now() - retention.IDEMPOTENCY_RETENTION
-            )
+            await retention.purge_rate_limit_windows(connection, self.runtime)
+            await retention.purge_idempotency_records(connection, self.runtime)
         return {
             "expired_requests": expired_requests,
             "lapsed_consents": lapsed,
+            "lapsing_notices": lapsing,
             "purged_requests": purged_requests,
             "purged_consents": purged_consents,
         }

@@ -33,9 +33,14 @@ def consent_status_at(status: ConsentStatus, expires_at: datetime, now: datetime
 
 def consent_lapses_at(request: ConsentRequest, granted_at: datetime, max_validity: int) -> datetime:
     """Midnight of the day the child reaches the age of consent in its country, or earlier."""
+    return min(coming_of_age_at(request), granted_at + timedelta(seconds=max_validity))
+
+
+def coming_of_age_at(request: ConsentRequest) -> datetime:
+    """Midnight, in the child's country, of the day the child may consent alone."""
     zone = ZoneInfo(policy.timezone_for(request.country))
     coming_of_age = datetime.combine(request.consent_required_until, time(0), tzinfo=zone)
-    return min(coming_of_age.astimezone(UTC), granted_at + timedelta(seconds=max_validity))
+    return coming_of_age.astimezone(UTC)
 
 
 def came_of_age(request: ConsentRequest, now: datetime) -> bool:

@@ -186,6 +186,55 @@ async def tell_consent_ended(
     )
 
 
+async def tell_consent_lapsing(
+    connection: Connection,
+    runtime: Runtime,
+    consent: Consent,
+    request: ConsentRequest,
+    now: datetime,
+) -> None:
+    """Ahead of the coming of age: the guardian by email, the app by ``consent.lapsing`` (from
+    then on the young person decides alone, so the app must ask them)."""
+    email = guardian_email(runtime, request)
+    if email is not None:
+        await outbox.enqueue_email(
+            connection,
+            runtime.protector,
+            topic="consent_lapsing",
+            subject_id=consent.subject_id,
+            related_id=consent.id,
+            to=email,
+            locale=request.locale,
+            email=emails.render_lapsing_email(
+                locale=request.locale,
+                operator_name=runtime.settings.operator_name,
+                purposes=runtime.catalogue.among(consent.purposes),
+                comes_of_age_on=request.consent_required_until,
+                age_of_consent=request.age_of_consent,
+                lapses_at=consent.expires_at,
+                retention_policy_url=runtime.link("/privacy/retention"),
+            ),
+            now=now,
+        )
+    if runtime.settings.webhook_url is None:
+        return
+    await outbox.enqueue_webhook(
+        connection,
+        event_type="consent.lapsing",
+        subject_id=consent.subject_id,
+        related_id=consent.id,
+        data={
+            "subject_id": consent.subject_id,
+            "request_id": str(consent.request_id),
+            "consent_id": str(consent.id),
+            "status": str(ConsentStatus.GRANTED),
+            "purposes": list(consent.purposes),
+            "lapses_at": consent.expires_at.isoformat(),
+        },
+        now=now,
+    )
+
+
 async def consent_webhook(
     connection: Connection,
     runtime: Runtime,

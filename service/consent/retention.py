@@ -3,18 +3,27 @@
 A purge keeps the record's status (so check can still answer) but removes the guardian's
 address, its lookup hash, link tokens and the consent token. Each purge writes an anonymous
 audit event: no subject id, no reason, only the record ids.
+
+Every period the worker enforces comes from one :class:`RetentionPolicy`, and the written
+retention policy (``consent-service retention-policy``, ``GET /privacy/retention``) is rendered
+from that same object, so what the policy says is what the sweeps do.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import msgspec
+
+from service.consent.purposes import Catalogue
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
+from service.db import idempotency_keys, rate_limits
 from service.db import outbox as outbox_table
 from service.db.audit_events import SYSTEM_ACTOR, record_event
 from service.db.connection import Connection
+from service.settings import Settings
 
 BATCH = 500
 # A client retrying with the same Idempotency-Key gets the first answer for this long.
@@ -22,15 +31,74 @@ IDEMPOTENCY_RETENTION = timedelta(days=1)
 RATE_WINDOW_RETENTION = timedelta(hours=1)
 
 
+class PurposeRetention(msgspec.Struct, frozen=True, kw_only=True):
+    """How long the main app keeps the data of one purpose (the catalogue's ``retention_days``)."""
+
+    id: str
+    title: dict[str, str]
+    data_categories: tuple[str, ...]
+    kept_for: timedelta
+
+
+class RetentionPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Every retention period the service enforces, from settings and the purpose catalogue."""
+
+    # A guardian link works this long; an unanswered request's address is deleted when it ends.
+    pending_request: timedelta
+    denied_request: timedelta
+    # Requests that expired unanswered or were cancelled, counted from when they closed.
+    closed_request: timedelta
+    # Consents that lapsed (coming of age or maximum validity), counted from the lapse.
+    lapsed_consent: timedelta
+    # Consents withdrawn, revoked or replaced, counted from when they ended.
+    ended_consent: timedelta
+    # Emails never delivered (dead or cancelled) keep their encrypted payload this long.
+    undelivered_message: timedelta
+    idempotency_record: timedelta
+    rate_limit_window: timedelta
+    consent_max_validity: timedelta
+    # How long before a consent lapses the guardian and the app are told (zero: not told).
+    lapsing_notice: timedelta
+    purposes: tuple[PurposeRetention, ...]
+
+
+def retention_policy(settings: Settings, catalogue: Catalogue) -> RetentionPolicy:
+    return RetentionPolicy(
+        pending_request=timedelta(seconds=settings.request_ttl),
+        denied_request=timedelta(seconds=settings.retention_denied),
+        closed_request=timedelta(seconds=settings.retention_expired),
+        lapsed_consent=timedelta(seconds=settings.retention_expired),
+        ended_consent=timedelta(seconds=settings.retention_withdrawn),
+        undelivered_message=timedelta(seconds=settings.retention_expired),
+        idempotency_record=IDEMPOTENCY_RETENTION,
+        rate_limit_window=RATE_WINDOW_RETENTION,
+        consent_max_validity=timedelta(seconds=settings.consent_max_validity),
+        lapsing_notice=timedelta(days=settings.lapsing_notice_days),
+        purposes=tuple(
+            PurposeRetention(
+                id=purpose.id,
+                title=purpose.title,
+                data_categories=tuple(purpose.data_categories),
+                kept_for=timedelta(days=purpose.retention_days),
+            )
+            for purpose in catalogue.purposes
+        ),
+    )
+
+
+def policy_of(runtime: Runtime) -> RetentionPolicy:
+    return retention_policy(runtime.settings, runtime.catalogue)
+
+
 async def purge_requests(connection: Connection, runtime: Runtime) -> int:
-    settings = runtime.settings
+    policy = policy_of(runtime)
     now = runtime.clock.now()
     async with connection.transaction():
         purged = await requests_repo.purge_closed(
             connection,
             now=now,
-            denied_before=now - timedelta(seconds=settings.retention_denied),
-            closed_before=now - timedelta(seconds=settings.retention_expired),
+            denied_before=now - policy.denied_request,
+            closed_before=now - policy.closed_request,
             limit=BATCH,
         )
         for request in purged:
@@ -47,14 +115,14 @@ async def purge_requests(connection: Connection, runtime: Runtime) -> int:
 
 
 async def purge_consents(connection: Connection, runtime: Runtime) -> int:
-    settings = runtime.settings
+    policy = policy_of(runtime)
     now = runtime.clock.now()
     async with connection.transaction():
         purged = await consents_repo.purge_ended(
             connection,
             now=now,
-            ended_before=now - timedelta(seconds=settings.retention_withdrawn),
-            expired_before=now - timedelta(seconds=settings.retention_expired),
+            ended_before=now - policy.ended_consent,
+            expired_before=now - policy.lapsed_consent,
             limit=BATCH,
         )
         await requests_repo.purge_answered(connection, [c.request_id for c in purged], now)
@@ -74,5 +142,17 @@ async def purge_consents(connection: Connection, runtime: Runtime) -> int:
 
 async def purge_outbox(connection: Connection, runtime: Runtime) -> int:
     """Messages that were never delivered keep their (encrypted) address only so long."""
-    before = runtime.clock.now() - timedelta(seconds=runtime.settings.retention_expired)
+    before = runtime.clock.now() - policy_of(runtime).undelivered_message
     return await outbox_table.drop_undelivered_payloads(connection, before)
+
+
+async def purge_idempotency_records(connection: Connection, runtime: Runtime) -> None:
+    now = runtime.clock.now()
+    await idempotency_keys.delete_older_than(
+        connection, now - policy_of(runtime).idempotency_record
+    )
+
+
+async def purge_rate_limit_windows(connection: Connection, runtime: Runtime) -> None:
+    now = runtime.clock.now()
+    await rate_limits.purge_old_windows(connection, now - policy_of(runtime).rate_limit_window)

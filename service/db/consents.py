@@ -189,6 +189,30 @@ async def expire_lapsed(connection: Connection, now: datetime) -> list[Consent]:
     return [_consent(row) for row in rows]
 
 
+async def claim_lapsing_notices(
+    connection: Connection, *, now: datetime, lapsing_before: datetime, limit: int = 500
+) -> list[Consent]:
+    """Mark live consents that lapse before ``lapsing_before`` as notified and return them; a
+    consent is returned once (two workers skip each other's rows)."""
+    rows = await connection.fetch(
+        f"""
+        update consents set lapsing_notified_at = $1
+        where id in (
+            select id from consents
+            where status = 'granted' and lapsing_notified_at is null
+              and expires_at > $1 and expires_at <= $2
+            order by expires_at limit $3
+            for update skip locked
+        )
+        returning {_COLUMNS}
+        """,
+        now,
+        lapsing_before,
+        limit,
+    )
+    return [_consent(row) for row in rows]
+
+
 CHECK_QUERY = """
 select c.id as consent_id, c.status as consent_status, c.purposes as consent_purposes,
        c.expires_at as consent_expires_at, coalesce(c.ended_at, c.granted_at) as consent_changed_at,

@@ -8,14 +8,21 @@ HTML emails carry inline styles only: no images, no remote resources, no trackin
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2
 import msgspec
 
-from service.i18n import N_, format_datetime, install_translations, negotiate_locale, translator
+from service.i18n import (
+    N_,
+    format_date,
+    format_datetime,
+    install_translations,
+    negotiate_locale,
+    translator,
+)
 
 TEMPLATES_DIR = Path(__file__).parents[1] / "templates"
 
@@ -155,6 +162,31 @@ def render_revoked_email(
         purposes=_purpose_views(purposes, loc),
         reason=reason,
         revoked_at=format_datetime(revoked_at, loc),
+    )
+
+
+def render_lapsing_email(
+    *,
+    locale: str,
+    operator_name: str,
+    purposes: Sequence[Purpose],
+    comes_of_age_on: date,
+    age_of_consent: int,
+    lapses_at: datetime,
+    retention_policy_url: str,
+) -> RenderedEmail:
+    """Ahead of the coming of age: the consent ends and the young person decides alone."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "lapsing",
+        N_("%(operator)s: your child will soon decide alone"),
+        loc,
+        operator_name,
+        purposes=_purpose_views(purposes, loc),
+        comes_of_age_on=format_date(comes_of_age_on, loc),
+        age_of_consent=age_of_consent,
+        lapses_at=format_datetime(lapses_at, loc),
+        retention_policy_url=retention_policy_url,
     )
 
 

@@ -7,7 +7,7 @@ found there. Slovenian texts address the guardian formally ("vi").
 """
 
 from service.i18n.catalogs import DEFAULT_LOCALE, LOCALE_DIR, LOCALES, negotiate_locale
-from service.i18n.formatting import format_datetime
+from service.i18n.formatting import format_date, format_datetime
 from service.i18n.templates import install_translations
 from service.i18n.translator import N_, Translator, translator
 
@@ -17,6 +17,7 @@ __all__ = [
     "LOCALE_DIR",
     "N_",
     "Translator",
+    "format_date",
     "format_datetime",
     "install_translations",
     "negotiate_locale",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
+from babel.dates import format_date as cldr_format_date
 from babel.dates import format_datetime as cldr_format_datetime
 
 from service.i18n.translator import N_, translator
@@ -12,6 +13,8 @@ from service.i18n.translator import N_, translator
 # (symbols: unicode.org/reports/tr35/tr35-dates.html#Date_Field_Symbol_Table). MMMM is the
 # name of the month in your language; text in single quotes is copied as it is.
 DATETIME_PATTERN = N_("d MMMM y, HH:mm 'UTC'")
+# TRANSLATORS: the CLDR pattern of a calendar day (a birthday) in emails, without a time.
+DATE_PATTERN = N_("d MMMM y")
 
 
 def format_datetime(moment: datetime, locale: str | None) -> str:
@@ -23,3 +26,9 @@ def format_datetime(moment: datetime, locale: str | None) -> str:
     language = translator(locale)
     pattern = language.gettext(DATETIME_PATTERN)
     return cldr_format_datetime(utc, pattern, tzinfo=UTC, locale=language.locale)
+
+
+def format_date(day: date, locale: str | None) -> str:
+    """A readable calendar day: "1 April 2030" in English."""
+    language = translator(locale)
+    return cldr_format_date(day, language.gettext(DATE_PATTERN), locale=language.locale)

@@ -179,5 +179,5 @@ async def test_age_gate_errors_are_problems(
             content=b"birth_date=2015-01-01",
             headers={**auth, "Content-Type": "application/x-www-form-urlencoded"},
         ),
-        400,
+        415,
     )
