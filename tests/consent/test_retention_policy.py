@@ -152,6 +152,7 @@ def test_the_policy_holds_every_enforced_value(base_env: dict[str, str], tmp_pat
         ("tutoring", 730 * DAY),
         ("progress_reports", 365 * DAY),
         ("newsletter", 365 * DAY),
+        ("research_sharing", 365 * DAY),
     ]
 
 
