@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from service.db.consent_requests import ConsentRequest
+from service.db.consents import Consent
 from service.states import ConsentStatus, LinkProblemReason
 
 
@@ -69,6 +70,8 @@ class FormError(StrEnum):
     PURPOSES = "purposes"
     ATTESTATION = "attestation"
     CONFIRM = "confirm"
+    WITHDRAW_NONE = "withdraw_none"
+    ERASE_PARTIAL = "erase_partial"
 
 
 class InvalidSubmission(Exception):
@@ -77,6 +80,16 @@ class InvalidSubmission(Exception):
     def __init__(self, request: ConsentRequest, errors: list[FormError]) -> None:
         super().__init__("; ".join(errors))
         self.request = request
+        self.errors = errors
+
+
+class InvalidWithdrawal(Exception):
+    """The guardian's withdrawal form cannot be acted on as sent; ``errors`` say why and
+    ``consent`` is the consent as it stands, to show the form again."""
+
+    def __init__(self, consent: Consent, errors: list[FormError]) -> None:
+        super().__init__("; ".join(errors))
+        self.consent = consent
         self.errors = errors
 
 

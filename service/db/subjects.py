@@ -9,6 +9,7 @@ import msgspec
 
 from service.db import idempotency_keys
 from service.db.connection import Connection
+from service.db.consents import PurposeWithdrawal
 from service.states import ConsentStatus, OutboxKind, OutboxStatus, RequestStatus
 
 
@@ -53,6 +54,7 @@ class SubjectConsent(msgspec.Struct, frozen=True, kw_only=True):
     ended_at: datetime | None
     end_reason: str | None
     token: str | None
+    withdrawn_purposes: list[PurposeWithdrawal]
 
 
 class SubjectMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,12 +104,19 @@ async def consents_of(connection: Connection, subject_id: str) -> list[SubjectCo
     rows = await connection.fetch(
         """
         select id, request_id, status, purposes, jurisdiction, method, policy_version,
-               guardian_ref as guardian, granted_at, expires_at, ended_at, end_reason, token
+               guardian_ref as guardian, granted_at, expires_at, ended_at, end_reason, token,
+               withdrawn_purposes
         from consents where subject_id = $1 order by granted_at
         """,
         subject_id,
     )
-    return [msgspec.convert(dict(row), SubjectConsent) for row in rows]
+    return [
+        msgspec.convert(
+            {**row, "withdrawn_purposes": msgspec.json.decode(row["withdrawn_purposes"])},
+            SubjectConsent,
+        )
+        for row in rows
+    ]
 
 
 async def messages_of(connection: Connection, subject_id: str) -> list[SubjectMessage]:

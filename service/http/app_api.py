@@ -92,6 +92,8 @@ class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):
     ended_at: datetime | None
     end_reason: str | None
     token: str | None
+    # purposes the guardian withdrew while the rest stayed granted, oldest first
+    withdrawn_purposes: list[consents_repo.PurposeWithdrawal]
 
 
 def consent_record(consent: consents_repo.Consent, now: datetime) -> ConsentRecord:
@@ -112,6 +114,7 @@ def consent_record(consent: consents_repo.Consent, now: datetime) -> ConsentReco
         ended_at=consent.ended_at,
         end_reason=consent.end_reason,
         token=consent.token if status == ConsentStatus.GRANTED else None,
+        withdrawn_purposes=consent.withdrawn_purposes,
     )
 
 
