@@ -87,28 +87,9 @@ async def load_for_withdrawal(connection: Connection, runtime: Runtime, token: s
 
 
 async def withdraw(connection: Connection, runtime: Runtime, token: str) -> Consent:
-    now = runtime.clock.now()
-    token_hash = hash_link_token(token)
-    async with connection.transaction():
-        unlocked = await consents_repo.find_by_withdraw_token(connection, token_hash)
-        if unlocked is not None:
-            await locks.lock_subject(connection, unlocked.subject_id)
-        found = live_consent(
-            await consents_repo.find_by_withdraw_token(connection, token_hash, for_update=True),
-            now,
-        )
-        try:
-            return await _end(
-                connection,
-                runtime,
-                found,
-                status=ConsentStatus.WITHDRAWN,
-                reason="withdrawn by the guardian",
-                actor=GUARDIAN_ACTOR,
-                now=now,
-            )
-        except AlreadyEnded:
-            raise LinkProblem(LinkProblemReason.NOT_LIVE) from None
+    """Withdraw the whole consent behind a withdrawal link."""
+    withdrawal = await withdraw_purposes(connection, runtime, token, (), everything=True)
+    return withdrawal.consent
 
 
 def ends_consent(consent: Consent, withdrawn: Sequence[str], required: Sequence[str]) -> bool:
@@ -123,9 +104,11 @@ async def withdraw_purposes(
     chosen: Sequence[str],
     *,
     erase: bool = False,
+    everything: bool = False,
 ) -> Withdrawal:
-    """The guardian withdraws the ``chosen`` purposes. Only optional ones: the consent stays
-    live for the rest, with a new token; a required one (or all): the consent ends.
+    """The guardian withdraws the ``chosen`` purposes (``everything``: all it covers). Only
+    optional ones: the consent stays live for the rest, with a new token; a required one (or
+    all): the consent ends.
 
     Checked and done under the subject lock, against the consent as it is then, so a racing
     revocation or withdrawal is never undone and a withdrawn purpose never comes back."""
@@ -139,6 +122,8 @@ async def withdraw_purposes(
             await consents_repo.find_by_withdraw_token(connection, token_hash, for_update=True),
             now,
         )
+        if everything:
+            chosen = consent.purposes
         required = runtime.catalogue.required_ids
         withdrawn = [p for p in consent.purposes if p in chosen]
         errors = []
