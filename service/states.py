@@ -72,6 +72,8 @@ class LinkProblemReason(StrEnum):
     EXPIRED = "expired"
     USED = "used"
     LOCKED = "locked"
+    # a withdrawal link after too many refused submissions: for a while only
+    WITHDRAWAL_LOCKED = "withdrawal_locked"
     NOT_LIVE = "not_live"
     SUPERSEDED = "superseded"
     NOT_REQUIRED = "not_required"

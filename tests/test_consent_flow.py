@@ -107,7 +107,9 @@ async def test_guardian_grants_some_purposes_then_withdraws(
     withdraw_link = guardian_link(confirmation.text)
     assert "/guardian/withdraw/" in withdraw_link
 
-    withdrawn = await open_and_submit(client, withdraw_link, {"confirm": "yes"})
+    withdrawn = await open_and_submit(
+        client, withdraw_link, {"confirm": "yes", "purposes": ["tutoring"]}
+    )
     assert withdrawn.status_code == 200, withdrawn.text
     after = await client.get(
         "/v1/consents/check", params={"subject_id": "child-42", "purpose": "tutoring"}, headers=auth

@@ -82,8 +82,25 @@ async def load_for_review(connection: Connection, runtime: Runtime, token: str) 
 
 
 async def record_failed_submission(connection: Connection, request_id: uuid.UUID) -> int | None:
-    """Count an invalid form; None when the request is no longer pending (decided, erased)."""
+    """Count a refused submission; None when the request is no longer pending (decided,
+    erased)."""
     return await requests_repo.count_failed_submission(connection, request_id)
+
+
+async def strike_refused_submission(connection: Connection, runtime: Runtime, token: str) -> None:
+    """A submission the CSRF check refused counts against its review link; the fifth locks it.
+
+    Only those count: a forged or replayed form is what the limit is for. An honest mistake
+    on the form (no attestation, no decision) is shown again and never counts."""
+    now = runtime.clock.now()
+    request = await requests_repo.find_by_link_token(connection, hash_link_token(token))
+    if request is None or lifecycle.request_status_at(request.status, request.expires_at, now) != (
+        RequestStatus.PENDING
+    ):
+        return
+    failures = await record_failed_submission(connection, request.id)
+    if failures is not None and failures >= MAX_FAILED_SUBMISSIONS:
+        raise link_locked(request, now)
 
 
 async def decide(

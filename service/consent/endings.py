@@ -5,10 +5,20 @@ closed unanswered. A consent is never revived; a new one takes its place.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import msgspec
 
 from service.consent import lifecycle, notifications
-from service.consent.errors import AlreadyEnded, Conflict, LinkProblem, NotFound
+from service.consent.errors import (
+    AlreadyEnded,
+    Conflict,
+    FormError,
+    InvalidWithdrawal,
+    LinkProblem,
+    NotFound,
+)
 from service.consent.runtime import Runtime
 from service.db import consents as consents_repo
 from service.db import locks
@@ -17,19 +27,58 @@ from service.db.audit_events import GUARDIAN_ACTOR, SYSTEM_ACTOR, record_event
 from service.db.connection import Connection
 from service.db.consent_requests import ConsentRequest
 from service.db.consents import Consent
+from service.db.signing_keys import register_signing_key
 from service.security.tokens import hash_link_token
 from service.states import ConsentStatus, LinkProblemReason, RequestStatus
 
+# Submissions a withdrawal link refuses (CSRF) before it locks, and for how long it locks. The
+# lock lifts by itself: withdrawing must stay as easy as giving (GDPR Art. 7(3)).
+MAX_FAILED_WITHDRAWALS = 5
+WITHDRAWAL_LOCK = timedelta(hours=1)
+
+
+class Withdrawal(msgspec.Struct, frozen=True, kw_only=True):
+    """What a guardian's withdrawal did: ``ended`` the consent, or only ``withdrawn`` some of
+    its purposes while the ``consent`` (as it now stands) stays live for the rest."""
+
+    consent: Consent
+    withdrawn: list[str]
+    ended: bool
+
 
 def live_consent(consent: Consent | None, now: datetime) -> Consent:
-    """The consent behind a withdrawal link, if it is still live."""
+    """The consent behind a withdrawal link, if it is still live and its link not locked."""
     if consent is None:
         raise LinkProblem(LinkProblemReason.UNKNOWN)
     if lifecycle.consent_status_at(consent.status, consent.expires_at, now) != (
         ConsentStatus.GRANTED
     ):
         raise LinkProblem(LinkProblemReason.NOT_LIVE)
+    locked_until = consent.withdraw_locked_until
+    if locked_until is not None and locked_until > now:
+        raise LinkProblem(
+            LinkProblemReason.WITHDRAWAL_LOCKED,
+            retry_after_seconds=(locked_until - now).total_seconds(),
+        )
     return consent
+
+
+async def strike_refused_withdrawal(connection: Connection, runtime: Runtime, token: str) -> None:
+    """A submission the CSRF check refused counts against its withdrawal link; the fifth locks
+    the link for ``WITHDRAWAL_LOCK``. Honest mistakes on the form never come here."""
+    now = runtime.clock.now()
+    locked_until = await consents_repo.count_failed_withdrawal(
+        connection,
+        hash_link_token(token),
+        now=now,
+        limit=MAX_FAILED_WITHDRAWALS,
+        lock_for=WITHDRAWAL_LOCK,
+    )
+    if locked_until is not None:
+        raise LinkProblem(
+            LinkProblemReason.WITHDRAWAL_LOCKED,
+            retry_after_seconds=(locked_until - now).total_seconds(),
+        )
 
 
 async def load_for_withdrawal(connection: Connection, runtime: Runtime, token: str) -> Consent:
@@ -38,28 +87,123 @@ async def load_for_withdrawal(connection: Connection, runtime: Runtime, token: s
 
 
 async def withdraw(connection: Connection, runtime: Runtime, token: str) -> Consent:
+    """Withdraw the whole consent behind a withdrawal link."""
+    withdrawal = await withdraw_purposes(connection, runtime, token, (), everything=True)
+    return withdrawal.consent
+
+
+def ends_consent(consent: Consent, withdrawn: Sequence[str], required: Sequence[str]) -> bool:
+    """Withdrawing a required purpose, or every purpose, ends the consent altogether."""
+    return any(p in required for p in withdrawn) or all(p in withdrawn for p in consent.purposes)
+
+
+async def withdraw_purposes(
+    connection: Connection,
+    runtime: Runtime,
+    token: str,
+    chosen: Sequence[str],
+    *,
+    erase: bool = False,
+    everything: bool = False,
+) -> Withdrawal:
+    """The guardian withdraws the ``chosen`` purposes (``everything``: all it covers). Only
+    optional ones: the consent stays live for the rest, with a new token; a required one (or
+    all): the consent ends.
+
+    Checked and done under the subject lock, against the consent as it is then, so a racing
+    revocation or withdrawal is never undone and a withdrawn purpose never comes back."""
     now = runtime.clock.now()
     token_hash = hash_link_token(token)
     async with connection.transaction():
         unlocked = await consents_repo.find_by_withdraw_token(connection, token_hash)
         if unlocked is not None:
             await locks.lock_subject(connection, unlocked.subject_id)
-        found = live_consent(
+        consent = live_consent(
             await consents_repo.find_by_withdraw_token(connection, token_hash, for_update=True),
             now,
         )
-        try:
-            return await _end(
-                connection,
-                runtime,
-                found,
-                status=ConsentStatus.WITHDRAWN,
-                reason="withdrawn by the guardian",
-                actor=GUARDIAN_ACTOR,
-                now=now,
-            )
-        except AlreadyEnded:
-            raise LinkProblem(LinkProblemReason.NOT_LIVE) from None
+        if everything:
+            chosen = consent.purposes
+        required = runtime.catalogue.required_ids
+        withdrawn = [p for p in consent.purposes if p in chosen]
+        errors = []
+        if not chosen:
+            errors.append(FormError.WITHDRAW_NONE)
+        elif len(withdrawn) != len(set(chosen)):
+            errors.append(FormError.PURPOSES)
+        ending = bool(withdrawn) and ends_consent(consent, withdrawn, required)
+        if erase and not ending and not errors:
+            errors.append(FormError.ERASE_PARTIAL)
+        if errors:
+            raise InvalidWithdrawal(consent, errors)
+        if ending:
+            try:
+                ended = await _end(
+                    connection,
+                    runtime,
+                    consent,
+                    status=ConsentStatus.WITHDRAWN,
+                    reason="withdrawn by the guardian",
+                    actor=GUARDIAN_ACTOR,
+                    now=now,
+                )
+            except AlreadyEnded:
+                raise LinkProblem(LinkProblemReason.NOT_LIVE) from None
+            return Withdrawal(consent=ended, withdrawn=consent.purposes, ended=True)
+        return await _withdraw_some(connection, runtime, consent, withdrawn, token, now)
+
+
+async def _withdraw_some(
+    connection: Connection,
+    runtime: Runtime,
+    consent: Consent,
+    withdrawn: list[str],
+    link_token: str,
+    now: datetime,
+) -> Withdrawal:
+    """Same consent id, fewer purposes, and a new token that says so (the old one still
+    verifies until it expires: only the check endpoint knows what is current)."""
+    remaining = [p for p in consent.purposes if p not in withdrawn]
+    await register_signing_key(connection, runtime.signer, now)
+    token = runtime.signer.sign(
+        consent_id=str(consent.id),
+        subject_id=consent.subject_id,
+        issued_at=now,
+        expires_at=consent.expires_at,
+        purposes=remaining,
+        jurisdiction=consent.jurisdiction,
+        method=consent.method,
+        policy_version=consent.policy_version,
+        guardian_ref=consent.guardian_ref,
+    )
+    updated = await consents_repo.withdraw_purposes(
+        connection, consent.id, remaining=remaining, withdrawn=withdrawn, token=token, now=now
+    )
+    if updated is None:
+        raise LinkProblem(LinkProblemReason.NOT_LIVE)
+    await notifications.tell_purposes_withdrawn(
+        connection,
+        runtime,
+        updated,
+        withdrawn=withdrawn,
+        withdraw_url=runtime.link(f"/guardian/withdraw/{link_token}"),
+        now=now,
+    )
+    await notifications.purposes_withdrawn_webhook(connection, runtime, updated, withdrawn, now)
+    await record_event(
+        connection,
+        actor=GUARDIAN_ACTOR,
+        action="consent.purposes_withdrawn",
+        occurred_at=now,
+        subject_id=consent.subject_id,
+        request_id=consent.request_id,
+        consent_id=consent.id,
+        from_status=ConsentStatus.GRANTED,
+        to_status=ConsentStatus.GRANTED,
+        reason="purposes withdrawn by the guardian",
+        details={"withdrawn_purposes": withdrawn, "purposes": remaining},
+    )
+    return Withdrawal(consent=updated, withdrawn=withdrawn, ended=False)
 
 
 async def revoke(

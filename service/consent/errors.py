@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from service.db.consent_requests import ConsentRequest
+from service.db.consents import Consent
 from service.states import ConsentStatus, DataRequestStatus, LinkProblemReason
 
 
@@ -73,6 +74,8 @@ class FormError(StrEnum):
     CONFIRM = "confirm"
     # a purpose ticked that this way of giving consent cannot authorise
     METHOD_TOO_WEAK = "method_too_weak"
+    WITHDRAW_NONE = "withdraw_none"
+    ERASE_PARTIAL = "erase_partial"
 
 
 class InvalidSubmission(Exception):
@@ -81,6 +84,16 @@ class InvalidSubmission(Exception):
     def __init__(self, request: ConsentRequest, errors: list[FormError]) -> None:
         super().__init__("; ".join(errors))
         self.request = request
+        self.errors = errors
+
+
+class InvalidWithdrawal(Exception):
+    """The guardian's withdrawal form cannot be acted on as sent; ``errors`` say why and
+    ``consent`` is the consent as it stands, to show the form again."""
+
+    def __init__(self, consent: Consent, errors: list[FormError]) -> None:
+        super().__init__("; ".join(errors))
+        self.consent = consent
         self.errors = errors
 
 

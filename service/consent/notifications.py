@@ -235,6 +235,70 @@ async def tell_consent_lapsing(
     )
 
 
+async def tell_purposes_withdrawn(
+    connection: Connection,
+    runtime: Runtime,
+    consent: Consent,
+    *,
+    withdrawn: Sequence[str],
+    withdraw_url: str,
+    now: datetime,
+) -> None:
+    """Confirm a withdrawal of some purposes: what was withdrawn, what remains, and the same
+    link for withdrawing the rest."""
+    request = await requests_repo.get_request(connection, consent.request_id)
+    email = guardian_email(runtime, request) if request else None
+    if email is None or request is None:
+        return
+    await outbox.enqueue_email(
+        connection,
+        runtime.protector,
+        topic="consent_purposes_withdrawn",
+        subject_id=consent.subject_id,
+        related_id=consent.id,
+        to=email,
+        locale=request.locale,
+        email=emails.render_purposes_withdrawn_email(
+            locale=request.locale,
+            operator_name=runtime.settings.operator_name,
+            withdrawn=runtime.catalogue.among(withdrawn),
+            remaining=runtime.catalogue.among(consent.purposes),
+            withdraw_url=withdraw_url,
+            withdrawn_at=now,
+        ),
+        now=now,
+    )
+
+
+async def purposes_withdrawn_webhook(
+    connection: Connection,
+    runtime: Runtime,
+    consent: Consent,
+    withdrawn: Sequence[str],
+    now: datetime,
+) -> None:
+    """``consent.updated``: the consent stays granted for ``purposes``; ``withdrawn_purposes``
+    are no longer allowed."""
+    if runtime.settings.webhook_url is None:
+        return
+    await outbox.enqueue_webhook(
+        connection,
+        event_type="consent.updated",
+        subject_id=consent.subject_id,
+        related_id=consent.id,
+        data={
+            "subject_id": consent.subject_id,
+            "request_id": str(consent.request_id),
+            "consent_id": str(consent.id),
+            "status": str(ConsentStatus.GRANTED),
+            "purposes": list(consent.purposes),
+            "withdrawn_purposes": list(withdrawn),
+            "expires_at": consent.expires_at.isoformat(),
+        },
+        now=now,
+    )
+
+
 async def consent_webhook(
     connection: Connection,
     runtime: Runtime,

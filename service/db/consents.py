@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import msgspec
@@ -14,11 +14,19 @@ from service.states import ConsentStatus, RequestStatus
 
 _COLUMNS = """
     id, request_id, subject_id, status, purposes, jurisdiction, method, policy_version,
-    guardian_ref, granted_at, expires_at, ended_at, end_reason, token, purpose_methods
+    guardian_ref, granted_at, expires_at, ended_at, end_reason, token, purpose_methods,
+    withdrawn_purposes, withdraw_failed_submissions, withdraw_locked_until
 """
 
 
 LAPSE_REASON = "lapsed: the child reached the age of consent or the maximum validity"
+
+
+class PurposeWithdrawal(msgspec.Struct, frozen=True, kw_only=True):
+    """One purpose the guardian withdrew while the rest of the consent stayed live."""
+
+    purpose: str
+    withdrawn_at: datetime
 
 
 class Consent(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +46,9 @@ class Consent(msgspec.Struct, frozen=True, kw_only=True):
     token: str | None
     # how each purpose was verified ({purpose: method})
     purpose_methods: dict[str, str]
+    withdrawn_purposes: list[PurposeWithdrawal]
+    withdraw_failed_submissions: int
+    withdraw_locked_until: datetime | None
 
 
 class CheckRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +66,7 @@ class CheckRow(msgspec.Struct, frozen=True, kw_only=True):
 def _consent(row: asyncpg.Record) -> Consent:
     fields = dict(row)
     fields["purpose_methods"] = msgspec.json.decode(fields["purpose_methods"])
+    fields["withdrawn_purposes"] = msgspec.json.decode(fields["withdrawn_purposes"])
     return msgspec.convert(fields, Consent)
 
 
@@ -165,6 +177,68 @@ async def end_consent(
         now,
     )
     return _convert(row)
+
+
+async def withdraw_purposes(
+    connection: Connection,
+    consent_id: uuid.UUID,
+    *,
+    remaining: list[str],
+    withdrawn: list[str],
+    token: str,
+    now: datetime,
+) -> Consent | None:
+    """Conditional: shrinks only a live consent to ``remaining``, records ``withdrawn`` with
+    their time and stores the re-issued ``token``; None when it was no longer live."""
+    row = await connection.fetchrow(
+        f"""
+        update consents
+        set purposes = $2, token = $4, updated_at = $5,
+            withdrawn_purposes = withdrawn_purposes || (
+                select coalesce(jsonb_agg(jsonb_build_object(
+                    'purpose', p, 'withdrawn_at', to_jsonb($5::timestamptz)) order by n), '[]')
+                from unnest($3::text[]) with ordinality as w(p, n)
+            )
+        where id = $1 and status = 'granted'
+        returning {_COLUMNS}
+        """,
+        consent_id,
+        remaining,
+        withdrawn,
+        token,
+        now,
+    )
+    return _convert(row)
+
+
+async def count_failed_withdrawal(
+    connection: Connection,
+    token_hash: bytes,
+    *,
+    now: datetime,
+    limit: int,
+    lock_for: timedelta,
+) -> datetime | None:
+    """Count a refused submission on a live consent's withdrawal link; the ``limit``-th locks
+    the link until the returned time (and the count starts again). None: not locked."""
+    locked_until: datetime | None = await connection.fetchval(
+        """
+        update consents
+        set withdraw_failed_submissions = case
+                when withdraw_failed_submissions + 1 >= $3 then 0
+                else withdraw_failed_submissions + 1 end,
+            withdraw_locked_until = case
+                when withdraw_failed_submissions + 1 >= $3 then $2::timestamptz + $4::interval
+                else withdraw_locked_until end
+        where withdraw_token_hash = $1 and status = 'granted'
+        returning case when withdraw_locked_until > $2 then withdraw_locked_until end
+        """,
+        token_hash,
+        now,
+        limit,
+        lock_for,
+    )
+    return locked_until
 
 
 async def expire_lapsed(connection: Connection, now: datetime) -> list[Consent]:

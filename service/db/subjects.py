@@ -9,6 +9,7 @@ import msgspec
 
 from service.db import data_requests, idempotency_keys
 from service.db.connection import Connection
+from service.db.consents import PurposeWithdrawal
 from service.states import ConsentStatus, OutboxKind, OutboxStatus, RequestStatus
 
 
@@ -56,6 +57,7 @@ class SubjectConsent(msgspec.Struct, frozen=True, kw_only=True):
     end_reason: str | None
     token: str | None
     purpose_methods: dict[str, str]
+    withdrawn_purposes: list[PurposeWithdrawal]
 
 
 class SubjectMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,14 +109,18 @@ async def consents_of(connection: Connection, subject_id: str) -> list[SubjectCo
         """
         select id, request_id, status, purposes, jurisdiction, method, policy_version,
                guardian_ref as guardian, granted_at, expires_at, ended_at, end_reason, token,
-               purpose_methods
+               purpose_methods, withdrawn_purposes
         from consents where subject_id = $1 order by granted_at
         """,
         subject_id,
     )
     return [
         msgspec.convert(
-            {**row, "purpose_methods": msgspec.json.decode(row["purpose_methods"])},
+            {
+                **row,
+                "purpose_methods": msgspec.json.decode(row["purpose_methods"]),
+                "withdrawn_purposes": msgspec.json.decode(row["withdrawn_purposes"]),
+            },
             SubjectConsent,
         )
         for row in rows

@@ -144,6 +144,29 @@ def render_withdrawn_email(
     )
 
 
+def render_purposes_withdrawn_email(
+    *,
+    locale: str,
+    operator_name: str,
+    withdrawn: Sequence[Purpose],
+    remaining: Sequence[Purpose],
+    withdraw_url: str,
+    withdrawn_at: datetime,
+) -> RenderedEmail:
+    """Confirms that the guardian withdrew some purposes while keeping consent for the rest."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "purposes_withdrawn",
+        N_("%(operator)s: you withdrew part of your consent"),
+        loc,
+        operator_name,
+        withdrawn=_purpose_views(withdrawn, loc),
+        remaining=_purpose_views(remaining, loc),
+        withdraw_url=withdraw_url,
+        withdrawn_at=format_datetime(withdrawn_at, loc),
+    )
+
+
 def render_revoked_email(
     *,
     locale: str,

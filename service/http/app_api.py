@@ -100,6 +100,8 @@ class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):
     token: str | None
     # how each purpose was verified ({purpose: method})
     purpose_methods: dict[str, str]
+    # purposes the guardian withdrew while the rest stayed granted, oldest first
+    withdrawn_purposes: list[consents_repo.PurposeWithdrawal]
 
 
 def consent_record(consent: consents_repo.Consent, now: datetime) -> ConsentRecord:
@@ -121,6 +123,7 @@ def consent_record(consent: consents_repo.Consent, now: datetime) -> ConsentReco
         end_reason=consent.end_reason,
         token=consent.token if status == ConsentStatus.GRANTED else None,
         purpose_methods=consent.purpose_methods,
+        withdrawn_purposes=consent.withdrawn_purposes,
     )
 
 

@@ -6,27 +6,38 @@ Mail scanners prefetch links, so a GET must never use up a link or change anythi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
+from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath
 from litestar.response import Template
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from service.consent import decisions, endings, subjects, verification
-from service.consent.errors import FormError, InvalidSubmission, LimitExceeded, LinkProblem
+from service.consent.errors import (
+    FormError,
+    InvalidSubmission,
+    InvalidWithdrawal,
+    LimitExceeded,
+    LinkProblem,
+)
 from service.consent.purposes import Purpose
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import rate_limits
 from service.db.audit_events import GUARDIAN_ACTOR
+from service.db.connection import Connection
 from service.db.consent_requests import ConsentRequest
+from service.db.consents import Consent
+from service.db.pool import borrow
 from service.http.client_address import IPAddress, client_ip, limit_keys
 from service.http.dependencies import Db
-from service.http.guardian_pages import FORM_ERRORS, page
+from service.http.guardian_pages import form_errors, page
 from service.http.problems import guardian_exception_handlers
-from service.i18n import DEFAULT_LOCALE, format_datetime, translator
+from service.i18n import DEFAULT_LOCALE, format_datetime
 from service.security.tokens import looks_like_link_token
 from service.settings import Settings
 from service.states import LinkProblemReason
@@ -44,7 +55,7 @@ _SUBMISSION_LIMITS = {
 
 
 def _purpose_views(
-    purposes: Sequence[Purpose], locale: str, needs_stronger_method: Sequence[str]
+    purposes: Sequence[Purpose], locale: str, needs_stronger_method: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
     return [
         {
@@ -82,6 +93,35 @@ def _require_plausible_token(token: str) -> None:
     """A token that cannot be one of ours is not looked up at all."""
     if not looks_like_link_token(token):
         raise LinkProblem(LinkProblemReason.UNKNOWN)
+
+
+Strike = Callable[[Connection, Runtime, str], Awaitable[None]]
+
+
+def _striking(strike: Strike) -> Callable[[ASGIApp], ASGIApp]:
+    """Middleware around Litestar's CSRF check: a submission it refuses counts against the
+    link in the path (``strike`` may raise the locked-link problem instead). Only such
+    submissions count; honest form mistakes reach the handler and never do."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def striking(scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                await app(scope, receive, send)
+            except PermissionDeniedException:
+                token = str(scope["path_params"].get("token", ""))
+                if looks_like_link_token(token):
+                    state = scope["litestar_app"].state
+                    async with borrow(state.pool) as connection:
+                        await strike(connection, state.runtime, token)
+                raise
+
+        return striking
+
+    return middleware
+
+
+strike_refused_submissions = _striking(decisions.strike_refused_submission)
+strike_refused_withdrawals = _striking(endings.strike_refused_withdrawal)
 
 
 class GuardianController(Controller):
@@ -124,7 +164,6 @@ class GuardianController(Controller):
         """The review form; an optional purpose is ticked only when the guardian ticked it
         (a pre-ticked box is no consent), a required one is always shown ticked as required."""
         locale = request.locale
-        language = translator(locale)
         purposes = runtime.catalogue.among(request.purposes)
         beyond_method = verification.needs_stronger_method(
             purposes, request.country, runtime.clock.now()
@@ -139,7 +178,7 @@ class GuardianController(Controller):
             child_agreed=request.child_agreed is True,
             expires_at=format_datetime(request.expires_at, locale),
             form_action=f"/guardian/{token}",
-            errors=[language.gettext(FORM_ERRORS[error]) for error in errors],
+            **form_errors(errors, locale),
             selected=selected,
             attested=attested,
         )
@@ -151,7 +190,7 @@ class GuardianController(Controller):
         request = await decisions.load_for_review(db, runtime, token)
         return self._review(runtime, request, token)
 
-    @post("/{token:str}", status_code=200)
+    @post("/{token:str}", status_code=200, middleware=[strike_refused_submissions])
     async def submit(
         self, token: FromPath[str], request: Request[Any, Any, Any], state: State, db: Db
     ) -> Template:
@@ -167,11 +206,7 @@ class GuardianController(Controller):
                 db, runtime, token=token, decision=decision, chosen=chosen, attested=attested
             )
         except InvalidSubmission as invalid:
-            failures = await decisions.record_failed_submission(db, invalid.request.id)
-            if failures is None:  # decided or erased meanwhile
-                raise LinkProblem(LinkProblemReason.USED, locale=invalid.request.locale) from None
-            if failures >= decisions.MAX_FAILED_SUBMISSIONS:
-                raise decisions.link_locked(invalid.request, runtime.clock.now()) from None
+            # An honest mistake: shown again, never counted against the link.
             return self._review(
                 runtime,
                 invalid.request,
@@ -195,23 +230,41 @@ class GuardianController(Controller):
             confirmation_delay_hours=runtime.settings.confirmation_delay // 3600,
         )
 
+    async def _withdraw_form(
+        self,
+        db: Db,
+        runtime: Runtime,
+        consent: Consent,
+        token: str,
+        *,
+        errors: Sequence[FormError] = (),
+        selected: frozenset[str] = frozenset(),
+        erase: bool = False,
+        status: int = 200,
+    ) -> Template:
+        """The withdrawal form: every purpose still granted, none ticked."""
+        locale = await _consent_locale(db, consent.request_id)
+        return page(
+            "withdraw",
+            locale=locale,
+            http_status=status,
+            operator_name=runtime.settings.operator_name,
+            purposes=_purpose_views(runtime.catalogue.among(consent.purposes), locale),
+            granted_at=format_datetime(consent.granted_at, locale),
+            form_action=f"/guardian/withdraw/{token}",
+            **form_errors(errors, locale),
+            selected=selected,
+            erase=erase,
+        )
+
     @get("/withdraw/{token:str}")
     async def withdraw_page(self, token: FromPath[str], state: State, db: Db) -> Template:
         runtime: Runtime = state.runtime
         _require_plausible_token(token)
         consent = await endings.load_for_withdrawal(db, runtime, token)
-        locale = await _consent_locale(db, consent.request_id)
-        return page(
-            "withdraw",
-            locale=locale,
-            operator_name=runtime.settings.operator_name,
-            purposes=_titles(runtime, consent.purposes, locale),
-            granted_at=format_datetime(consent.granted_at, locale),
-            form_action=f"/guardian/withdraw/{token}",
-            errors=[],
-        )
+        return await self._withdraw_form(db, runtime, consent, token)
 
-    @post("/withdraw/{token:str}", status_code=200)
+    @post("/withdraw/{token:str}", status_code=200, middleware=[strike_refused_withdrawals])
     async def withdraw(
         self, token: FromPath[str], request: Request[Any, Any, Any], state: State, db: Db
     ) -> Template:
@@ -219,37 +272,53 @@ class GuardianController(Controller):
         await self._limit_submissions(request, runtime, db)
         _require_plausible_token(token)
         form = await request.form()
+        chosen = [str(value) for value in form.getall("purposes", [])]
+        erase = form.get("erase") == "yes"
         if form.get("confirm") != "yes":
             consent = await endings.load_for_withdrawal(db, runtime, token)
-            locale = await _consent_locale(db, consent.request_id)
-            return page(
-                "withdraw",
-                locale=locale,
-                http_status=422,
-                operator_name=runtime.settings.operator_name,
-                purposes=_titles(runtime, consent.purposes, locale),
-                granted_at=format_datetime(consent.granted_at, locale),
-                form_action=f"/guardian/withdraw/{token}",
-                errors=[translator(locale).gettext(FORM_ERRORS[FormError.CONFIRM])],
+            return await self._withdraw_form(
+                db,
+                runtime,
+                consent,
+                token,
+                errors=[FormError.CONFIRM],
+                selected=frozenset(chosen),
+                erase=erase,
+                status=422,
             )
-        erase = form.get("erase") == "yes"
-        # One transaction: if the erasure the guardian asked for fails, the withdrawal is
-        # not committed either, so the same link still works for another try.
-        async with db.transaction():
-            if erase:
-                # the erasure's locks first, so the audit chain lock is still taken last
-                found = await endings.load_for_withdrawal(db, runtime, token)
-                await subjects.lock_subject_records(db, found.subject_id)
-            ended = await endings.withdraw(db, runtime, token)
-            locale = await _consent_locale(db, ended.request_id)
-            if erase:
-                # Art. 17: the child's data and the guardian's address go too.
-                await subjects.erase(db, runtime, ended.subject_id, actor=GUARDIAN_ACTOR)
+        try:
+            # One transaction: if the erasure the guardian asked for fails, the withdrawal is
+            # not committed either, so the same link still works for another try.
+            async with db.transaction():
+                if erase:
+                    # the erasure's locks first, so the audit chain lock is still taken last
+                    found = await endings.load_for_withdrawal(db, runtime, token)
+                    await subjects.lock_subject_records(db, found.subject_id)
+                outcome = await endings.withdraw_purposes(db, runtime, token, chosen, erase=erase)
+                locale = await _consent_locale(db, outcome.consent.request_id)
+                if erase:
+                    # Art. 17: the child's data and the guardian's address go too.
+                    await subjects.erase(
+                        db, runtime, outcome.consent.subject_id, actor=GUARDIAN_ACTOR
+                    )
+        except InvalidWithdrawal as invalid:
+            return await self._withdraw_form(
+                db,
+                runtime,
+                invalid.consent,
+                token,
+                errors=invalid.errors,
+                selected=frozenset(chosen),
+                erase=erase,
+                status=422,
+            )
         return page(
             "withdrawn",
             locale=locale,
             operator_name=runtime.settings.operator_name,
-            purposes=_titles(runtime, ended.purposes, locale),
+            purposes=_titles(runtime, outcome.withdrawn, locale),
+            remaining=[] if outcome.ended else _titles(runtime, outcome.consent.purposes, locale),
+            withdraw_url=None if outcome.ended else f"/guardian/withdraw/{token}",
             erased=erase,
         )
 

@@ -3,6 +3,7 @@ pages that explain an unusable link or an error to a person in a browser."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jinja2
@@ -34,6 +35,21 @@ FORM_ERRORS = {
         "A purpose that shares your child's data with others cannot be given here yet: it needs "
         "a stronger way of checking that you are the parent. Nothing was recorded."
     ),
+    FormError.WITHDRAW_NONE: N_("Please tick at least one purpose to withdraw."),
+    FormError.ERASE_PARTIAL: N_(
+        "Your child's data can only be deleted when you withdraw your consent altogether. "
+        "Also tick the required purpose, or leave deletion unticked."
+    ),
+}
+# The form field each problem is shown next to (its id on the page is "<field>-error").
+FIELD_OF_ERROR = {
+    FormError.DECISION: "decision",
+    FormError.PURPOSES: "purposes",
+    FormError.ATTESTATION: "attestation",
+    FormError.CONFIRM: "confirm",
+    FormError.WITHDRAW_NONE: "purposes",
+    FormError.METHOD_TOO_WEAK: "purposes",
+    FormError.ERASE_PARTIAL: "erase",
 }
 TOO_MANY_SUBMISSIONS = N_(
     "Too many forms have been sent from your network in a short time, so this one was not accepted."
@@ -42,6 +58,18 @@ FORM_EXPIRED = N_(
     "The form could not be accepted: it has expired or your browser did not send its security "
     "cookie. Go back, reload the page and submit it again."
 )
+
+
+def form_errors(errors: Sequence[FormError], locale: str) -> dict[str, Any]:
+    """A form page's ``errors`` (the summary at the top) and ``field_errors`` (each shown by
+    its field, which points to it with ``aria-describedby``), in the page's language."""
+    language = translator(locale)
+    messages = [(FIELD_OF_ERROR[error], language.gettext(FORM_ERRORS[error])) for error in errors]
+    field_errors: dict[str, list[str]] = {}
+    for field, message in messages:
+        field_errors.setdefault(field, []).append(message)
+    return {"errors": [message for _, message in messages], "field_errors": field_errors}
+
 
 # The states guardian templates compare against, by name.
 STATES_IN_TEMPLATES = {"RequestStatus": RequestStatus, "LinkProblemReason": LinkProblemReason}

@@ -122,6 +122,7 @@ _STATUS_OF_LINK_PROBLEM: dict[LinkProblemReason, int] = {
     LinkProblemReason.SUPERSEDED: 410,
     LinkProblemReason.NOT_REQUIRED: 410,
     LinkProblemReason.LOCKED: 429,
+    LinkProblemReason.WITHDRAWAL_LOCKED: 429,
 }
 
 DATABASE_UNAVAILABLE_HEADERS = {"Retry-After": "5"}

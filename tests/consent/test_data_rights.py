@@ -17,6 +17,7 @@ from service.db.audit_events import AUDIT_CHAIN_LOCK, verify_chain
 from service.security.personal_data import normalize_email
 from tests.support.dates import birth_date_years_ago
 from tests.support.flows import (
+    ALL_PURPOSES,
     GRANT_ALL,
     check,
     granted_consent,
@@ -383,7 +384,8 @@ async def test_erasure_racing_another_change_leaves_nothing_behind(
         else:
             token = await withdraw_csrf(svc.client, granted.withdraw_path)
             change = svc.client.post(
-                granted.withdraw_path, data={"confirm": "yes", "_csrf_token": token}
+                granted.withdraw_path,
+                data={"confirm": "yes", "purposes": ALL_PURPOSES, "_csrf_token": token},
             )
     mailbox.clear()
 

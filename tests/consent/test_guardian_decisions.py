@@ -350,11 +350,11 @@ async def test_five_failed_submissions_lock_the_link(
 ) -> None:
     request_id, link = await open_request(client, auth, worker, mailbox, clock)
     token = await review_csrf(client, link)
-    bad = {"decision": "grant", "purposes": ["tutoring"], "_csrf_token": token}  # no attestation
+    forged = {**GRANT_ALL, "_csrf_token": "0" * 128}  # fails the CSRF check
 
-    statuses = [(await client.post(path_of(link), data=bad)).status_code for _ in range(5)]
+    statuses = [(await client.post(path_of(link), data=forged)).status_code for _ in range(5)]
 
-    assert statuses == [422, 422, 422, 422, 429]
+    assert statuses == [403, 403, 403, 403, 429]
     valid = await client.post(path_of(link), data={**GRANT_ALL, "_csrf_token": token})
     assert valid.status_code == 429
     assert "This link has been locked" in valid.text
@@ -420,12 +420,13 @@ async def test_post_without_csrf_token_is_403_and_changes_nothing(
     assert await request_status(client, auth, request_id) == "pending"
     assert await consent_count(db) == 0
     assert await audit_count(db) == events_before
+    # each refused submission is a strike against the link (five lock it)
     failed = await count(
         db,
         "select failed_submissions from consent_requests where id = $1",
         uuid.UUID(request_id),
     )
-    assert failed == 0
+    assert failed == 3
 
 
 async def test_thirty_submissions_per_minute_per_client(

@@ -20,7 +20,13 @@ from service.consent.errors import LinkProblem
 from service.db.audit_events import verify_chain
 from service.http.problems import status_for
 from service.security.personal_data import normalize_email
-from tests.support.flows import check, granted_consent, withdraw_csrf, withdraw_via_form
+from tests.support.flows import (
+    ALL_PURPOSES,
+    check,
+    granted_consent,
+    withdraw_csrf,
+    withdraw_via_form,
+)
 from tests.support.problems import assert_problem
 from tests.support.service import Service, browser
 from tests.support.webhooks import (
@@ -225,7 +231,8 @@ async def test_fifty_concurrent_revocations_and_withdrawals_end_the_consent_once
 
         async def form_withdraw() -> tuple[str, int, Any]:
             response = await guardian.post(
-                granted.withdraw_path, data={"confirm": "yes", "_csrf_token": csrf}
+                granted.withdraw_path,
+                data={"confirm": "yes", "purposes": ALL_PURPOSES, "_csrf_token": csrf},
             )
             return "form", response.status_code, None
 

@@ -346,13 +346,16 @@ async def test_guardian_withdraws_from_the_confirmation_email(
     page = phone.page
     await open_link(phone, withdraw_link)
     await expect(page.get_by_role("heading", level=1)).to_have_text("Withdraw your consent")
-    await expect(page.locator("ul.titles").get_by_role("listitem")).to_have_text(
-        ["Tutoring", "Progress reports"]
-    )
+    # Every purpose still granted, none ticked: the guardian ticks what to withdraw.
+    for title in ("Tutoring", "Progress reports"):
+        await expect(page.get_by_role("checkbox", name=title)).not_to_be_checked()
+    await expect(page.get_by_role("checkbox", name="Newsletter")).to_have_count(0)
     await assert_fits_the_screen(page)
     # Looking at the page changed nothing (mail scanners prefetch links).
     assert (await check(api, "tutoring"))["allowed"] is True
 
+    for title in ("Tutoring", "Progress reports"):
+        await page.get_by_role("checkbox", name=title).check()
     await submit(page, "Withdraw consent")
     await expect(page.get_by_role("heading", level=1)).to_have_text(
         "Your consent has been withdrawn"

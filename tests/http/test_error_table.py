@@ -31,7 +31,11 @@ def test_each_domain_error_has_its_status(error: ConsentError, status: int) -> N
 
 @pytest.mark.parametrize("reason", list(LinkProblemReason))
 def test_every_link_problem_has_a_status(reason: LinkProblemReason) -> None:
-    expected = {LinkProblemReason.UNKNOWN: 404, LinkProblemReason.LOCKED: 429}.get(reason, 410)
+    expected = {
+        LinkProblemReason.UNKNOWN: 404,
+        LinkProblemReason.LOCKED: 429,
+        LinkProblemReason.WITHDRAWAL_LOCKED: 429,
+    }.get(reason, 410)
     assert status_for(LinkProblem(reason)) == expected
 
 

@@ -238,7 +238,7 @@ def test_withdraw_pages(pages: jinja2.Environment) -> None:
         t=translator("en"),
         locale="en",
         operator_name="Astra Tutoring",
-        purposes=[{"id": "tutoring", "title": "Tutoring"}],
+        purposes=[{"id": "tutoring", "title": "Tutoring", "required": True}],
         granted_at=format_datetime(EXPIRES, "en"),
         form_action="/guardian/withdraw/abc",
         errors=["Something to fix"],

@@ -13,12 +13,15 @@ import httpx
 from service.security.personal_data import normalize_email
 from service.worker import Worker
 from tests.support.dates import birth_date_years_ago
-from tests.support.guardian_client import guardian_link, open_and_submit, page_csrf
+from tests.support.guardian_client import csrf_token, guardian_link, open_and_submit, page_csrf
 from tests.support.service import Service
 
 ALL_PURPOSES = ["tutoring", "progress_reports", "newsletter"]
 GRANT_ALL = {"decision": "grant", "purposes": ALL_PURPOSES, "attestation": "yes"}
 WITHDRAW_HREF = re.compile(r'href="(/guardian/withdraw/[A-Za-z0-9_-]+)"')
+WITHDRAW_CHECKBOX = re.compile(
+    r'<input type="checkbox" id="withdraw-[a-z0-9_]+" name="purposes" value="([a-z0-9_]+)"'
+)
 
 
 def request_body(subject_id: str, email: str, birth_date: str, **overrides: Any) -> dict[str, Any]:
@@ -155,5 +158,8 @@ async def withdraw_csrf(client: httpx.AsyncClient, withdraw_path: str) -> str:
 async def withdraw_via_form(
     client: httpx.AsyncClient, withdraw_path: str, **extra: str
 ) -> httpx.Response:
-    token = await withdraw_csrf(client, withdraw_path)
-    return await client.post(withdraw_path, data={"confirm": "yes", **extra, "_csrf_token": token})
+    """Withdraw every purpose the page offers (the whole consent)."""
+    page = await client.get(withdraw_path)
+    assert page.status_code == 200, page.text
+    form = {"confirm": "yes", "purposes": WITHDRAW_CHECKBOX.findall(page.text), **extra}
+    return await client.post(withdraw_path, data={**form, "_csrf_token": csrf_token(page.text)})
