@@ -66,7 +66,8 @@ def configure_logging(config: LoggingConfig) -> None:
 
 
 def settings_from_env() -> Settings:
-    return load_settings(os.environ)
+    """The configuration of the production roles: the operator's identity must be real."""
+    return load_settings(os.environ, production=True)
 
 
 def app_from_env() -> Litestar:

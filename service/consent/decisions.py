@@ -13,6 +13,7 @@ from enum import StrEnum
 import msgspec
 
 from service.consent import endings, lifecycle, notifications
+from service.consent import notice as notices
 from service.consent.errors import FormError, InvalidSubmission, LinkProblem
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
@@ -165,6 +166,10 @@ async def _grant(
     await register_signing_key(connection, runtime.signer, now)
     if not await requests_repo.set_decision(connection, request.id, RequestStatus.GRANTED, now):
         raise LinkProblem(LinkProblemReason.USED)
+    # The notice the review page showed: the one the guardian consented under (it is the
+    # request's, unless the notice changed since the email was sent).
+    notice = runtime.notice(request.locale)
+    await notices.record_use(connection, notice, now)
     # The previous live consent ends here: replaced, or (lapsed but not yet swept) expired.
     # At most one: a subject has one live consent.
     previous = await consents_repo.supersede_live(connection, request.subject_id, now)
@@ -178,7 +183,7 @@ async def _grant(
         purposes=granted,
         jurisdiction=request.country,
         method=METHOD_EMAIL_PLUS,
-        policy_version=request.policy_version,
+        policy_version=notice.version,
         guardian_ref=request.guardian_ref,
     )
     withdraw_token = new_link_token()
@@ -190,7 +195,7 @@ async def _grant(
         purposes=granted,
         jurisdiction=request.country,
         method=METHOD_EMAIL_PLUS,
-        policy_version=request.policy_version,
+        policy_version=notice.version,
         guardian_ref=request.guardian_ref,
         granted_at=now,
         expires_at=expires_at,
@@ -248,7 +253,7 @@ async def _grant(
             "refused": refused,
             "method": METHOD_EMAIL_PLUS,
             "attestation": "parental responsibility affirmed",
-            "policy_version": request.policy_version,
+            "policy_version": notice.version,
             "guardian": request.guardian_ref,
             "expires_at": expires_at.isoformat(),
         },
@@ -275,6 +280,10 @@ async def _deny(
         request_id=request.id,
         now=now,
     )
+    if request.reconsent_of is not None:
+        # Refusing consent under the changed notice ends the consent given under the old one
+        # at once: nothing is used any longer against the guardian's stated will.
+        await endings.end_refused_reconsent(connection, runtime, request.reconsent_of, now)
     await record_event(
         connection,
         actor=GUARDIAN_ACTOR,

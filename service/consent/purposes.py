@@ -15,6 +15,19 @@ DEFAULT_CATALOGUE = Path(__file__).parents[1] / "data" / "purposes.json"
 _PURPOSE_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
+class Recipient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A third party a purpose discloses data to, and why, per language."""
+
+    name: dict[str, str]
+    why: dict[str, str]
+
+    def localized_name(self, locale: str) -> str:
+        return self.name.get(locale) or self.name[DEFAULT_LOCALE]
+
+    def localized_why(self, locale: str) -> str:
+        return self.why.get(locale) or self.why[DEFAULT_LOCALE]
+
+
 class Purpose(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str
     required: bool
@@ -22,6 +35,7 @@ class Purpose(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     retention_days: int
     title: dict[str, str]
     description: dict[str, str]
+    recipients: list[Recipient] = []
 
     def localized_title(self, locale: str) -> str:
         return self.title.get(locale) or self.title[DEFAULT_LOCALE]
@@ -80,4 +94,10 @@ def _validate(catalogue: Catalogue) -> None:
             if DEFAULT_LOCALE not in getattr(purpose, field):
                 raise ConfigError(
                     f"CONSENT_PURPOSES_FILE: purpose {purpose.id} lacks an English {field}"
+                )
+        for recipient in purpose.recipients:
+            if DEFAULT_LOCALE not in recipient.name or DEFAULT_LOCALE not in recipient.why:
+                raise ConfigError(
+                    f"CONSENT_PURPOSES_FILE: a recipient of purpose {purpose.id} lacks an "
+                    "English name or why"
                 )

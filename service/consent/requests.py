@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from service.consent import notice as notices
 from service.consent import notifications, policy
 from service.consent.errors import Conflict, InvalidInput, LimitExceeded
 from service.consent.runtime import Runtime
@@ -96,6 +97,7 @@ async def create_request(
     assert decision.consent_required_until is not None
 
     fingerprint = request_hash(runtime, body)
+    notice = runtime.notice(locale)
     async with connection.transaction():
         if idempotency_key is not None:
             await locks.lock_idempotency_key(connection, api_key_id, idempotency_key)
@@ -138,15 +140,17 @@ async def create_request(
             guardian_ref=runtime.protector.guardian_reference(guardian.identity),
             purposes=purposes,
             locale=locale,
-            policy_version=runtime.catalogue.notice_version,
+            policy_version=notice.version,
             link_token_hash=hash_link_token(link_token),
             api_key_id=api_key_id,
             now=now,
             expires_at=expires_at,
         )
+        await notices.record_use(connection, notice, now)
         await notifications.ask_guardian(
             connection,
             runtime,
+            notice=notice,
             request_id=request_id,
             subject_id=body.subject_id,
             email=email,
@@ -199,7 +203,7 @@ async def create_request(
                 "jurisdiction": decision.jurisdiction,
                 "age_of_consent": decision.age_of_consent,
                 "basis": decision.basis,
-                "policy_version": runtime.catalogue.notice_version,
+                "policy_version": notice.version,
                 "locale": locale,
             },
         )

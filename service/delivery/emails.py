@@ -35,6 +35,16 @@ class Purpose(Protocol):
     def localized_description(self, locale: str) -> str: ...
 
 
+class DirectNotice(Protocol):
+    """The parts of the direct notice an email shows (``service.consent.notice.Notice``)."""
+
+    @property
+    def operator_name(self) -> str: ...
+    @property
+    def privacy_notice_url(self) -> str: ...
+    def among(self, purpose_ids: list[str]) -> Sequence[Any]: ...
+
+
 _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
     # HTML templates are escaped; plain-text ones are not (they are never parsed as HTML).
@@ -58,23 +68,27 @@ class RenderedEmail(msgspec.Struct, frozen=True, kw_only=True):
 def render_request_email(
     *,
     locale: str,
-    operator_name: str,
-    privacy_notice_url: str,
+    notice: DirectNotice,
     review_url: str,
     expires_at: datetime,
-    purposes: Sequence[Purpose],
+    purpose_ids: Sequence[str],
+    reconsent_until: datetime | None = None,
 ) -> RenderedEmail:
-    """The direct notice asking a guardian for consent (COPPA 312.4(c)(1), GDPR Art. 13/14)."""
+    """The direct notice asking a guardian for consent (COPPA 312.4(c)(1), GDPR Art. 13/14):
+    the notice of the request's language with the requested purposes. ``reconsent_until``: the
+    request asks again under a changed notice, and the current consent lasts until then."""
     loc = negotiate_locale(locale)
     return _render(
         "request",
         N_("%(operator)s: your consent is needed for your child's account"),
         loc,
-        operator_name,
-        privacy_notice_url=privacy_notice_url,
+        notice.operator_name,
+        notice=notice,
+        privacy_notice_url=notice.privacy_notice_url,
         review_url=review_url,
         expires_at=format_datetime(expires_at, loc),
-        purposes=_purpose_views(purposes, loc),
+        purposes=notice.among(list(purpose_ids)),
+        reconsent_until=format_datetime(reconsent_until, loc) if reconsent_until else None,
     )
 
 
@@ -173,7 +187,9 @@ def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, A
             "description": purpose.localized_description(locale),
             "required": purpose.required,
             "categories": [language.data_category(code) for code in purpose.data_categories],
-            "retention_days": purpose.retention_days,
+            "retention": language.retention(purpose.retention_days),
+            "recipients": [],
+            "sharing": None,
         }
         for purpose in purposes
     ]

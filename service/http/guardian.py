@@ -16,7 +16,6 @@ from litestar.response import Template
 
 from service.consent import decisions, endings, subjects
 from service.consent.errors import FormError, InvalidSubmission, LimitExceeded, LinkProblem
-from service.consent.purposes import Purpose
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import rate_limits
@@ -41,19 +40,6 @@ _SUBMISSION_LIMITS = {
     "address": ("guardian-post:", SUBMISSIONS_PER_MINUTE),
     "ipv6-64": ("guardian-post-64:", SUBMISSIONS_PER_MINUTE_PER_IPV6_64),
 }
-
-
-def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": p.id,
-            "title": p.localized_title(locale),
-            "description": p.localized_description(locale),
-            "required": p.required,
-            "data_categories": p.data_categories,
-        }
-        for p in purposes
-    ]
 
 
 def _titles(runtime: Runtime, ids: Sequence[str], locale: str) -> list[dict[str, str]]:
@@ -118,14 +104,15 @@ class GuardianController(Controller):
         (a pre-ticked box is no consent), a required one is always shown ticked as required."""
         locale = request.locale
         language = translator(locale)
-        purposes = runtime.catalogue.among(request.purposes)
+        notice = runtime.notice(locale)
         return page(
             "review",
             locale=locale,
             http_status=status,
             operator_name=runtime.settings.operator_name,
             privacy_notice_url=runtime.settings.privacy_notice_url,
-            purposes=_purpose_views(purposes, locale),
+            notice=notice,
+            purposes=notice.among(request.purposes),
             expires_at=format_datetime(request.expires_at, locale),
             form_action=f"/guardian/{token}",
             errors=[language.gettext(FORM_ERRORS[error]) for error in errors],
