@@ -25,9 +25,7 @@ OPERATOR_ENV = {
     "CONSENT_OPERATOR_ADDRESS": "Trubarjeva cesta 7, 1000 Ljubljana, Slovenia",
     "CONSENT_OPERATOR_EMAIL": "zasebnost@ucilnica-tutoring.si",
     "CONSENT_OPERATOR_DPO_EMAIL": "dpo@ucilnica-tutoring.si",
-    "CONSENT_OPERATOR_SUPERVISORY_AUTHORITY": (
-        "Informacijski pooblaščenec | https://www.ip-rs.si"
-    ),
+    "CONSENT_OPERATOR_SUPERVISORY_AUTHORITY": ("Informacijski pooblaščenec | https://www.ip-rs.si"),
 }
 STAFF_ISSUER = "https://login.tutoring.test/"
 STAFF_AUDIENCE = "consent-service-staff"
