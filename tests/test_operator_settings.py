@@ -76,9 +76,7 @@ def test_the_dpo_is_optional(env: dict[str, str]) -> None:
         "CONSENT_OPERATOR_SUPERVISORY_AUTHORITY",
     ],
 )
-def test_production_requires_each_part_of_the_identity(
-    env: dict[str, str], variable: str
-) -> None:
+def test_production_requires_each_part_of_the_identity(env: dict[str, str], variable: str) -> None:
     missing = {k: v for k, v in OPERATOR_ENV.items() if k != variable}
     assert production_error({**env, **missing}) == f"{variable}: required but not set"
     blank = {**OPERATOR_ENV, variable: "   "}
