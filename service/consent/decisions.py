@@ -95,8 +95,13 @@ async def decide(
     decision: str,
     chosen: list[str],
     attested: bool,
+    notice_shown: str | None = None,
 ) -> Decision:
-    """Record the guardian's grant or denial; exactly one decision per request, ever."""
+    """Record the guardian's grant or denial; exactly one decision per request, ever.
+
+    ``notice_shown``: the notice version the review page showed (its form says); a grant under
+    a notice that has changed since is refused, and the page shown again with the current one.
+    """
     now = runtime.clock.now()
     token_hash = hash_link_token(token)
     async with connection.transaction():
@@ -109,6 +114,9 @@ async def decide(
         )
         if not lifecycle.came_of_age(request, now):
             errors = _submission_errors(request, decision, chosen, attested)
+            current = runtime.notice(request.locale).version
+            if decision == GuardianDecision.GRANT and notice_shown not in (None, current):
+                errors.append(FormError.NOTICE_CHANGED)
             if errors:
                 raise InvalidSubmission(request, errors)
             granted = (

@@ -69,6 +69,8 @@ class FormError(StrEnum):
     PURPOSES = "purposes"
     ATTESTATION = "attestation"
     CONFIRM = "confirm"
+    # The notice changed between showing the page and its submission: read it again.
+    NOTICE_CHANGED = "notice_changed"
 
 
 class InvalidSubmission(Exception):

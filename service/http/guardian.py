@@ -138,9 +138,16 @@ class GuardianController(Controller):
         decision = str(form.get("decision", ""))
         chosen = [str(value) for value in form.getall("purposes", [])]
         attested = form.get("attestation") == "yes"
+        shown = form.get("notice_version")
         try:
             outcome = await decisions.decide(
-                db, runtime, token=token, decision=decision, chosen=chosen, attested=attested
+                db,
+                runtime,
+                token=token,
+                decision=decision,
+                chosen=chosen,
+                attested=attested,
+                notice_shown=str(shown) if shown is not None else None,
             )
         except InvalidSubmission as invalid:
             failures = await decisions.record_failed_submission(db, invalid.request.id)

@@ -30,6 +30,10 @@ FORM_ERRORS = {
     FormError.PURPOSES: N_("Please choose only from the purposes listed on this page."),
     FormError.ATTESTATION: N_("Please confirm that you are the child's parent or legal guardian."),
     FormError.CONFIRM: N_("Please confirm that you want to withdraw your consent."),
+    FormError.NOTICE_CHANGED: N_(
+        "The information on this page changed after you opened it. Please read it again "
+        "before you decide."
+    ),
 }
 FORM_EXPIRED = N_(
     "The form could not be accepted: it has expired or your browser did not send its security "

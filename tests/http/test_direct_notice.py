@@ -9,13 +9,16 @@ import html
 import re
 from typing import Any
 
+import asyncpg
 import pytest
 
+from service.consent.errors import FormError
+from service.http.guardian_pages import FORM_ERRORS
 from service.i18n import LOCALES, translator
 from tests.support.credentials import OPERATOR_ENV
 from tests.support.dates import birth_date_years_ago
-from tests.support.flows import create_request
-from tests.support.guardian_client import guardian_link, path_of
+from tests.support.flows import GRANT_ALL, create_request
+from tests.support.guardian_client import csrf_token, guardian_link, path_of
 from tests.support.service import Service
 
 ADDRESS = OPERATOR_ENV["CONSENT_OPERATOR_ADDRESS"]
@@ -139,3 +142,31 @@ async def test_the_review_page_names_the_operator_and_every_right(
     assert t("Notice version: %(label)s", label="") in visible_text(details)
     for raw_id in ("guardian_contact", "retention_days"):
         assert raw_id not in words
+
+
+async def test_a_grant_under_a_notice_that_changed_since_the_page_was_shown_is_asked_again(
+    svc: Service, api: dict[str, str], mailbox: Any, db: asyncpg.Connection
+) -> None:
+    message = await request_email(svc, api, mailbox, "sl")
+    path = path_of(guardian_link(message.text))
+    page = await svc.client.get(path)
+    shown = re.search(r'name="notice_version" value="([^"]+)"', page.text)
+    assert shown is not None
+    current = svc.runtime.notice("sl").version
+    assert shown.group(1) == current
+    grant = {**GRANT_ALL, "_csrf_token": csrf_token(page.text)}
+
+    stale = await svc.client.post(
+        path, data={**grant, "notice_version": "2026-11-01+sl.000000000000"}
+    )
+
+    assert stale.status_code == 422
+    t = translator("sl")
+    assert t(FORM_ERRORS[FormError.NOTICE_CHANGED]) in visible_text(stale.text)
+    assert await db.fetchval("select count(*) from consents") == 0
+
+    again = await svc.client.post(
+        path, data={**grant, "_csrf_token": csrf_token(stale.text), "notice_version": current}
+    )
+    assert again.status_code == 200, again.text
+    assert await db.fetchval("select policy_version from consents") == current
