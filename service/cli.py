@@ -21,12 +21,14 @@ import uvicorn
 from litestar import Litestar
 
 from service.clock import SystemClock
+from service.consent.reconsent import ReconsentSummary, open_reconsents
 from service.consent.runtime import Runtime
-from service.db import api_keys
+from service.db import api_keys, notice_versions
 from service.db.audit_events import chain_hash_at, chain_head, record_event, verify_chain
 from service.db.connection import Connection
 from service.db.invalidation import publish
 from service.db.migrate import MigrationError, migrate
+from service.db.notice_versions import StoredNotice
 from service.db.outbox import OutboxListing, list_messages, requeue_dead
 from service.db.pool import create_pool, pool_stats
 from service.dev.pgcluster import ClusterError
@@ -67,7 +69,8 @@ def configure_logging(config: LoggingConfig) -> None:
 
 
 def settings_from_env() -> Settings:
-    return load_settings(os.environ)
+    """The configuration of the production roles: the operator's identity must be real."""
+    return load_settings(os.environ, production=True)
 
 
 def app_from_env() -> Litestar:
@@ -302,6 +305,41 @@ def cmd_outbox_retry(args: argparse.Namespace) -> None:
     print(f"{item_id} queued for delivery again")
 
 
+def cmd_notice_show(args: argparse.Namespace) -> None:
+    async def action(connection: Connection) -> StoredNotice | None:
+        return await notice_versions.find(connection, args.version)
+
+    stored = asyncio.run(_with_connection(action))
+    if stored is None or (args.locale and stored.locale != args.locale):
+        where = f" in locale {args.locale!r}" if args.locale else ""
+        raise CommandError(
+            f"no notice version {args.version!r}{where} was ever shown "
+            "(versions are the policy_version of a request or consent)"
+        )
+    sys.stdout.write(stored.text)
+
+
+def cmd_reconsent(args: argparse.Namespace) -> None:
+    settings = settings_from_env()
+
+    async def run() -> ReconsentSummary:
+        runtime = Runtime(settings, SystemClock())
+        connection = await asyncpg.connect(settings.database_url, timeout=10)
+        try:
+            return await open_reconsents(connection, runtime, dry_run=args.dry_run)
+        finally:
+            await connection.close()
+
+    summary = asyncio.run(run())
+    verb = "would open" if args.dry_run else "opened"
+    print(
+        f"{verb} {summary.opened} re-consent requests "
+        f"({summary.outdated} live consents on an older notice; "
+        f"{summary.already_pending} with a request pending already, "
+        f"{summary.no_address} without a guardian address)"
+    )
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
     try:
         from service.dev.server import run_dev
@@ -400,6 +438,26 @@ def build_parser() -> argparse.ArgumentParser:
     retry = outbox_commands.add_parser("retry", help="deliver a dead message again (same id)")
     retry.add_argument("id")
     retry.set_defaults(handler=cmd_outbox_retry)
+
+    notice = commands.add_parser("notice", help="the notices guardians were shown")
+    notice_commands = notice.add_subparsers(
+        dest="notice_command", required=True, metavar="NOTICE_COMMAND"
+    )
+    show = notice_commands.add_parser(
+        "show", help="print the exact notice text of a version (a consent's policy_version)"
+    )
+    show.add_argument("version", metavar="VERSION")
+    show.add_argument("--locale", help="the notice's language (part of the version already)")
+    show.set_defaults(handler=cmd_notice_show)
+
+    reconsent = commands.add_parser(
+        "reconsent",
+        help="ask the guardians of live consents on an older notice to consent again",
+    )
+    reconsent.add_argument(
+        "--dry-run", action="store_true", help="count the requests it would open; change nothing"
+    )
+    reconsent.set_defaults(handler=cmd_reconsent)
 
     audit = commands.add_parser("audit", help="audit trail tools")
     audit_commands = audit.add_subparsers(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 import ssl
 from collections.abc import Callable
 from enum import StrEnum
@@ -135,6 +136,69 @@ def parse_email_address(raw: str) -> str:
     if not local or not domain or " " in raw:
         raise ConfigError(f"expected an email address, got {raw!r}")
     return raw
+
+
+# Values a template or a tutorial leaves behind; an operator's real identity is none of them.
+PLACEHOLDER_WORDS = (
+    "changeme",
+    "change-me",
+    "change me",
+    "todo",
+    "tbd",
+    "fixme",
+    "placeholder",
+    "lorem ipsum",
+    "your company",
+    "your name",
+    "xxx",
+)
+# Domains reserved for documentation (RFC 2606) that no operator can be reached at.
+PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net")
+PLACEHOLDER_TOP_LEVEL_DOMAINS = ("invalid", "localhost")
+
+
+def refuse_placeholder(raw: str) -> str:
+    """A value shown to guardians as the operator's identity, refused when it is a placeholder:
+    a template word, a ``<...>`` slot, or an address or link at a documentation domain."""
+    lowered = raw.lower()
+    for word in PLACEHOLDER_WORDS:
+        if re.search(rf"(?<![a-z]){re.escape(word)}(?![a-z])", lowered):
+            raise ConfigError(f"looks like a placeholder ({word!r}); set the operator's real value")
+    if "<" in raw and ">" in raw:
+        raise ConfigError("looks like a placeholder (<...>); set the operator's real value")
+    for domain in _domains_in(lowered):
+        reserved = any(domain == d or domain.endswith("." + d) for d in PLACEHOLDER_DOMAINS)
+        if reserved or domain.split(".")[-1] in PLACEHOLDER_TOP_LEVEL_DOMAINS:
+            raise ConfigError(f"{domain} is a placeholder domain; set the operator's real value")
+    return raw
+
+
+def _domains_in(text: str) -> list[str]:
+    """Host names of the email addresses and links in ``text``."""
+    found = [match.group(1) for match in _EMAIL_DOMAIN.finditer(text)]
+    found += [urlsplit(match.group(0)).hostname or "" for match in _URL.finditer(text)]
+    return [domain.rstrip(".") for domain in found if domain]
+
+
+_EMAIL_DOMAIN = re.compile(r"@([a-z0-9.-]+)")
+_URL = re.compile(r"https?://[^\s|,;]+")
+
+
+class SupervisoryAuthority(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a guardian may complain: the authority's name, and its website if given."""
+
+    name: str
+    url: str | None = None
+
+
+def parse_supervisory_authority(raw: str) -> SupervisoryAuthority:
+    """``Name`` or ``Name | https://website``."""
+    name, separator, url = (part.strip() for part in raw.partition("|"))
+    if not name:
+        raise ConfigError("expected the authority's name, optionally followed by | and its website")
+    if not separator:
+        return SupervisoryAuthority(name=name)
+    return SupervisoryAuthority(name=name, url=parse_http_url(url))
 
 
 def parse_smtp_url(raw: str) -> SmtpConfig:

@@ -30,6 +30,9 @@ from service.config_values import (
     StartTls as StartTls,
 )
 from service.config_values import (
+    SupervisoryAuthority as SupervisoryAuthority,
+)
+from service.config_values import (
     encrypted_or_local,
     existing_directory,
     existing_directory_name,
@@ -45,8 +48,10 @@ from service.config_values import (
     parse_log_level,
     parse_postgres_dsn,
     parse_public_url,
+    parse_supervisory_authority,
     parse_webhook_secret,
     read_signing_key,
+    refuse_placeholder,
 )
 from service.config_values import (
     load_ed25519_private_key as load_ed25519_private_key,
@@ -89,10 +94,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_url: str | None = None
     webhook_secret: str | None = None
     confirmation_delay: int = DAY
+    # Days a consent on an older notice stays live after `reconsent` asks the guardian again.
+    reconsent_grace_days: int = 30
     request_ttl: int = 7 * DAY
     consent_max_validity: int = 365 * DAY
     token_audience: str = "consent-clients"  # noqa: S105 - an audience name, not a secret
-    operator_name: str = "Example Tutoring"
+    # Who the guardian deals with (the direct notice). The defaults are visibly demo values for
+    # `dev` and tests; `serve` and `worker` refuse to start without real ones.
+    operator_name: str = "Example Tutoring (demo operator)"
+    operator_address: str = "Demo Street 1, 1000 Ljubljana, Slovenia (demo address)"
+    operator_email: str = "privacy@example.invalid"
+    operator_dpo_email: str | None = None
+    operator_supervisory_authority: SupervisoryAuthority = SupervisoryAuthority(
+        name="Demo Supervisory Authority (demo)", url="https://example.invalid/authority"
+    )
     privacy_notice_url: str = "https://example.invalid/privacy"
     purposes_file: str | None = None
     db_pool_max: int = 10
@@ -195,8 +210,30 @@ class MigrationConfig(msgspec.Struct, frozen=True, kw_only=True):
         return cls(database_url=database_url_from(env), schemas_dir=schemas_dir_from(env))
 
 
-def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings:
-    """Build settings from an environment mapping, raising ConfigError naming the variable."""
+# The operator's identity, which every guardian reads in the direct notice: required, and no
+# placeholder, for the production roles (``serve``, ``worker``).
+OPERATOR_VARIABLES: _Variables = {
+    "operator_name": ("CONSENT_OPERATOR_NAME", non_empty),
+    "operator_address": ("CONSENT_OPERATOR_ADDRESS", non_empty),
+    "operator_email": ("CONSENT_OPERATOR_EMAIL", parse_email_address),
+    "operator_supervisory_authority": (
+        "CONSENT_OPERATOR_SUPERVISORY_AUTHORITY",
+        parse_supervisory_authority,
+    ),
+}
+OPTIONAL_OPERATOR_VARIABLES: _Variables = {
+    "operator_dpo_email": ("CONSENT_OPERATOR_DPO_EMAIL", parse_email_address),
+}
+
+
+def load_settings(
+    env: Mapping[str, str], *, dev_mode: bool = False, production: bool = False
+) -> Settings:
+    """Build settings from an environment mapping, raising ConfigError naming the variable.
+
+    ``production`` (``serve`` and ``worker``): the operator's identity must be set, and not to a
+    placeholder; elsewhere (``dev``, tests) unset values keep their demo defaults.
+    """
     reader = _Reader(env)
     settings = Settings(
         database_url=database_url_from(env),
@@ -224,7 +261,9 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
                     int_between(DAY, 5 * 365 * DAY),
                 ),
                 "token_audience": ("CONSENT_TOKEN_AUDIENCE", non_empty),
-                "operator_name": ("CONSENT_OPERATOR_NAME", non_empty),
+                **OPERATOR_VARIABLES,
+                **OPTIONAL_OPERATOR_VARIABLES,
+                "reconsent_grace_days": ("CONSENT_RECONSENT_GRACE_DAYS", int_between(1, 365)),
                 "privacy_notice_url": ("CONSENT_PRIVACY_NOTICE_URL", parse_http_url),
                 "purposes_file": ("CONSENT_PURPOSES_FILE", existing_file),
                 "db_pool_max": ("CONSENT_DB_POOL_MAX", int_between(1, 200)),
@@ -252,6 +291,8 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
             }
         ),
     )
+    if production:
+        _require_operator_identity(reader)
     for name, url in (
         ("CONSENT_STAFF_JWKS", settings.staff_jwks),
         ("CONSENT_WEBHOOK_URL", settings.webhook_url),
@@ -270,6 +311,16 @@ def load_settings(env: Mapping[str, str], *, dev_mode: bool = False) -> Settings
             "CONSENT_STAFF_JWKS must be set together"
         )
     return settings
+
+
+def _require_operator_identity(reader: _Reader) -> None:
+    def real(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+        return lambda raw: parse(refuse_placeholder(raw))
+
+    for name, parse in OPERATOR_VARIABLES.values():
+        reader.required(name, real(parse))
+    for name, parse in OPTIONAL_OPERATOR_VARIABLES.values():
+        reader.fields({"value": (name, real(parse))})
 
 
 def _smtp_config(reader: _Reader) -> SmtpConfig:

@@ -31,6 +31,7 @@ from service.dev.pgcluster import LocalCluster, free_port
 from service.security.tokens import generate_signing_key_pem
 from service.settings import REPOSITORY_SCHEMAS_DIR, load_settings
 from service.worker import Worker
+from tests.support.credentials import OPERATOR_ENV
 from tests.support.guardian_client import csrf_token
 
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
@@ -149,6 +150,7 @@ def main() -> None:
             "CONSENT_DATA_KEY": base64.b64encode(os.urandom(32)).decode(),
             "CONSENT_CONFIRMATION_DELAY": "0",
             "CONSENT_LOG_LEVEL": "warning",
+            **OPERATOR_ENV,
         }
         server = subprocess.Popen(
             [

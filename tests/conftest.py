@@ -26,7 +26,7 @@ from service.dev.pgcluster import LocalCluster
 from service.security.tokens import generate_signing_key_pem
 from service.settings import REPOSITORY_SCHEMAS_DIR, Settings, load_settings
 from service.worker import Worker
-from tests.support.credentials import StaffKeys, make_api_key
+from tests.support.credentials import OPERATOR_ENV, StaffKeys, make_api_key
 from tests.support.databases import scratch_database, with_database
 from tests.support.service import Service, serving, start_service, worker_for
 
@@ -111,7 +111,7 @@ def base_env(
         "CONSENT_SIGNING_KEY_FILE": key_files["signing"],
         "CONSENT_DATA_KEY": key_files["data_key"],
         "CONSENT_CONFIRMATION_DELAY": "0",
-        "CONSENT_OPERATOR_NAME": "Učilnica Tutoring",
+        **OPERATOR_ENV,
     }
 
 

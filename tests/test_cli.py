@@ -31,6 +31,9 @@ COMMANDS = [
     ["openapi"],
     ["audit"],
     ["audit", "verify"],
+    ["notice"],
+    ["notice", "show"],
+    ["reconsent"],
 ]
 
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 import msgspec
 
 from service.consent import endings, lifecycle, notifications, verification
+from service.consent import notice as notices
 from service.consent.errors import FormError, InvalidSubmission, LinkProblem
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
@@ -111,8 +112,13 @@ async def decide(
     decision: str,
     chosen: list[str],
     attested: bool,
+    notice_shown: str | None = None,
 ) -> Decision:
-    """Record the guardian's grant or denial; exactly one decision per request, ever."""
+    """Record the guardian's grant or denial; exactly one decision per request, ever.
+
+    ``notice_shown``: the notice version the review page showed (its form says); a grant under
+    a notice that has changed since is refused, and the page shown again with the current one.
+    """
     now = runtime.clock.now()
     token_hash = hash_link_token(token)
     async with connection.transaction():
@@ -129,6 +135,9 @@ async def decide(
                 runtime.catalogue.among(request.purposes), request.country, now
             )
             errors = _submission_errors(request, decision, chosen, attested, beyond_method)
+            current = runtime.notice(request.locale).version
+            if decision == GuardianDecision.GRANT and notice_shown not in (None, current):
+                errors.append(FormError.NOTICE_CHANGED)
             if errors:
                 raise InvalidSubmission(request, errors)
             granted = (
@@ -192,6 +201,10 @@ async def _grant(
     await register_signing_key(connection, runtime.signer, now)
     if not await requests_repo.set_decision(connection, request.id, RequestStatus.GRANTED, now):
         raise LinkProblem(LinkProblemReason.USED)
+    # The notice the review page showed: the one the guardian consented under (it is the
+    # request's, unless the notice changed since the email was sent).
+    notice = runtime.notice(request.locale)
+    await notices.record_use(connection, notice, now)
     # The previous live consent ends here: replaced, or (lapsed but not yet swept) expired.
     # At most one: a subject has one live consent.
     previous = await consents_repo.supersede_live(connection, request.subject_id, now)
@@ -207,7 +220,7 @@ async def _grant(
         jurisdiction=request.country,
         method=METHOD_EMAIL_PLUS,
         purpose_methods=purpose_methods,
-        policy_version=request.policy_version,
+        policy_version=notice.version,
         guardian_ref=request.guardian_ref,
     )
     withdraw_token = new_link_token()
@@ -220,7 +233,7 @@ async def _grant(
         jurisdiction=request.country,
         method=METHOD_EMAIL_PLUS,
         purpose_methods=purpose_methods,
-        policy_version=request.policy_version,
+        policy_version=notice.version,
         guardian_ref=request.guardian_ref,
         granted_at=now,
         expires_at=expires_at,
@@ -280,7 +293,7 @@ async def _grant(
             "purpose_methods": purpose_methods,
             "attestation": "parental responsibility affirmed",
             **({"child_agreed": request.child_agreed} if request.child_agreed is not None else {}),
-            "policy_version": request.policy_version,
+            "policy_version": notice.version,
             "guardian": request.guardian_ref,
             "expires_at": expires_at.isoformat(),
         },
@@ -307,6 +320,10 @@ async def _deny(
         request_id=request.id,
         now=now,
     )
+    if request.reconsent_of is not None:
+        # Refusing consent under the changed notice ends the consent given under the old one
+        # at once: nothing is used any longer against the guardian's stated will.
+        await endings.end_refused_reconsent(connection, runtime, request.reconsent_of, now)
     await record_event(
         connection,
         actor=GUARDIAN_ACTOR,

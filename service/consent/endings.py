@@ -247,6 +247,37 @@ async def revoke(
             raise Conflict("The consent ended concurrently.") from None
 
 
+RECONSENT_REFUSED_REASON = "the guardian refused consent under the changed notice"
+
+
+async def end_refused_reconsent(
+    connection: Connection, runtime: Runtime, consent_id: uuid.UUID, now: datetime
+) -> None:
+    """A guardian who refuses a re-consent request withdraws the consent it would renew.
+
+    Runs inside the refusal's transaction, which holds the subject's lock and the request row.
+    """
+    consent = await consents_repo.get_consent(connection, consent_id, for_update=True)
+    if consent is None:
+        return
+    if lifecycle.consent_status_at(consent.status, consent.expires_at, now) != (
+        ConsentStatus.GRANTED
+    ):
+        return
+    try:
+        await _end(
+            connection,
+            runtime,
+            consent,
+            status=ConsentStatus.WITHDRAWN,
+            reason=RECONSENT_REFUSED_REASON,
+            actor=GUARDIAN_ACTOR,
+            now=now,
+        )
+    except AlreadyEnded:
+        return
+
+
 async def _end(
     connection: Connection,
     runtime: Runtime,

@@ -76,6 +76,8 @@ class FormError(StrEnum):
     METHOD_TOO_WEAK = "method_too_weak"
     WITHDRAW_NONE = "withdraw_none"
     ERASE_PARTIAL = "erase_partial"
+    # The notice changed between showing the page and its submission: read it again.
+    NOTICE_CHANGED = "notice_changed"
 
 
 class InvalidSubmission(Exception):

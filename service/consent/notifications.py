@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from service.consent import verification
+from service.consent.notice import Notice
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import outbox as outbox_table
@@ -33,6 +34,7 @@ async def ask_guardian(
     connection: Connection,
     runtime: Runtime,
     *,
+    notice: Notice,
     request_id: uuid.UUID,
     subject_id: str,
     email: str,
@@ -42,17 +44,18 @@ async def ask_guardian(
     country: str,
     expires_at: datetime,
     now: datetime,
+    reconsent_until: datetime | None = None,
 ) -> None:
     """The direct notice with the review link, for a request just opened."""
     asked = runtime.catalogue.among(purposes)
     rendered = emails.render_request_email(
         locale=locale,
-        operator_name=runtime.settings.operator_name,
-        privacy_notice_url=runtime.settings.privacy_notice_url,
+        notice=notice,
         review_url=runtime.link(f"/guardian/{link_token}"),
         expires_at=expires_at,
-        purposes=asked,
+        purpose_ids=purposes,
         needs_stronger_method=verification.needs_stronger_method(asked, country, now),
+        reconsent_until=reconsent_until,
     )
     await outbox.enqueue_email(
         connection,

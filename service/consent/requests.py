@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from service.consent import notice as notices
 from service.consent import notifications, policy
 from service.consent.errors import Conflict, InvalidInput, LimitExceeded
 from service.consent.runtime import Runtime
@@ -109,6 +110,7 @@ async def create_request(
         )
 
     fingerprint = request_hash(runtime, body)
+    notice = runtime.notice(locale)
     async with connection.transaction():
         if idempotency_key is not None:
             await locks.lock_idempotency_key(connection, api_key_id, idempotency_key)
@@ -151,7 +153,7 @@ async def create_request(
             guardian_ref=runtime.protector.guardian_reference(guardian.identity),
             purposes=purposes,
             locale=locale,
-            policy_version=runtime.catalogue.notice_version,
+            policy_version=notice.version,
             link_token_hash=hash_link_token(link_token),
             api_key_id=api_key_id,
             now=now,
@@ -159,9 +161,11 @@ async def create_request(
             joint_consent=decision.joint_consent,
             child_agreed=body.child_agreed,
         )
+        await notices.record_use(connection, notice, now)
         await notifications.ask_guardian(
             connection,
             runtime,
+            notice=notice,
             request_id=request_id,
             subject_id=body.subject_id,
             email=email,
@@ -215,7 +219,7 @@ async def create_request(
                 "jurisdiction": decision.jurisdiction,
                 "age_of_consent": decision.age_of_consent,
                 "basis": decision.basis,
-                "policy_version": runtime.catalogue.notice_version,
+                "policy_version": notice.version,
                 "locale": locale,
                 **_joint_consent_details(decision, body.child_agreed),
             },

@@ -10,7 +10,7 @@ import msgspec
 
 from service.consent import data_requests, lifecycle, notifications
 from service.consent.runtime import Runtime
-from service.db import locks
+from service.db import locks, notice_versions
 from service.db import subjects as subjects_repo
 from service.db.audit_events import AuditEvent, record_event, subject_events
 from service.db.connection import Connection
@@ -71,6 +71,15 @@ class MessageRecord(msgspec.Struct, frozen=True, kw_only=True):
     sent_at: datetime | None
 
 
+class NoticeRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The text of a notice the guardian was shown, word for word (``policy_version``)."""
+
+    version: str
+    locale: str
+    text: str
+    first_used_at: datetime
+
+
 class SubjectExport(msgspec.Struct, frozen=True, kw_only=True):
     subject_id: str
     exported_at: datetime
@@ -79,6 +88,7 @@ class SubjectExport(msgspec.Struct, frozen=True, kw_only=True):
     events: list[AuditEvent]
     messages: list[MessageRecord]
     data_requests: list[data_requests.DataRequestView]
+    notices: list[NoticeRecord]
 
 
 class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -178,6 +188,8 @@ async def export(connection: Connection, runtime: Runtime, subject_id: str) -> S
     requests = await _requests(connection, runtime, subject_id)
     consents = await _consents(connection, runtime, subject_id)
     messages = await subjects_repo.messages_of(connection, subject_id)
+    versions = sorted({str(r["policy_version"]) for r in [*requests, *consents]})
+    shown = await notice_versions.find_many(connection, versions)
     return SubjectExport(
         subject_id=subject_id,
         exported_at=runtime.clock.now(),
@@ -197,6 +209,12 @@ async def export(connection: Connection, runtime: Runtime, subject_id: str) -> S
             for m in messages
         ],
         data_requests=await data_requests.of_subject(connection, runtime, subject_id),
+        notices=[
+            NoticeRecord(
+                version=n.version, locale=n.locale, text=n.text, first_used_at=n.first_used_at
+            )
+            for n in shown
+        ],
     )
 
 

@@ -14,7 +14,7 @@ from service.states import RequestStatus
 _COLUMNS = """
     id, subject_id, status, country, age_of_consent, basis, consent_required_until,
     guardian_email_enc, guardian_ref, purposes, locale, policy_version, failed_submissions,
-    created_at, expires_at, decided_at, joint_consent, child_agreed
+    created_at, expires_at, decided_at, joint_consent, child_agreed, reconsent_of
 """
 
 
@@ -38,6 +38,8 @@ class ConsentRequest(msgspec.Struct, frozen=True, kw_only=True):
     # the child consents too (joint consent); the app's attestation that the child agreed
     joint_consent: bool
     child_agreed: bool | None
+    # The live consent this request asks to renew under the current notice (`reconsent`).
+    reconsent_of: uuid.UUID | None = None
 
 
 def _convert(row: asyncpg.Record | None) -> ConsentRequest | None:
@@ -76,7 +78,7 @@ async def insert_request(
     country: str,
     age_of_consent: int,
     basis: str,
-    birth_date: date,
+    birth_date: date | None,
     consent_required_until: date,
     guardian_email_enc: bytes,
     guardian_email_hash: bytes,
@@ -85,11 +87,12 @@ async def insert_request(
     locale: str,
     policy_version: str,
     link_token_hash: bytes,
-    api_key_id: uuid.UUID,
+    api_key_id: uuid.UUID | None,
     now: datetime,
     expires_at: datetime,
     joint_consent: bool,
     child_agreed: bool | None,
+    reconsent_of: uuid.UUID | None = None,
 ) -> None:
     await connection.execute(
         """
@@ -97,9 +100,9 @@ async def insert_request(
             id, subject_id, status, country, age_of_consent, basis, birth_date,
             consent_required_until, guardian_email_enc, guardian_email_hash, guardian_ref,
             purposes, locale, policy_version, link_token_hash, api_key_id, created_at,
-            expires_at, updated_at, joint_consent, child_agreed
+            expires_at, updated_at, joint_consent, child_agreed, reconsent_of
         ) values ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                  $16, $17, $16, $18, $19)
+                  $16, $17, $16, $18, $19, $20)
         """,
         request_id,
         subject_id,
@@ -120,7 +123,16 @@ async def insert_request(
         expires_at,
         joint_consent,
         child_agreed,
+        reconsent_of,
     )
+
+
+async def pending_for_subject(connection: Connection, subject_id: str) -> uuid.UUID | None:
+    request_id: uuid.UUID | None = await connection.fetchval(
+        "select id from consent_requests where subject_id = $1 and status = 'pending'",
+        subject_id,
+    )
+    return request_id
 
 
 async def cancel_pending_for_subject(

@@ -20,6 +20,18 @@ _COLUMNS = """
 
 
 LAPSE_REASON = "lapsed: the child reached the age of consent or the maximum validity"
+RECONSENT_LAPSE_REASON = (
+    "re-consent not given: the notice changed and the guardian did not consent again before "
+    "the grace period ended"
+)
+# Why a lapse happened, in SQL: a consent whose re-consent deadline brought its end forward
+# ended for that reason, any other for LAPSE_REASON ($lapse and $reconsent below).
+_LAPSE_REASON_SQL = """
+    case when reconsent_due_at is not null and expires_at = reconsent_due_at then {reconsent}
+         else {lapse} end
+"""
+_SUPERSEDE_LAPSE_REASON = _LAPSE_REASON_SQL.format(lapse="$3", reconsent="$4")
+_SWEEP_LAPSE_REASON = _LAPSE_REASON_SQL.format(lapse="$2", reconsent="$3")
 
 
 class PurposeWithdrawal(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,7 +115,7 @@ async def supersede_live(connection: Connection, subject_id: str, now: datetime)
         set status = case when expires_at <= $2 then 'expired' else 'superseded' end,
             ended_at = least(expires_at, $2),
             updated_at = $2,
-            end_reason = case when expires_at <= $2 then $3
+            end_reason = case when expires_at <= $2 then {_SUPERSEDE_LAPSE_REASON}
                               else 'replaced by a newer consent' end
         where subject_id = $1 and status = 'granted'
         returning {_COLUMNS}
@@ -111,6 +123,7 @@ async def supersede_live(connection: Connection, subject_id: str, now: datetime)
         subject_id,
         now,
         LAPSE_REASON,
+        RECONSENT_LAPSE_REASON,
     )
     return [_consent(row) for row in rows]
 
@@ -248,7 +261,7 @@ async def expire_lapsed(connection: Connection, now: datetime) -> list[Consent]:
         f"""
         update consents
         set status = 'expired', ended_at = expires_at, updated_at = $1,
-            end_reason = $2
+            end_reason = {_SWEEP_LAPSE_REASON}
         where id in (
             select id from consents
             where status = 'granted' and expires_at <= $1
@@ -259,6 +272,7 @@ async def expire_lapsed(connection: Connection, now: datetime) -> list[Consent]:
         """,
         now,
         LAPSE_REASON,
+        RECONSENT_LAPSE_REASON,
     )
     return [_consent(row) for row in rows]
 
@@ -285,6 +299,52 @@ async def claim_lapsing_notices(
         limit,
     )
     return [_consent(row) for row in rows]
+
+
+class ReconsentCandidate(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    subject_id: str
+
+
+async def live_on_other_notices(
+    connection: Connection, current: dict[str, str], now: datetime
+) -> list[ReconsentCandidate]:
+    """Live consents whose notice version is not the current one of their language (their
+    request's locale); ``current`` maps each language to its current version."""
+    rows = await connection.fetch(
+        """
+        select c.id, c.subject_id
+        from consents c join consent_requests r on r.id = c.request_id
+        where c.status = 'granted' and c.expires_at > $1
+          and c.policy_version is distinct from (
+              select v.version from unnest($2::text[], $3::text[]) as v (locale, version)
+              where v.locale = r.locale
+          )
+        order by c.granted_at
+        """,
+        now,
+        list(current),
+        list(current.values()),
+    )
+    return [msgspec.convert(dict(row), ReconsentCandidate) for row in rows]
+
+
+async def set_reconsent_due(
+    connection: Connection, consent_id: uuid.UUID, due: datetime, now: datetime
+) -> Consent | None:
+    """Bring a live consent's end forward to ``due`` (never later than it was)."""
+    row = await connection.fetchrow(
+        f"""
+        update consents
+        set reconsent_due_at = $2, expires_at = least(expires_at, $2), updated_at = $3
+        where id = $1 and status = 'granted' and expires_at > $3
+        returning {_COLUMNS}
+        """,
+        consent_id,
+        due,
+        now,
+    )
+    return _convert(row)
 
 
 CHECK_QUERY = """

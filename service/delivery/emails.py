@@ -51,6 +51,16 @@ class Purpose(Protocol):
     def localized_description(self, locale: str) -> str: ...
 
 
+class DirectNotice(Protocol):
+    """The parts of the direct notice an email shows (``service.consent.notice.Notice``)."""
+
+    @property
+    def operator_name(self) -> str: ...
+    @property
+    def privacy_notice_url(self) -> str: ...
+    def among(self, purpose_ids: list[str]) -> Sequence[Any]: ...
+
+
 _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
     # HTML templates are escaped; plain-text ones are not (they are never parsed as HTML).
@@ -74,27 +84,36 @@ class RenderedEmail(msgspec.Struct, frozen=True, kw_only=True):
 def render_request_email(
     *,
     locale: str,
-    operator_name: str,
-    privacy_notice_url: str,
+    notice: DirectNotice,
     review_url: str,
     expires_at: datetime,
-    purposes: Sequence[Purpose],
+    purpose_ids: Sequence[str],
     needs_stronger_method: Collection[str] = (),
+    reconsent_until: datetime | None = None,
 ) -> RenderedEmail:
-    """The direct notice asking a guardian for consent (COPPA 312.4(c)(1), GDPR Art. 13/14).
-
-    ``needs_stronger_method``: ids of purposes that email plus cannot authorise here; they are
-    listed with their recipients and a note that they cannot be given yet."""
+    """The direct notice asking a guardian for consent (COPPA 312.4(c)(1), GDPR Art. 13/14):
+    the notice of the request's language with the requested purposes. ``needs_stronger_method``:
+    ids of purposes that email plus cannot authorise here; they are listed with their
+    recipients and a note that they cannot be given yet. ``reconsent_until``: the request asks
+    again under a changed notice, and the current consent lasts until then."""
     loc = negotiate_locale(locale)
     return _render(
         "request",
         N_("%(operator)s: your consent is needed for your child's account"),
         loc,
-        operator_name,
-        privacy_notice_url=privacy_notice_url,
+        notice.operator_name,
+        notice=notice,
+        privacy_notice_url=notice.privacy_notice_url,
         review_url=review_url,
         expires_at=format_datetime(expires_at, loc),
-        purposes=_purpose_views(purposes, loc, needs_stronger_method),
+        purposes=[
+            {
+                **msgspec.structs.asdict(purpose),
+                "needs_stronger_method": purpose.id in needs_stronger_method,
+            }
+            for purpose in notice.among(list(purpose_ids))
+        ],
+        reconsent_until=format_datetime(reconsent_until, loc) if reconsent_until else None,
     )
 
 
@@ -243,12 +262,13 @@ def _purpose_views(
             "description": purpose.localized_description(locale),
             "required": purpose.required,
             "categories": [language.data_category(code) for code in purpose.data_categories],
-            "retention_days": purpose.retention_days,
+            "retention": language.retention(purpose.retention_days),
             "recipients": [
                 {"name": r.localized_name(locale), "why": r.localized_why(locale)}
                 for r in purpose.recipients
             ],
             "needs_stronger_method": purpose.id in needs_stronger_method,
+            "sharing": None,
         }
         for purpose in purposes
     ]

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.exceptions import PermissionDeniedException
@@ -54,21 +55,13 @@ _SUBMISSION_LIMITS = {
 }
 
 
-def _purpose_views(
-    purposes: Sequence[Purpose], locale: str, needs_stronger_method: Sequence[str] = ()
-) -> list[dict[str, Any]]:
+def _purpose_views(purposes: Sequence[Purpose], locale: str) -> list[dict[str, Any]]:
     return [
         {
             "id": p.id,
             "title": p.localized_title(locale),
             "description": p.localized_description(locale),
             "required": p.required,
-            "data_categories": p.data_categories,
-            "recipients": [
-                {"name": r.localized_name(locale), "why": r.localized_why(locale)}
-                for r in p.recipients
-            ],
-            "needs_stronger_method": p.id in needs_stronger_method,
         }
         for p in purposes
     ]
@@ -168,13 +161,21 @@ class GuardianController(Controller):
         beyond_method = verification.needs_stronger_method(
             purposes, request.country, runtime.clock.now()
         )
+        notice = runtime.notice(locale)
         return page(
             "review",
             locale=locale,
             http_status=status,
             operator_name=runtime.settings.operator_name,
             privacy_notice_url=runtime.settings.privacy_notice_url,
-            purposes=_purpose_views(purposes, locale, beyond_method),
+            notice=notice,
+            purposes=[
+                {
+                    **msgspec.structs.asdict(purpose),
+                    "needs_stronger_method": purpose.id in beyond_method,
+                }
+                for purpose in notice.among(request.purposes)
+            ],
             child_agreed=request.child_agreed is True,
             expires_at=format_datetime(request.expires_at, locale),
             form_action=f"/guardian/{token}",
@@ -201,9 +202,16 @@ class GuardianController(Controller):
         decision = str(form.get("decision", ""))
         chosen = [str(value) for value in form.getall("purposes", [])]
         attested = form.get("attestation") == "yes"
+        shown = form.get("notice_version")
         try:
             outcome = await decisions.decide(
-                db, runtime, token=token, decision=decision, chosen=chosen, attested=attested
+                db,
+                runtime,
+                token=token,
+                decision=decision,
+                chosen=chosen,
+                attested=attested,
+                notice_shown=str(shown) if shown is not None else None,
             )
         except InvalidSubmission as invalid:
             # An honest mistake: shown again, never counted against the link.

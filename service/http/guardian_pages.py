@@ -40,6 +40,10 @@ FORM_ERRORS = {
         "Your child's data can only be deleted when you withdraw your consent altogether. "
         "Also tick the required purpose, or leave deletion unticked."
     ),
+    FormError.NOTICE_CHANGED: N_(
+        "The information on this page changed after you opened it. Please read it again "
+        "before you decide."
+    ),
 }
 # The form field each problem is shown next to (its id on the page is "<field>-error").
 FIELD_OF_ERROR = {
@@ -49,6 +53,8 @@ FIELD_OF_ERROR = {
     FormError.CONFIRM: "confirm",
     FormError.WITHDRAW_NONE: "purposes",
     FormError.METHOD_TOO_WEAK: "purposes",
+    # The page is shown again with the current notice; the decision is what must be made anew.
+    FormError.NOTICE_CHANGED: "decision",
     FormError.ERASE_PARTIAL: "erase",
 }
 TOO_MANY_SUBMISSIONS = N_(

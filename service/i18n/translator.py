@@ -45,6 +45,18 @@ class Translator:
         """``message`` where the same English words need another translation (``context``)."""
         return self._catalog.pgettext(context, message) % params
 
+    def retention(self, days: int) -> str:
+        """How long a purpose keeps data, in the largest whole unit: years, months or days."""
+        if days and days % 365 == 0:
+            return self.ngettext(
+                "Kept for at most %(num)d year", "Kept for at most %(num)d years", days // 365
+            )
+        if days and days % 30 == 0:
+            return self.ngettext(
+                "Kept for at most %(num)d month", "Kept for at most %(num)d months", days // 30
+            )
+        return self.ngettext("Kept for at most %(num)d day", "Kept for at most %(num)d days", days)
+
     def data_category(self, code: str) -> str:
         message = DATA_CATEGORIES.get(code)
         return self.gettext(message) if message is not None else code

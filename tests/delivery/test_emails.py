@@ -18,7 +18,7 @@ from service.delivery.emails import (
     render_withdrawn_email,
 )
 from service.i18n import LOCALES, format_datetime, translator
-from tests.support.rendering import category_names, esc, html_contains
+from tests.support.rendering import category_names, esc, html_contains, notice_for
 
 CATALOGUE = load_catalogue(None)
 EXPIRES = datetime(2026, 11, 30, 14, 5, tzinfo=UTC)
@@ -30,11 +30,10 @@ WITHDRAW_URL = "https://consent.example.test/guardian/withdraw/d2l0aGRyYXc"
 def request_email(locale: str = "en", operator_name: str = "Astra Tutoring") -> RenderedEmail:
     return render_request_email(
         locale=locale,
-        operator_name=operator_name,
-        privacy_notice_url=PRIVACY_URL,
+        notice=notice_for(locale, operator_name=operator_name, privacy_notice_url=PRIVACY_URL),
         review_url=REVIEW_URL,
         expires_at=EXPIRES,
-        purposes=CATALOGUE.purposes,
+        purpose_ids=CATALOGUE.ids,
     )
 
 
@@ -77,11 +76,8 @@ def test_request_email_carries_the_direct_notice(locale: str) -> None:
         "this request.",
         "If you are not this child's parent or legal guardian, please ignore this email. We "
         "will not write to you again about this request.",
-        "Consent is the legal basis for using your child's data for these purposes. You can "
-        "withdraw it at any time; this does not affect the lawfulness of what was done before "
-        "the withdrawal. You can ask us for access to your child's data, a copy of it, its "
-        "correction or its deletion, and you can lodge a complaint with a data protection "
-        "supervisory authority.",
+        "Consent is the legal basis for using your child's data for these purposes. You have "
+        "these rights over your child's data and your own:",
         "Required",
         "Optional",
     ):

@@ -27,7 +27,7 @@ from service.dev.mailcatcher import MailCatcher
 from service.dev.pgcluster import free_port
 from service.security.staff_tokens import mint_dev_token
 from service.settings import load_settings
-from tests.support.credentials import StaffKeys, bearer, make_api_key
+from tests.support.credentials import OPERATOR_ENV, StaffKeys, bearer, make_api_key
 from tests.support.databases import scratch_database, with_database
 from tests.support.flows import ALL_PURPOSES, grant_via_link, request_body, request_link
 from tests.support.processes import console_script, fetch, output, poll
@@ -99,6 +99,7 @@ async def target(
             "CONSENT_DATA_KEY": key_files["data_key"],
             "CONSENT_CONFIRMATION_DELAY": "0",
             "TMPDIR": str(directory),
+            **OPERATOR_ENV,
             **staff_keys.env(),
         }
         service_settings = load_settings(env)

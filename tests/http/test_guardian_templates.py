@@ -13,7 +13,7 @@ import pytest
 from service.consent.purposes import load_catalogue
 from service.http.guardian_pages import prepare_templates
 from service.i18n import LOCALES, format_datetime, translator
-from tests.support.rendering import category_names, esc, html_contains
+from tests.support.rendering import category_names, esc, html_contains, notice_for
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "service" / "templates"
 STATIC = Path(__file__).resolve().parents[2] / "service" / "static"
@@ -68,16 +68,8 @@ def review_context(locale: str = "en", **overrides: object) -> dict[str, object]
         "locale": locale,
         "operator_name": "Astra Tutoring",
         "privacy_notice_url": PRIVACY_URL,
-        "purposes": [
-            {
-                "id": p.id,
-                "title": p.localized_title(locale),
-                "description": p.localized_description(locale),
-                "required": p.required,
-                "data_categories": p.data_categories,
-            }
-            for p in CATALOGUE.purposes
-        ],
+        "notice": notice_for(locale),
+        "purposes": notice_for(locale).purposes,
         "expires_at": format_datetime(EXPIRES, locale),
         "form_action": "/guardian/Zm9vYmFy",
         "errors": [],

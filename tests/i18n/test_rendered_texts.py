@@ -17,6 +17,7 @@ from service.delivery import emails
 from service.http.guardian_pages import FORM_ERRORS, FORM_EXPIRED
 from service.i18n import DEFAULT_LOCALE, LOCALE_DIR, LOCALES, format_datetime, translator
 from service.settings import load_settings
+from tests.support.rendering import notice_for
 
 CATALOGUE = load_catalogue(None)
 WHEN = datetime(2026, 11, 30, 14, 5, tzinfo=UTC)
@@ -52,11 +53,19 @@ def rendered_emails(locale: str) -> Iterator[str]:
     common = {"locale": locale, "operator_name": "Astra Tutoring"}
     for email in (
         emails.render_request_email(
-            **common,
-            privacy_notice_url="https://tutor.example.test/privacy",
+            locale=locale,
+            notice=notice_for(locale),
             review_url="https://consent.example.test/guardian/abc",
             expires_at=WHEN,
-            purposes=purposes,
+            purpose_ids=CATALOGUE.ids,
+        ),
+        emails.render_request_email(
+            locale=locale,
+            notice=notice_for(locale),
+            review_url="https://consent.example.test/guardian/abc",
+            expires_at=WHEN,
+            purpose_ids=CATALOGUE.ids,
+            reconsent_until=WHEN,
         ),
         emails.render_confirmation_email(
             **common,
@@ -89,16 +98,8 @@ def rendered_pages(pages: jinja2.Environment, locale: str) -> Iterator[str]:
     yield render(
         "review",
         privacy_notice_url="https://tutor.example.test/privacy",
-        purposes=[
-            {
-                "id": p.id,
-                "title": p.localized_title(locale),
-                "description": p.localized_description(locale),
-                "required": p.required,
-                "data_categories": p.data_categories,
-            }
-            for p in CATALOGUE.purposes
-        ],
+        notice=notice_for(locale),
+        purposes=notice_for(locale).purposes,
         expires_at=format_datetime(WHEN, locale),
         form_action="/guardian/abc",
         errors=[language.gettext(FORM_ERRORS[code]) for code in FORM_ERRORS],
@@ -154,7 +155,7 @@ def test_no_message_key_or_placeholder_reaches_a_guardian(
     pages: jinja2.Environment, locale: str
 ) -> None:
     renders = [*rendered_emails(locale), *rendered_pages(pages, locale)]
-    assert len(renders) == 15 + 19  # subject, text and HTML of 5 emails; 19 page states
+    assert len(renders) == 18 + 19  # subject, text and HTML of 6 emails; 19 page states
     for document in renders:
         text = html.unescape(document)
         assert not MESSAGE_KEY.findall(text)

@@ -19,6 +19,14 @@ from service.db import api_keys
 from service.security.staff_tokens import jwks_document
 from service.security.tokens import generate_signing_key_pem
 
+# The operator's identity as a production configuration states it (`serve` refuses demo values).
+OPERATOR_ENV = {
+    "CONSENT_OPERATOR_NAME": "Učilnica Tutoring",
+    "CONSENT_OPERATOR_ADDRESS": "Trubarjeva cesta 7, 1000 Ljubljana, Slovenia",
+    "CONSENT_OPERATOR_EMAIL": "zasebnost@ucilnica-tutoring.si",
+    "CONSENT_OPERATOR_DPO_EMAIL": "dpo@ucilnica-tutoring.si",
+    "CONSENT_OPERATOR_SUPERVISORY_AUTHORITY": ("Informacijski pooblaščenec | https://www.ip-rs.si"),
+}
 STAFF_ISSUER = "https://login.tutoring.test/"
 STAFF_AUDIENCE = "consent-service-staff"
 
