@@ -16,6 +16,24 @@ DATETIME_PATTERN = N_("d MMMM y, HH:mm 'UTC'")
 # TRANSLATORS: the CLDR pattern of a calendar day (a birthday) in emails, without a time.
 DATE_PATTERN = N_("d MMMM y")
 
+# Month names as they stand inside a date where the language declines them and CLDR gives the
+# nominative: Slovenian writes "2. decembra 2027" (genitive; Slovenski pravopis, 2001, on
+# writing dates), while CLDR's format names read "2. december 2027".
+_MONTHS_IN_A_DATE: dict[str, tuple[str, ...]] = {
+    "sl": (
+        "januarja", "februarja", "marca", "aprila", "maja", "junija",
+        "julija", "avgusta", "septembra", "oktobra", "novembra", "decembra",
+    ),
+}  # fmt: skip
+
+
+def _with_month_in_a_date(pattern: str, locale: str, month: int) -> str:
+    """``pattern`` with its full month name written out where the language declines it."""
+    months = _MONTHS_IN_A_DATE.get(locale)
+    if months is None or "MMMM" not in pattern:
+        return pattern
+    return pattern.replace("MMMM", f"'{months[month - 1]}'", 1)
+
 
 def format_datetime(moment: datetime, locale: str | None) -> str:
     """A readable UTC date and time: "30 November 2026, 14:05 UTC" in English.
@@ -24,11 +42,12 @@ def format_datetime(moment: datetime, locale: str | None) -> str:
     """
     utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     language = translator(locale)
-    pattern = language.gettext(DATETIME_PATTERN)
+    pattern = _with_month_in_a_date(language.gettext(DATETIME_PATTERN), language.locale, utc.month)
     return cldr_format_datetime(utc, pattern, tzinfo=UTC, locale=language.locale)
 
 
 def format_date(day: date, locale: str | None) -> str:
     """A readable calendar day: "1 April 2030" in English."""
     language = translator(locale)
-    return cldr_format_date(day, language.gettext(DATE_PATTERN), locale=language.locale)
+    pattern = _with_month_in_a_date(language.gettext(DATE_PATTERN), language.locale, day.month)
+    return cldr_format_date(day, pattern, locale=language.locale)

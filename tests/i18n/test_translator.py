@@ -3,11 +3,11 @@ and dates written the way each language writes them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from service.i18n import format_datetime, negotiate_locale, translator
+from service.i18n import format_date, format_datetime, negotiate_locale, translator
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ def test_slovenian_plural_forms() -> None:
 def test_format_datetime() -> None:
     moment = datetime(2026, 11, 30, 15, 5, tzinfo=UTC) + timedelta(hours=-1)
     assert format_datetime(moment, "en") == "30 November 2026, 14:05 UTC"
-    assert format_datetime(moment, "sl") == "30. november 2026 ob 14:05 UTC"
+    assert format_datetime(moment, "sl") == "30. novembra 2026 ob 14:05 UTC"
     assert format_datetime(moment, "xx") == "30 November 2026, 14:05 UTC"
     from zoneinfo import ZoneInfo
 
@@ -84,3 +84,19 @@ def test_a_regional_catalog_is_chosen_before_its_language(monkeypatch: pytest.Mo
     assert negotiate_locale("pt_br") == "pt_BR"
     assert negotiate_locale("pt-PT") == "pt"
     assert negotiate_locale("sl-SI") == "sl"
+
+
+@pytest.mark.parametrize(
+    ("day", "slovenian"),
+    [
+        (date(2027, 1, 2), "2. januarja 2027"),
+        (date(2027, 3, 15), "15. marca 2027"),
+        (date(2027, 12, 2), "2. decembra 2027"),
+    ],
+)
+def test_slovenian_dates_decline_the_month(day: date, slovenian: str) -> None:
+    assert format_date(day, "sl") == slovenian
+    assert format_datetime(datetime.combine(day, time(9, 30), tzinfo=UTC), "sl") == (
+        f"{slovenian} ob 09:30 UTC"
+    )
+    assert format_date(day, "en") == f"{day.day} {day.strftime('%B')} {day.year}"
