@@ -20,6 +20,7 @@ from service.db.cache import InvalidatedCache
 from service.db.check_cache import CheckRows
 from service.db.consents import CheckRow
 from service.db.invalidation import InvalidationListener
+from service.settings import ConfigError, load_settings
 from tests.support.credentials import StaffKeys
 from tests.support.flows import check, create_request, granted_consent
 from tests.support.service import Service, start_service
@@ -337,3 +338,11 @@ async def test_a_size_of_zero_turns_the_cache_off(
     await _without_notice(db, REVOKE_SQL, SUBJECT)
     assert await _status(svc, api) == "revoked"
     assert await _metric(svc, "consent_cache_hits_total") == 0
+
+
+def test_the_cache_size_defaults_to_100000_and_is_bounded(base_env: dict[str, str]) -> None:
+    assert load_settings(base_env).check_cache_size == 100_000
+    assert load_settings({**base_env, "CONSENT_CHECK_CACHE_SIZE": "0"}).check_cache_size == 0
+    for wrong in ("-1", "10000001", "many"):
+        with pytest.raises(ConfigError, match=r"^CONSENT_CHECK_CACHE_SIZE: "):
+            load_settings({**base_env, "CONSENT_CHECK_CACHE_SIZE": wrong})
