@@ -41,6 +41,9 @@ class InvalidationListener:
         self._lost = asyncio.Event()
         # One query at a time on the listening connection (the liveness probe, ``sync``).
         self._querying = asyncio.Lock()
+        # Besides cancelling: a cancellation that lands as a connect attempt fails can be lost
+        # inside the driver's timeout handling, and the loop would run on for ever.
+        self._stopping = False
         self.healthy = False
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
@@ -50,6 +53,7 @@ class InvalidationListener:
         self._task = asyncio.create_task(self._run(), name="cache-invalidation-listener")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -96,7 +100,7 @@ class InvalidationListener:
         self._lost.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 self._connection = await asyncpg.connect(self._dsn, timeout=5)
                 self._lost.clear()
@@ -119,7 +123,7 @@ class InvalidationListener:
     async def _watch(self) -> None:
         # Termination callbacks do not fire for a server that vanishes silently, so probe too.
         assert self._connection is not None
-        while not self._lost.is_set():
+        while not self._lost.is_set() and not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), timeout=RECONNECT_SECONDS * 5)
             if not self._lost.is_set():

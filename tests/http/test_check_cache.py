@@ -346,3 +346,10 @@ def test_the_cache_size_defaults_to_100000_and_is_bounded(base_env: dict[str, st
     for wrong in ("-1", "10000001", "many"):
         with pytest.raises(ConfigError, match=r"^CONSENT_CHECK_CACHE_SIZE: "):
             load_settings({**base_env, "CONSENT_CHECK_CACHE_SIZE": wrong})
+
+
+@pytest.mark.parametrize("svc_env", [{"CONSENT_CACHE_TTL": "5"}])
+async def test_the_check_and_api_key_caches_share_the_ttl(svc: Service) -> None:
+    five = timedelta(seconds=5)
+    assert _cache(svc)._ttl == five
+    assert svc.app.state.authenticator._cache._ttl == five
