@@ -10,12 +10,14 @@ import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import pytest
 
 from service.clock import ManualClock
+from service.db import invalidation
 from service.db.cache import InvalidatedCache
 from service.db.check_cache import CheckRows
 from service.db.consents import CheckRow
@@ -131,12 +133,21 @@ async def test_with_its_listener_down_a_replica_reads_the_database_until_it_list
     api: dict[str, str],
     mailbox: Any,
     db: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async with _replicas(base_env, clock, staff_keys) as (first, second):
         await granted_consent(first, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
         assert await _status(second, api) == "granted"
         assert SUBJECT in _cache(second)
 
+        # Hold the listener's reconnect until the test lets it (however slow the machine).
+        may_reconnect = asyncio.Event()
+
+        async def connect_when_allowed(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+            await may_reconnect.wait()
+            return await asyncpg.connect(*args, **kwargs)
+
+        monkeypatch.setattr(invalidation, "asyncpg", SimpleNamespace(connect=connect_when_allowed))
         listener = _listener(second)
         pid = listener.backend_pid
         assert pid is not None
@@ -155,7 +166,9 @@ async def test_with_its_listener_down_a_replica_reads_the_database_until_it_list
             SUBJECT,
         )
         assert await _status(second, api) == "granted"
+        assert len(_cache(second)) == 0
 
+        may_reconnect.set()
         await _until(lambda: listener.healthy, "the listener to reconnect")
         assert listener.backend_pid not in {None, pid}
         assert len(_cache(second)) == 0
