@@ -22,6 +22,7 @@ from litestar.template.config import TemplateConfig
 
 from service.clock import Clock
 from service.consent.runtime import Runtime
+from service.db.check_cache import CHECK_TOPIC, CheckRows
 from service.db.errors import DATABASE_ERRORS
 from service.db.invalidation import InvalidationListener
 from service.db.migrate import load_migrations
@@ -39,6 +40,7 @@ from service.http.media_type import document_unsupported_media_type, require_jso
 from service.http.metrics import metrics_middleware_factory
 from service.http.privacy import retention_policy_page
 from service.http.problems import exception_handlers
+from service.http.settle import settle_writes_middleware_factory
 from service.http.staff_api import StaffController
 from service.http.staff_data_requests import DataRequestController
 from service.http.wellknown import jwks
@@ -72,8 +74,17 @@ def create_app(
         listener.start()
         app.state.pool = pool
         app.state.listener = listener
+        ttl = timedelta(seconds=settings.cache_ttl)
         app.state.authenticator = ApiKeyAuthenticator(
-            pool, listener, ttl=timedelta(seconds=settings.cache_ttl), clock=runtime.clock
+            pool, listener, ttl=ttl, clock=runtime.clock, stats=metrics.caches.stats("api_keys")
+        )
+        app.state.check_rows = CheckRows(
+            pool,
+            listener,
+            ttl=ttl,
+            clock=runtime.clock,
+            size=settings.check_cache_size,
+            stats=metrics.caches.stats(CHECK_TOPIC),
         )
         metrics.watch_pool(lambda: pool_stats(pool))
         try:
@@ -123,7 +134,10 @@ def create_app(
         lifespan=[lifespan],
         dependencies={"db": Provide(provide_connection)},
         exception_handlers=exception_handlers(),
-        middleware=[metrics_middleware_factory(metrics.http)],
+        middleware=[
+            metrics_middleware_factory(metrics.http),
+            settle_writes_middleware_factory(lambda: getattr(app.state, "listener", None)),
+        ],
         before_send=[security_headers(settings.public_url)],
         before_request=require_json_media_type,
         request_max_body_size=MAX_BODY_BYTES,

@@ -78,6 +78,10 @@ class Metrics:
     def worker(self) -> WorkerMetrics:
         return WorkerMetrics(self.registry)
 
+    @functools.cached_property
+    def caches(self) -> CacheMetrics:
+        return CacheMetrics(self.registry)
+
     def watch_pool(self, read: Callable[[], Mapping[str, int]]) -> None:
         """Report the pool usage ``read`` returns (see :meth:`sample_pool_forever`)."""
         self._read_pool = read
@@ -197,6 +201,59 @@ def data_request_exposition(*, unanswered: int, overdue: int) -> bytes:
         registry=registry,
     ).set(overdue)
     return generate_latest(registry)
+
+
+class CacheMetrics:
+    """In-process caches (``service.db.cache``), labelled by cache name."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ("cache",)
+        self.hits = Counter(
+            "consent_cache_hits", "Reads answered from the cache.", labels, registry=registry
+        )
+        self.misses = Counter(
+            "consent_cache_misses", "Reads that went to the database.", labels, registry=registry
+        )
+        self.invalidations = Counter(
+            "consent_cache_invalidations",
+            "Invalidation notices applied (one key, or the whole cache).",
+            labels,
+            registry=registry,
+        )
+        self.size = Gauge(
+            "consent_cache_entries",
+            "Entries held in the cache.",
+            labels,
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+
+    def stats(self, cache: str) -> CacheStats:
+        return CacheStats(self, cache)
+
+
+class CacheStats:
+    """One cache's series, bound once so the hot path does no label lookups."""
+
+    def __init__(self, metrics: CacheMetrics, cache: str) -> None:
+        self._hits = metrics.hits.labels(cache)
+        self._misses = metrics.misses.labels(cache)
+        self._invalidations = metrics.invalidations.labels(cache)
+        self._size = metrics.size.labels(cache)
+        self._size.set(0)
+
+    def hit(self) -> None:
+        self._hits.inc()
+
+    def miss(self) -> None:
+        self._misses.inc()
+
+    def invalidated(self, size: int) -> None:
+        self._invalidations.inc()
+        self._size.set(size)
+
+    def resized(self, size: int) -> None:
+        self._size.set(size)
 
 
 def _reading(read: Callable[[], Mapping[str, int]], stat: str) -> Callable[[], float]:

@@ -113,6 +113,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_max: int = 10
     # Seconds a replica may answer from its cache (API keys) without reading the database.
     cache_ttl: int = 60
+    # Subjects whose check state each process keeps (``service.db.check_cache``); 0: none.
+    check_cache_size: int = 100_000
     outbox_max_attempts: int = 8
     # Seconds a worker holds a message it claimed; renewed while the send is in progress, so a
     # crashed worker's message is sent again by another one this soon.
@@ -268,6 +270,7 @@ def load_settings(
                 "purposes_file": ("CONSENT_PURPOSES_FILE", existing_file),
                 "db_pool_max": ("CONSENT_DB_POOL_MAX", int_between(1, 200)),
                 "cache_ttl": ("CONSENT_CACHE_TTL", int_between(0, 3600)),
+                "check_cache_size": ("CONSENT_CHECK_CACHE_SIZE", int_between(0, 10_000_000)),
                 "outbox_max_attempts": ("CONSENT_OUTBOX_MAX_ATTEMPTS", int_between(1, 50)),
                 "outbox_lease": ("CONSENT_OUTBOX_LEASE", int_between(1, 3600)),
                 "retention_denied": ("CONSENT_RETENTION_DENIED", int_between(0, 3650 * DAY)),

@@ -2,7 +2,9 @@
 
 Starts a private PostgreSQL (unless CONSENT_DATABASE_URL is set), a mail catcher and
 `consent-service serve --workers N`, seeds one granted subject through the real guardian
-flow, then runs wrk against /healthz (the framework's ceiling) and the check endpoint.
+flow, then runs wrk against /healthz (the framework's ceiling) and the check endpoint, first
+answered from the check cache, then (the server restarted with CONSENT_CHECK_CACHE_SIZE=0)
+from the database on every request.
 BENCH_DURATION (seconds, default 10), BENCH_CONNECTIONS (default 64), BENCH_WORKERS (2).
 """
 
@@ -120,6 +122,27 @@ def wait_healthy(base_url: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the server did not become healthy")
 
 
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    command = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)]
+    return subprocess.Popen([sys.executable, "-m", "service", *command], env=env)
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    server.wait(timeout=20)
+
+
+def report(name: str, url: str, headers: dict[str, str], ceiling: float | None) -> float:
+    """Run wrk on ``url``, print a row (beside ``ceiling``, the /healthz rate); its req/s."""
+    result = run_wrk(url, headers)
+    rps = float(result["rps"])
+    share = f"{rps / ceiling:>11.0%}" if ceiling else f"{1:>11.0%}"
+    print(
+        f"{name:<44}{rps:>10.0f}{result['p50']:>10}{result['p99']:>10}{result['errors']:>9}{share}"
+    )
+    return rps
+
+
 def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk (make bench does this as root)")
@@ -152,51 +175,26 @@ def main() -> None:
             "CONSENT_LOG_LEVEL": "warning",
             **OPERATOR_ENV,
         }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(WORKERS),
-            ],
-            env=env,
-        )
+        server = start_server(env, port)
         wait_healthy(base_url, server)
         key = asyncio.run(seed_granted_subject(base_url, env, catcher))
-        routes = [
-            ("GET /healthz (ceiling)", f"{base_url}/healthz", {}),
-            (
-                "GET /v1/consents/check (granted)",
-                f"{base_url}/v1/consents/check?subject_id={SUBJECT}&purpose=tutoring",
-                {"Authorization": f"Bearer {key}"},
-            ),
-            (
-                "GET /v1/consents/check (unknown)",
-                f"{base_url}/v1/consents/check?subject_id=nobody&purpose=tutoring",
-                {"Authorization": f"Bearer {key}"},
-            ),
-        ]
+        auth = {"Authorization": f"Bearer {key}"}
+        granted = f"{base_url}/v1/consents/check?subject_id={SUBJECT}&purpose=tutoring"
+        unknown = f"{base_url}/v1/consents/check?subject_id=nobody&purpose=tutoring"
         print(f"\nwrk: {DURATION}s, {CONNECTIONS} connections, {WORKERS} server workers, loopback")
-        print(f"{'route':<36}{'req/s':>10}{'p50':>10}{'p99':>10}{'non-2xx':>9}{'of ceiling':>12}")
-        ceiling = None
-        for name, url, headers in routes:
-            result = run_wrk(url, headers)
-            rps = float(result["rps"])
-            ceiling = ceiling or rps
-            print(
-                f"{name:<36}{rps:>10.0f}{result['p50']:>10}{result['p99']:>10}"
-                f"{result['errors']:>9}{rps / ceiling:>11.0%}"
-            )
+        print(f"{'route':<44}{'req/s':>10}{'p50':>10}{'p99':>10}{'non-2xx':>9}{'of ceiling':>12}")
+        ceiling = report("GET /healthz (ceiling)", f"{base_url}/healthz", {}, None)
+        report("GET /v1/consents/check (granted, cached)", granted, auth, ceiling)
+        report("GET /v1/consents/check (unknown, cached)", unknown, auth, ceiling)
+        # The same checks again with every answer read from the database.
+        stop_server(server)
+        server = start_server({**env, "CONSENT_CHECK_CACHE_SIZE": "0"}, port)
+        wait_healthy(base_url, server)
+        report("GET /v1/consents/check (granted, cache off)", granted, auth, ceiling)
+        report("GET /v1/consents/check (unknown, cache off)", unknown, auth, ceiling)
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=20)
+            stop_server(server)
         catcher.stop()
         if cluster is not None:
             cluster.destroy()

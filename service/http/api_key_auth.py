@@ -15,6 +15,7 @@ from service.db.cache import InvalidatedCache
 from service.db.invalidation import InvalidationListener
 from service.db.pool import borrow
 from service.http.problems import ProblemError
+from service.metrics import CacheStats
 
 API_KEYS_TOPIC = "api_keys"
 
@@ -42,10 +43,11 @@ class ApiKeyAuthenticator:
         *,
         ttl: timedelta,
         clock: Clock,
+        stats: CacheStats | None = None,
     ) -> None:
         self._pool = pool
         self._cache: InvalidatedCache[bytes, ApiKey] = InvalidatedCache(
-            topic=API_KEYS_TOPIC, ttl=ttl, clock=clock, listener=listener
+            topic=API_KEYS_TOPIC, ttl=ttl, clock=clock, listener=listener, stats=stats
         )
 
     async def authenticate(self, credential: str) -> ApiKey | None:

@@ -6,7 +6,6 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
@@ -19,7 +18,7 @@ from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
 from service.db.api_keys import ApiKey
-from service.db.pool import borrow
+from service.db.check_cache import CheckRows
 from service.http.api_key_auth import api_key_guard
 from service.http.dependencies import Db
 from service.http.patterns import PRINTABLE_ASCII_PATTERN, PURPOSE_ID_PATTERN, SUBJECT_ID_PATTERN
@@ -229,10 +228,8 @@ class AppController(Controller):
             raise ProblemError(
                 422, f"Unknown purpose {purpose!r}; known: {', '.join(runtime.catalogue.ids)}."
             )
-        # The hot path: borrow a connection for the one query instead of for the whole request.
-        pool: asyncpg.Pool = state.pool
-        async with borrow(pool) as connection:
-            row = await consents_repo.check_row(connection, subject_id)
+        check_rows: CheckRows = state.check_rows
+        row = await check_rows.read(subject_id)
         return answer_check(row, subject_id=subject_id, purpose=purpose, now=runtime.clock.now())
 
 

@@ -95,6 +95,13 @@ async def test_database_outage_and_recovery(
 
         assert (await http.get("/healthz")).status_code == 200, "liveness does not need the DB"
 
+        # Until this replica notices its listener is gone, it may answer the check from its
+        # cache (nothing can change while the database is down); from then on it reads.
+        for _ in range(200):
+            if not app.state.listener.healthy:
+                break
+            await asyncio.sleep(0.05)
+        assert not app.state.listener.healthy, "the listener never noticed the outage"
         for _ in range(3):  # pooled connections died with the server: every attempt fails
             unknown = await http.get("/v1/consents/check", params=check, headers=auth)
             assert unknown.status_code == 503, unknown.text
