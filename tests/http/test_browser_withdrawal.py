@@ -1,7 +1,9 @@
-"""Per-purpose withdrawal in a real Chromium against a real server, in English and Slovenian:
-the guardian ticks only the newsletter; the check then allows tutoring and not the newsletter,
-and the re-issued token (verified against the JWKS) lists what remains. Also: the review
-page's two buttons look different (filled and outlined), and a form error sits by its field.
+"""The guardian's choices in a real Chromium against a real server, in English and Slovenian.
+
+Per-purpose withdrawal: the guardian ticks only the newsletter; the check then allows tutoring
+and not the newsletter, and the re-issued token (verified against the JWKS) lists what remains.
+The review page's two buttons look different (filled and outlined), a form error sits by its
+field, and honest mistakes never lock the link: five of them, then a valid grant succeeds.
 """
 
 from __future__ import annotations
@@ -256,3 +258,50 @@ async def test_withdrawing_only_the_newsletter_in_a_browser(
     )
     assert claims["purposes"] == ["tutoring", "progress_reports"]
     assert claims["jti"] == tutoring["consent_id"]
+
+
+async def test_five_honest_mistakes_then_a_valid_grant(
+    api: httpx.AsyncClient, live_worker: Worker, mailbox: Mailbox, page: Page, locale: str
+) -> None:
+    from playwright.async_api import expect
+
+    texts = TEXTS[locale]
+    created = await api.post(
+        "/v1/consent-requests",
+        json={
+            "subject_id": SUBJECT,
+            "birth_date": date(date.today().year - 10, 4, 1).isoformat(),
+            "country": "SI",
+            "guardian_email": GUARDIAN,
+            "purposes": ["tutoring", "progress_reports", "newsletter"],
+            "locale": locale,
+        },
+    )
+    assert created.status_code == 201, created.text
+    review = await page.goto(await emailed_link(live_worker, mailbox))
+    assert review is not None
+    assert review.status == 200
+
+    # First view: only the required purpose is ticked; optional ones and the attestation not.
+    await expect(page.get_by_role("checkbox", name=texts["progress"])).not_to_be_checked()
+    await expect(page.get_by_role("checkbox", name=texts["newsletter"])).not_to_be_checked()
+    attestation = page.get_by_label(texts["attestation"], exact=False)
+    await expect(attestation).not_to_be_checked()
+
+    await page.get_by_role("checkbox", name=texts["newsletter"]).check()
+    for _ in range(5):
+        await submit(page, texts["give"], expected_status=422)
+        await expect(page.locator("#attestation-error")).to_have_text(texts["attestation_error"])
+        body = await page.inner_text("body")
+        assert "error." not in body
+        # The re-shown form keeps exactly what was ticked.
+        await expect(page.get_by_role("checkbox", name=texts["newsletter"])).to_be_checked()
+        await expect(page.get_by_role("checkbox", name=texts["progress"])).not_to_be_checked()
+    assert (await check(api, "tutoring"))["status"] == "pending"
+
+    await attestation.check()
+    await submit(page, texts["give"])
+    await expect(page.get_by_role("heading", level=1)).to_have_text(texts["thanks"])
+    assert (await check(api, "tutoring"))["allowed"] is True
+    assert (await check(api, "newsletter"))["allowed"] is True
+    assert (await check(api, "progress_reports"))["allowed"] is False
