@@ -96,6 +96,11 @@ async def test_reconsent_asks_only_consents_on_an_older_notice_and_only_once(
         message = await reconsent_email(svc, mailbox)
         assert CHANGED["CONSENT_OPERATOR_ADDRESS"] in message.text
         assert "so we ask for your consent again" in message.text
+        # Written to a guardian who consented before: no first-signup story, no false promise
+        # that the address is deleted when the link expires (it stays with the live consent).
+        assert "A child has signed up" not in message.text
+        assert "we will delete your email address" not in message.text
+        assert "we will delete your email address" not in message.html
         assert mailbox.to(NEW_GUARDIAN) == []
         # Still live meanwhile, now ending at the grace deadline at the latest.
         assert (await check(svc.client, api, "child-old"))["status"] == "granted"
