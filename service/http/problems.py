@@ -159,6 +159,33 @@ def is_guardian_path(request: Request[Any, Any, Any]) -> bool:
     return path == "/guardian" or path.startswith("/guardian/")
 
 
+# ---- 400 or 422: the one rule ----------------------------------------------------------------
+#
+# 400 Bad Request: no JSON object could be read from the request: the body is missing or empty,
+#     is not valid JSON (malformed, truncated, nested too deeply), or is a JSON value other than
+#     an object (an array, a string, a number, null); or the request has a form the operation
+#     refuses whatever it holds (a guardian address in a URL).
+# 422 Unprocessable Content: the request was read, but a body field or a query, path or header
+#     parameter is missing, unknown, of the wrong type or has a value the operation does not
+#     accept (a pattern, a length, an enum, an unknown purpose or country, an impossible date).
+
+
+def _unreadable_body(errors: list[dict[str, Any]] | None) -> bool:
+    """Litestar reports a body it cannot take as an object under the key ``data``: empty,
+    or of another JSON type. Its field errors carry the field's name instead."""
+    for error in errors or ():
+        message = str(error.get("message", ""))
+        if error.get("source") == "body" and error.get("key") == "data":
+            if message == "'data'" or message.startswith("Expected `object`"):
+                return True
+    return False
+
+
+def validation_status(errors: list[dict[str, Any]] | None) -> int:
+    """The status of a failed validation by the rule above."""
+    return 400 if _unreadable_body(errors) else 422
+
+
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     if is_guardian_path(request):
@@ -169,6 +196,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         errors = _validation_errors(exc.extra)
         if errors:
             detail = "; ".join(_describe(error) for error in errors)
+        status = validation_status(errors)
     detail = _clearer_detail(status, detail, exc.headers or {})
     return problem_response(status, detail, headers=exc.headers, errors=errors)
 
@@ -184,7 +212,7 @@ def _clearer_detail(status: int, detail: str, headers: dict[str, str]) -> str:
         return "The request body is larger than the 64 KiB this service accepts."
     if status == 400 and detail.startswith(("Input data was truncated", "JSON is malformed")):
         return f"The request body is not valid JSON ({detail})."
-    if status == 400 and detail.startswith("Missing required") and " for path " in detail:
+    if detail.startswith("Missing required") and " for path " in detail:
         return detail.split(" for path ")[0] + "."
     return detail
 
@@ -211,9 +239,10 @@ def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception)
 
 
 def handle_invalid_data(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    # Values the database cannot store (e.g. a NUL byte in text) that validation let through.
+    # Values the database cannot store (e.g. a NUL byte in text) that validation let through:
+    # a field's value, so 422 like any other invalid value.
     return problem_response(
-        400, f"The request holds a value that cannot be stored ({type(exc).__name__})."
+        422, f"The request holds a value that cannot be stored ({type(exc).__name__})."
     )
 
 
