@@ -85,9 +85,64 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-# Every API operation may answer these: invalid input, a missing or unknown credential, a
-# credential without the scope or role, no such resource, the database unavailable.
-API_PROBLEMS = (400, 401, 403, 404, 503)
+# Every guarded API operation may answer these: a missing or unknown credential, a credential
+# without the scope or role, the database unavailable. (The OpenAPI document adds the rest from
+# each operation's shape: service.http.contract.)
+API_PROBLEMS = (401, 403, 503)
+
+# What each status means in this API, as the OpenAPI document says it (the 400/422 rule below).
+PROBLEM_DESCRIPTIONS = {
+    400: (
+        "Bad Request: no JSON object could be read from the request (the body is missing, "
+        "empty, not valid JSON, nested too deeply, or a JSON value other than an object), or "
+        "the request has a form this operation refuses."
+    ),
+    401: "Unauthorized: no bearer credential, or one that is unknown, revoked or expired.",
+    403: "Forbidden: the credential lacks the scope or staff role this operation needs.",
+    404: "Not Found: no such resource.",
+    409: "Conflict: the resource's current state does not allow this; see current_status.",
+    413: "Content Too Large: the body is larger than 64 KiB.",
+    415: "Unsupported Media Type: send the body as application/json.",
+    422: (
+        "Unprocessable Content: a body field or a query, path or header parameter is missing, "
+        "unknown, of the wrong type or has a value this operation does not accept; errors "
+        "lists each one where they are known."
+    ),
+    429: "Too Many Requests: a limit was reached; retry after Retry-After seconds.",
+    503: (
+        "Service Unavailable: the consent database cannot be reached (never an answer "
+        "guessed without it); retry after Retry-After seconds."
+    ),
+}
+
+_EXAMPLE_DETAILS = {
+    400: "The request body is not valid JSON (JSON is malformed: invalid character (byte 6)).",
+    401: "Missing bearer credential: send 'Authorization: Bearer <key>'.",
+    403: "This API key lacks the scope consent:request.",
+    404: "No such resource.",
+    409: "This consent is not granted, so it cannot be revoked.",
+    413: "The request body is larger than the 64 KiB this service accepts.",
+    415: "Send the request body as application/json.",
+    422: "Object missing required field `guardian_email` for the request body",
+    429: "Too many consent requests to this guardian address; try again later.",
+    503: "The consent database cannot be reached; try again shortly.",
+}
+
+
+def problem_example(status: int) -> dict[str, Any]:
+    """An example body of a problem with this status, for the OpenAPI document."""
+    example: dict[str, Any] = {
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": _EXAMPLE_DETAILS.get(status, _TITLES.get(status, "Error")),
+    }
+    if status == 409:
+        example["current_status"] = "revoked"
+    if status == 422:
+        example["errors"] = [
+            {"message": "Object missing required field `guardian_email`", "key": "data"}
+        ]
+    return example
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
@@ -97,7 +152,7 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
         status: ResponseSpec(
             data_container=Problem,
             media_type=PROBLEM_JSON,
-            description=_TITLES[status],
+            description=PROBLEM_DESCRIPTIONS.get(status, _TITLES[status]),
             generate_examples=False,
         )
         for status in sorted(set(statuses))
@@ -175,9 +230,9 @@ def _unreadable_body(errors: list[dict[str, Any]] | None) -> bool:
     or of another JSON type. Its field errors carry the field's name instead."""
     for error in errors or ():
         message = str(error.get("message", ""))
-        if error.get("source") == "body" and error.get("key") == "data":
-            if message == "'data'" or message.startswith("Expected `object`"):
-                return True
+        whole_body = error.get("source") == "body" and error.get("key") == "data"
+        if whole_body and (message == "'data'" or message.startswith("Expected `object`")):
+            return True
     return False
 
 
