@@ -14,6 +14,7 @@ from html import escape
 from litestar import Response, get
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 
 from service.db import outbox
 from service.db.errors import DATABASE_ERRORS
@@ -110,7 +111,7 @@ def mailbox_routes(mailbox: Mailbox) -> list[HTTPRouteHandler]:
         )
 
     @get("/dev/mail/{number:int}/html", include_in_schema=False)
-    async def dev_mail_html(number: int) -> Response[str]:
+    async def dev_mail_html(number: FromPath[int]) -> Response[str]:
         message = mailbox.numbered(number)
         if message is None or not message.html:
             raise NotFoundException("No such message, or it has no HTML part.")

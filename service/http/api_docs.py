@@ -11,6 +11,7 @@ from typing import Any
 from litestar import Request, Response, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import OpenAPIRenderPlugin
+from litestar.params import FromPath
 
 DOCS_PATH = "/schema"
 ASSETS = {
@@ -72,7 +73,7 @@ class OfflineSwaggerRenderPlugin(OpenAPIRenderPlugin):
 
 
 @get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
-def swagger_assets(name: str) -> Response[bytes]:
+def swagger_assets(name: FromPath[str]) -> Response[bytes]:
     if name == "init.js":
         return Response(_INIT_SCRIPT.encode(), media_type="text/javascript; charset=utf-8")
     media_type = ASSETS.get(name)
