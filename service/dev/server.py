@@ -123,6 +123,9 @@ def _run_dev(*, host: str, port: int, data_dir: Path) -> None:
         if not env.get("CONSENT_DATABASE_URL"):
             cluster = LocalCluster(usable_directory(data_dir / "pg"))
             cluster.start()
+            # This process holds the data directory's lock, so a server found running there
+            # is left over from a `dev` that died: this one stops it on its way out.
+            cluster.started_here = True
             asyncio.run(ensure_database(cluster.admin_dsn, DEV_DATABASE))
             env["CONSENT_DATABASE_URL"] = cluster.dsn(DEV_DATABASE)
         if not env.get("CONSENT_SMTP_URL"):
