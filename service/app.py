@@ -15,7 +15,6 @@ from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -29,8 +28,10 @@ from service.db.migrate import load_migrations
 from service.db.pool import borrow, create_pool, pool_stats
 from service.db.signing_keys import register_signing_key
 from service.http import ops
+from service.http.api_docs import OfflineSwaggerRenderPlugin
 from service.http.api_key_auth import ApiKeyAuthenticator
 from service.http.app_api import AppController, get_consent
+from service.http.contract import COMPONENTS, apply_contract
 from service.http.dependencies import provide_connection
 from service.http.guardian import GuardianController
 from service.http.guardian_pages import prepare_templates
@@ -169,7 +170,8 @@ def create_app(
                 "the check endpoint, withdrawal and revocation."
             ),
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[OfflineSwaggerRenderPlugin()],
+            components=COMPONENTS,
         ),
         debug=False,
         # Logging is set up by `consent-service` (CONSENT_LOG_LEVEL, quiet libraries); Litestar's
@@ -177,6 +179,7 @@ def create_app(
         logging_config=None,
     )
     document_unsupported_media_type(app)
+    apply_contract(app)
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.schema_versions = schema_versions

@@ -54,6 +54,18 @@ QUIET_LIBRARY_LOGGERS = ("httpx", "httpcore")
 class CommandError(Exception):
     """A command cannot run; the message is the one line shown to the operator."""
 
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# `audit verify`: 1 the chain is broken, 2 --expect-head is not a head at all (a usage error,
+# nothing was checked), 3 the chain no longer holds that head (events removed or rewritten).
+AUDIT_BROKEN = 1
+AUDIT_MALFORMED_HEAD = 2
+AUDIT_HEAD_MISMATCH = 3
+CHAIN_HASH_HEX_LENGTH = 64
+
 
 def configure_logging(config: LoggingConfig) -> None:
     logging.basicConfig(
@@ -159,7 +171,7 @@ async def _with_connection(
 
 
 def cmd_keys_create(args: argparse.Namespace) -> None:
-    async def action(connection: Connection) -> str:
+    async def action(connection: Connection) -> tuple[str, uuid.UUID]:
         now = SystemClock().now()
         async with connection.transaction():
             key, record = await api_keys.create_api_key(
@@ -172,16 +184,22 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
                 occurred_at=now,
                 details={"key_id": str(record.id), "name": record.name, "scopes": record.scopes},
             )
-        return key
+        return key, record.id
 
     try:
-        print(asyncio.run(_with_connection(action)))
+        key, key_id = asyncio.run(_with_connection(action))
     except ValueError as exc:
         raise CommandError(f"--scope: {exc}") from None
+    # the key alone on stdout, so `KEY=$(consent-service keys create ...)` captures just it
+    print(key)
+    print(f"key id {key_id} (keys list, keys revoke)", file=sys.stderr)
 
 
 def cmd_keys_list(_: argparse.Namespace) -> None:
     keys = asyncio.run(_with_connection(api_keys.list_api_keys))
+    print("ID  PREFIX  NAME  SCOPES  STATE")
+    if not keys:
+        print("none")
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
         print(f"{key.id}  {key.key_prefix}…  {key.name}  {','.join(key.scopes)}  {state}")
@@ -246,10 +264,7 @@ def cmd_retention_policy(args: argparse.Namespace) -> None:
 def cmd_audit_verify(args: argparse.Namespace) -> None:
     expected: tuple[int, str] | None = None
     if args.expect_head:
-        event, _, digest = args.expect_head.partition(":")
-        if not event.isdigit() or not digest:
-            raise CommandError("--expect-head: expected EVENT_ID:CHAIN_HASH_HEX")
-        expected = (int(event), digest.lower())
+        expected = _parse_head(args.expect_head)
 
     async def action(connection: Connection) -> tuple[int, Any, Any, bytes | None]:
         checked, broken = await verify_chain(connection)
@@ -260,16 +275,35 @@ def cmd_audit_verify(args: argparse.Namespace) -> None:
     if broken is not None:
         raise CommandError(
             f"audit chain broken at event {broken.event_id}: {broken.problem} "
-            f"({checked} earlier events verified)"
+            f"({checked} earlier events verified)",
+            exit_code=AUDIT_BROKEN,
         )
     if expected is not None and (anchored is None or anchored.hex() != expected[1]):
         raise CommandError(
             f"audit chain does not contain the recorded head event {expected[0]} with that "
-            "hash: events were removed or rewritten"
+            "hash: events were removed or rewritten",
+            exit_code=AUDIT_HEAD_MISMATCH,
         )
     print(f"audit chain verified: {checked} events")
     if head is not None:
         print(f"head: {head[0]}:{head[1].hex()}  (keep it; pass it later as --expect-head)")
+
+
+def _parse_head(text: str) -> tuple[int, str]:
+    """An ``EVENT_ID:CHAIN_HASH`` printed by an earlier run; anything else is a usage error."""
+    event, _, digest = text.strip().partition(":")
+    digest = digest.lower()
+    if not event.isdigit() or len(digest) != CHAIN_HASH_HEX_LENGTH or not _is_hex(digest):
+        raise CommandError(
+            f"--expect-head: not a head: expected EVENT_ID:HASH with {CHAIN_HASH_HEX_LENGTH} "
+            "hex digits, as printed by an earlier `audit verify`",
+            exit_code=AUDIT_MALFORMED_HEAD,
+        )
+    return int(event), digest
+
+
+def _is_hex(text: str) -> bool:
+    return all(character in "0123456789abcdef" for character in text)
 
 
 def cmd_staff_token(args: argparse.Namespace) -> None:
@@ -282,7 +316,11 @@ def cmd_outbox_list(args: argparse.Namespace) -> None:
     async def action(connection: Connection) -> list[OutboxListing]:
         return await list_messages(connection, args.status)
 
-    for message in asyncio.run(_with_connection(action)):
+    messages = asyncio.run(_with_connection(action))
+    print("ID  KIND  TOPIC  STATUS  ATTEMPTS  NEXT  LAST_ERROR")
+    if not messages:
+        print("none")
+    for message in messages:
         print(
             f"{message.id}  {message.kind:<7} {message.topic:<22} {message.status:<8} "
             f"attempts={message.attempts}  next={message.next_attempt_at:%Y-%m-%d %H:%M:%S}  "
@@ -467,7 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--expect-head",
         metavar="EVENT_ID:HASH",
-        help="a head printed by an earlier run: fail unless that event is still in the chain",
+        help=(
+            "a head printed by an earlier run: fail unless that event is still in the chain "
+            "(exit 1: chain broken, 2: malformed head, 3: the chain no longer holds that head)"
+        ),
     )
     verify.set_defaults(handler=cmd_audit_verify)
     return parser
@@ -482,6 +523,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.handler(args)
     except (ConfigError, CommandError, MigrationError, ClusterError) as exc:
         print(f"consent-service: {exc}", file=sys.stderr)
+        if isinstance(exc, CommandError):
+            sys.exit(exc.exit_code)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"consent-service: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -262,7 +262,7 @@ def read_signing_key(raw: str) -> bytes:
     if not path.is_file():
         raise ConfigError(f"no such file: {raw}")
     pem = path.read_bytes()
-    load_ed25519_private_key(pem, "CONSENT_SIGNING_KEY_FILE")
+    load_ed25519_private_key(pem, raw)  # the reader names the variable; this names the file
     return pem
 
 

@@ -310,8 +310,8 @@ def load_settings(
     staff = (settings.staff_issuer, settings.staff_audience, settings.staff_jwks)
     if any(staff) and not all(staff):
         raise ConfigError(
-            "CONSENT_STAFF_ISSUER: CONSENT_STAFF_ISSUER, CONSENT_STAFF_AUDIENCE and "
-            "CONSENT_STAFF_JWKS must be set together"
+            "CONSENT_STAFF_ISSUER: set it together with CONSENT_STAFF_AUDIENCE and "
+            "CONSENT_STAFF_JWKS (all three or none)"
         )
     return settings
 

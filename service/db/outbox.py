@@ -240,3 +240,26 @@ async def list_messages(
         statuses,
     )
     return [msgspec.convert(dict(row), OutboxListing) for row in rows]
+
+
+class EmailOrigin(msgspec.Struct, frozen=True, kw_only=True):
+    """The consent request an email belongs to (through its consent when it is about one)."""
+
+    id: uuid.UUID
+    subject_id: str | None
+    request_id: uuid.UUID | None
+
+
+async def email_origins(
+    connection: Connection, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, EmailOrigin]:
+    rows = await connection.fetch(
+        """
+        select o.id, o.subject_id, coalesce(c.request_id, o.related_id) as request_id
+        from outbox o left join consents c on c.id = o.related_id
+        where o.id = any($1::uuid[]) and o.kind = 'email'
+        """,
+        ids,
+    )
+    origins = [msgspec.convert(dict(row), EmailOrigin) for row in rows]
+    return {origin.id: origin for origin in origins}

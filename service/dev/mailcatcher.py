@@ -17,6 +17,8 @@ _URL = re.compile(r"https?://[^\s<>\"')]+")
 
 
 class CapturedMessage(msgspec.Struct, frozen=True, kw_only=True):
+    number: int = 0  # the mailbox's running count, from 1: how /dev/mail names a message
+    message_id: str = ""
     received_at: datetime
     sender: str
     recipients: list[str]
@@ -43,12 +45,18 @@ class Mailbox:
         self._messages: deque[CapturedMessage] = deque(maxlen=limit)
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
+        self._count = 0
 
     def add(self, sender: str, recipients: list[str], raw: bytes) -> None:
         parsed = message_from_bytes(raw, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         text, html = _parts(parsed)
+        with self._lock:
+            self._count += 1
+            number = self._count
         captured = CapturedMessage(
+            number=number,
+            message_id=str(parsed.get("Message-ID", "")),
             received_at=datetime.now(UTC),
             sender=sender,
             recipients=recipients,
@@ -65,6 +73,9 @@ class Mailbox:
     def messages(self) -> list[CapturedMessage]:
         with self._lock:
             return list(self._messages)
+
+    def numbered(self, number: int) -> CapturedMessage | None:
+        return next((m for m in self.messages if m.number == number), None)
 
     def to(self, recipient: str) -> list[CapturedMessage]:
         return [m for m in self.messages if recipient in m.recipients]

@@ -91,6 +91,8 @@ class LocalCluster:
         self.bindir = find_bindir()
         self._run_as_postgres = os.geteuid() == 0
         self.port = 0
+        # stop() stops only a server this object started, never one another process runs
+        self.started_here = False
 
     @property
     def admin_dsn(self) -> str:
@@ -145,9 +147,10 @@ class LocalCluster:
             "-o",
             options,
         )
+        self.started_here = True
 
     def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
+        if self.started_here and (self.data / "postmaster.pid").exists():
             self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", check=False)
 
     def destroy(self) -> None:

@@ -1,16 +1,21 @@
 """`consent-service dev`: everything a newcomer needs in one process.
 
 A private PostgreSQL under the data directory (kept between runs), a mail catcher with a
-web mailbox, generated keys, a development API key, and the API with an embedded worker.
+web mailbox, a webhook receiver, generated keys, a development API key, and the API with an
+embedded worker. One `dev` per data directory: a second one refuses (a lock file), so it
+never stops the first one's database on its way out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -21,9 +26,10 @@ from service.clock import SystemClock
 from service.db import api_keys
 from service.db.databases import ensure_database
 from service.db.migrate import migrate
-from service.dev.mailbox_page import mailbox_route
+from service.dev.mailbox_page import mailbox_routes
 from service.dev.mailcatcher import MailCatcher
-from service.dev.pgcluster import LocalCluster, usable_directory
+from service.dev.pgcluster import ClusterError, LocalCluster, usable_directory
+from service.dev.webhook_inbox import WEBHOOKS_PATH, WebhookInbox, new_secret, webhook_routes
 from service.security.staff_tokens import dev_token_lifetime, jwks_document, mint_dev_token
 from service.security.tokens import generate_signing_key_pem
 from service.settings import Settings, load_settings
@@ -72,22 +78,64 @@ async def dev_api_key(settings: Settings, remembered_key: str | None) -> str:
     return key
 
 
+@contextlib.contextmanager
+def one_dev_per_directory(data_dir: Path) -> Iterator[None]:
+    """Hold ``dev.lock`` in the data directory while running; refuse when another ``dev`` holds
+    it (the kernel releases the lock when that process ends, however it ends)."""
+    lock_path = data_dir / "dev.lock"
+    handle = lock_path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ClusterError(
+                f"another consent-service dev ({holder}) is running with the data directory "
+                f"{data_dir}; stop it first, or start this one with another --data-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - a comparison
+
+
 def run_dev(*, host: str, port: int, data_dir: Path) -> None:
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    with one_dev_per_directory(data_dir):
+        _run_dev(host=host, port=port, data_dir=data_dir)
+
+
+def _run_dev(*, host: str, port: int, data_dir: Path) -> None:
     env = dict(os.environ)
     cluster: LocalCluster | None = None
     catcher: MailCatcher | None = None
+    inbox: WebhookInbox | None = None
     try:
         if not env.get("CONSENT_DATABASE_URL"):
             cluster = LocalCluster(usable_directory(data_dir / "pg"))
             cluster.start()
+            # This process holds the data directory's lock, so a server found running there
+            # is left over from a `dev` that died: this one stops it on its way out.
+            cluster.started_here = True
             asyncio.run(ensure_database(cluster.admin_dsn, DEV_DATABASE))
             env["CONSENT_DATABASE_URL"] = cluster.dsn(DEV_DATABASE)
         if not env.get("CONSENT_SMTP_URL"):
             catcher = MailCatcher()
             catcher.start()
             env["CONSENT_SMTP_URL"] = catcher.url
+        if not env.get("CONSENT_WEBHOOK_URL"):
+            inbox = WebhookInbox(env.get("CONSENT_WEBHOOK_SECRET") or new_secret())
+            env["CONSENT_WEBHOOK_URL"] = f"http://{_loopback(host)}:{port}{WEBHOOKS_PATH}"
+            env["CONSENT_WEBHOOK_SECRET"] = inbox.secret
         env.setdefault("CONSENT_MAIL_FROM", "consent@localhost.localdomain")
         env.setdefault("CONSENT_PUBLIC_URL", f"http://{host}:{port}")
         env.setdefault(
@@ -115,17 +163,23 @@ def run_dev(*, host: str, port: int, data_dir: Path) -> None:
         key = asyncio.run(dev_api_key(settings, remembered))
         if key != remembered:
             _replace_private(key_file, (key + "\n").encode())
-        app = create_app(
-            settings,
-            extra_routes=[mailbox_route(catcher.mailbox)] if catcher else [],
-            embedded_worker=True,
-        )
+        extra_routes: list[object] = []
+        if catcher is not None:
+            extra_routes += mailbox_routes(catcher.mailbox)
+        if inbox is not None:
+            extra_routes += webhook_routes(inbox)
+        app = create_app(settings, extra_routes=extra_routes, embedded_worker=True)
         staff_token = (
             mint_dev_token(settings, sub="dev-support", roles=["support", "admin"])
             if settings.dev_staff_key_file
             else None
         )
-        print(_banner(settings, key, staff_token, mailbox=catcher is not None), flush=True)
+        print(
+            _banner(
+                settings, key, staff_token, mailbox=catcher is not None, webhooks=inbox is not None
+            ),
+            flush=True,
+        )
         # uvicorn re-raises SIGTERM once it has shut down; end through `finally` so the
         # private database and the mail catcher stop too.
         signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -153,13 +207,16 @@ def _exit_cleanly(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def _banner(settings: Settings, key: str, staff_token: str | None, *, mailbox: bool) -> str:
+def _banner(
+    settings: Settings, key: str, staff_token: str | None, *, mailbox: bool, webhooks: bool
+) -> str:
     base = settings.public_url
     lines = [
         "",
         "consent-service dev is running",
         f"  API:       {base}   (interactive docs: {base}/schema)",
         f"  API key:   {key}",
+        f"  Database:  {settings.database_url}",
     ]
     if staff_token:
         minutes = int(dev_token_lifetime(settings).total_seconds()) // 60
@@ -167,7 +224,13 @@ def _banner(settings: Settings, key: str, staff_token: str | None, *, mailbox: b
         lines.append(f"  Staff JWT: {staff_token}   (roles support, admin; {lifetime})")
     if mailbox:
         lines.append(f"  Mailbox:   {base}/dev/mail")
+    if webhooks:
+        lines.append(
+            f"  Webhooks:  {base}{WEBHOOKS_PATH}   (signed with a secret made for this run)"
+        )
     lines += [
+        "  From another shell (outbox, keys, audit):",
+        f"    CONSENT_DATABASE_URL={settings.database_url} consent-service outbox list",
         "  Try it:",
         f"    curl -s -X POST {base}/v1/consent-requests -H 'Authorization: Bearer {key}' \\",
         '      -H \'Content-Type: application/json\' -d \'{"subject_id": "child-1", '

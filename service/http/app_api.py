@@ -126,6 +126,61 @@ def consent_record(consent: consents_repo.Consent, now: datetime) -> ConsentReco
     )
 
 
+# Examples for the OpenAPI document (service.http.contract): a request body, responses by status.
+_REQUEST_ID = "0b7d2f4e-3c1a-4e8b-9d6f-5a2c1e0f4b7a"
+_CONSENT_ID = "6f1c9a2e-8b4d-4f7a-a3e5-2d9b7c1e0a48"
+AGE_GATE_EXAMPLES = {
+    "request": {"birth_date": "2015-04-01", "country": "SI"},
+    200: {
+        "consent_required": True,
+        "age": 11,
+        "age_of_consent": 15,
+        "jurisdiction": "SI",
+        "basis": "GDPR Art. 8(1); ZVOP-2 Art. 8 (SI)",
+        "consent_required_until": "2030-04-01",
+    },
+}
+CONSENT_REQUEST_EXAMPLES = {
+    "request": {
+        "subject_id": "child-1",
+        "birth_date": "2015-04-01",
+        "country": "SI",
+        "guardian_email": "parent@example.com",
+        "purposes": ["tutoring", "progress_reports"],
+        "locale": "sl",
+    },
+    201: {
+        "id": _REQUEST_ID,
+        "subject_id": "child-1",
+        "status": "pending",
+        "expires_at": "2026-01-08T10:00:00Z",
+    },
+}
+CHECK_EXAMPLES = {
+    200: {
+        "subject_id": "child-1",
+        "purpose": "tutoring",
+        "allowed": True,
+        "status": "granted",
+        "consent_id": _CONSENT_ID,
+        "expires_at": "2030-04-01T00:00:00Z",
+        "token": "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJzdWIiOiJjaGlsZC0xIn0.c2lnbmF0dXJl",
+    },
+}
+REQUEST_STATUS_EXAMPLES = {
+    200: {
+        "id": _REQUEST_ID,
+        "subject_id": "child-1",
+        "status": "granted",
+        "purposes": ["tutoring", "progress_reports"],
+        "jurisdiction": "SI",
+        "created_at": "2026-01-01T10:00:00Z",
+        "expires_at": "2026-01-08T10:00:00Z",
+        "decided_at": "2026-01-01T18:30:00Z",
+    },
+}
+
+
 class AppController(Controller):
     path = "/v1"
     guards = [api_key_guard]
@@ -135,6 +190,7 @@ class AppController(Controller):
         "/age-gate",
         status_code=200,
         summary="Does this child need a guardian's consent?",
+        opt={"examples": AGE_GATE_EXAMPLES},
         responses=problem_responses(*API_PROBLEMS, 413, 422),
     )
     async def age_gate(self, data: JSONBody[AgeGateQuery], state: State) -> AgeGateAnswer:
@@ -152,7 +208,7 @@ class AppController(Controller):
 
     @post(
         "/consent-requests",
-        opt={"scopes": ("consent:request",)},
+        opt={"scopes": ("consent:request",), "examples": CONSENT_REQUEST_EXAMPLES},
         summary="Open a consent request; the guardian is emailed",
         responses=problem_responses(*API_PROBLEMS, 409, 413, 422, 429),
     )
@@ -187,6 +243,7 @@ class AppController(Controller):
     @get(
         "/consent-requests/{request_id:uuid}",
         summary="Status of a consent request",
+        opt={"examples": REQUEST_STATUS_EXAMPLES},
         responses=problem_responses(*API_PROBLEMS),
     )
     async def get_request(
@@ -209,7 +266,7 @@ class AppController(Controller):
 
     @get(
         "/consents/check",
-        opt={"scopes": ("consent:check",)},
+        opt={"scopes": ("consent:check",), "examples": CHECK_EXAMPLES},
         summary="May this subject use this purpose now? (503, never allowed, when unknown)",
         responses=problem_responses(*API_PROBLEMS, 422),
     )

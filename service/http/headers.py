@@ -6,7 +6,9 @@ answered before routing, static files and the docs get them too):
   consent states, tokens and, in the admin export, decrypted guardian addresses, none of which
   a shared or browser cache should keep;
 - ``Strict-Transport-Security`` when ``CONSENT_PUBLIC_URL`` is https, so browsers that reached
-  the service once never fall back to plain HTTP for it.
+  the service once never fall back to plain HTTP for it;
+- the API docs' Content-Security-Policy under ``/schema`` (only this origin), since Litestar
+  makes the docs page's handler.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from urllib.parse import urlsplit
 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
+
+from service.http.api_docs import DOCS_CSP, DOCS_PATH
 
 HSTS = "max-age=31536000"  # one year
 
@@ -33,5 +37,8 @@ def security_headers(public_url: str) -> BeforeSend:
         headers.setdefault("Cache-Control", "no-store")
         if hsts:
             headers.setdefault("Strict-Transport-Security", HSTS)
+        path = scope.get("path", "")
+        if path == DOCS_PATH or path.startswith(DOCS_PATH + "/"):
+            headers.setdefault("Content-Security-Policy", DOCS_CSP)
 
     return add_headers

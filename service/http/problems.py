@@ -85,9 +85,64 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-# Every API operation may answer these: invalid input, a missing or unknown credential, a
-# credential without the scope or role, no such resource, the database unavailable.
-API_PROBLEMS = (400, 401, 403, 404, 503)
+# Every guarded API operation may answer these: a missing or unknown credential, a credential
+# without the scope or role, the database unavailable. (The OpenAPI document adds the rest from
+# each operation's shape: service.http.contract.)
+API_PROBLEMS = (401, 403, 503)
+
+# What each status means in this API, as the OpenAPI document says it (the 400/422 rule below).
+PROBLEM_DESCRIPTIONS = {
+    400: (
+        "Bad Request: no JSON object could be read from the request (the body is missing, "
+        "empty, not valid JSON, nested too deeply, or a JSON value other than an object), or "
+        "the request has a form this operation refuses."
+    ),
+    401: "Unauthorized: no bearer credential, or one that is unknown, revoked or expired.",
+    403: "Forbidden: the credential lacks the scope or staff role this operation needs.",
+    404: "Not Found: no such resource.",
+    409: "Conflict: the resource's current state does not allow this; see current_status.",
+    413: "Content Too Large: the body is larger than 64 KiB.",
+    415: "Unsupported Media Type: send the body as application/json.",
+    422: (
+        "Unprocessable Content: a body field or a query, path or header parameter is missing, "
+        "unknown, of the wrong type or has a value this operation does not accept; errors "
+        "lists each one where they are known."
+    ),
+    429: "Too Many Requests: a limit was reached; retry after Retry-After seconds.",
+    503: (
+        "Service Unavailable: the consent database cannot be reached (never an answer "
+        "guessed without it); retry after Retry-After seconds."
+    ),
+}
+
+_EXAMPLE_DETAILS = {
+    400: "The request body is not valid JSON (JSON is malformed: invalid character (byte 6)).",
+    401: "Missing bearer credential: send 'Authorization: Bearer <key>'.",
+    403: "This API key lacks the scope consent:request.",
+    404: "No such resource.",
+    409: "This consent is not granted, so it cannot be revoked.",
+    413: "The request body is larger than the 64 KiB this service accepts.",
+    415: "Send the request body as application/json.",
+    422: "Object missing required field `guardian_email` for the request body",
+    429: "Too many consent requests to this guardian address; try again later.",
+    503: "The consent database cannot be reached; try again shortly.",
+}
+
+
+def problem_example(status: int) -> dict[str, Any]:
+    """An example body of a problem with this status, for the OpenAPI document."""
+    example: dict[str, Any] = {
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": _EXAMPLE_DETAILS.get(status, _TITLES.get(status, "Error")),
+    }
+    if status == 409:
+        example["current_status"] = "revoked"
+    if status == 422:
+        example["errors"] = [
+            {"message": "Object missing required field `guardian_email`", "key": "data"}
+        ]
+    return example
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
@@ -97,7 +152,7 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
         status: ResponseSpec(
             data_container=Problem,
             media_type=PROBLEM_JSON,
-            description=_TITLES[status],
+            description=PROBLEM_DESCRIPTIONS.get(status, _TITLES[status]),
             generate_examples=False,
         )
         for status in sorted(set(statuses))
@@ -160,6 +215,33 @@ def is_guardian_path(request: Request[Any, Any, Any]) -> bool:
     return path == "/guardian" or path.startswith("/guardian/")
 
 
+# ---- 400 or 422: the one rule ----------------------------------------------------------------
+#
+# 400 Bad Request: no JSON object could be read from the request: the body is missing or empty,
+#     is not valid JSON (malformed, truncated, nested too deeply), or is a JSON value other than
+#     an object (an array, a string, a number, null); or the request has a form the operation
+#     refuses whatever it holds (a guardian address in a URL).
+# 422 Unprocessable Content: the request was read, but a body field or a query, path or header
+#     parameter is missing, unknown, of the wrong type or has a value the operation does not
+#     accept (a pattern, a length, an enum, an unknown purpose or country, an impossible date).
+
+
+def _unreadable_body(errors: list[dict[str, Any]] | None) -> bool:
+    """Litestar reports a body it cannot take as an object under the key ``data``: empty,
+    or of another JSON type. Its field errors carry the field's name instead."""
+    for error in errors or ():
+        message = str(error.get("message", ""))
+        whole_body = error.get("source") == "body" and error.get("key") == "data"
+        if whole_body and (message == "'data'" or message.startswith("Expected `object`")):
+            return True
+    return False
+
+
+def validation_status(errors: list[dict[str, Any]] | None) -> int:
+    """The status of a failed validation by the rule above."""
+    return 400 if _unreadable_body(errors) else 422
+
+
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     if is_guardian_path(request):
@@ -170,6 +252,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         errors = _validation_errors(exc.extra)
         if errors:
             detail = "; ".join(_describe(error) for error in errors)
+        status = validation_status(errors)
     detail = _clearer_detail(status, detail, exc.headers or {})
     return problem_response(status, detail, headers=exc.headers, errors=errors)
 
@@ -185,7 +268,7 @@ def _clearer_detail(status: int, detail: str, headers: dict[str, str]) -> str:
         return "The request body is larger than the 64 KiB this service accepts."
     if status == 400 and detail.startswith(("Input data was truncated", "JSON is malformed")):
         return f"The request body is not valid JSON ({detail})."
-    if status == 400 and detail.startswith("Missing required") and " for path " in detail:
+    if detail.startswith("Missing required") and " for path " in detail:
         return detail.split(" for path ")[0] + "."
     return detail
 
@@ -212,9 +295,10 @@ def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception)
 
 
 def handle_invalid_data(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    # Values the database cannot store (e.g. a NUL byte in text) that validation let through.
+    # Values the database cannot store (e.g. a NUL byte in text) that validation let through:
+    # a field's value, so 422 like any other invalid value.
     return problem_response(
-        400, f"The request holds a value that cannot be stored ({type(exc).__name__})."
+        422, f"The request holds a value that cannot be stored ({type(exc).__name__})."
     )
 
 

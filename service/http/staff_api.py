@@ -53,7 +53,10 @@ class StaffController(Controller):
 
     @post(
         "/consents/{consent_id:uuid}/revoke",
-        opt={"roles": ("support",)},
+        opt={
+            "roles": ("support",),
+            "examples": {"request": {"reason": "The guardian asked by phone to stop tutoring."}},
+        },
         status_code=200,
         summary="Revoke a granted consent with a reason (support)",
         responses=problem_responses(*API_PROBLEMS, 409, 413),
@@ -93,7 +96,7 @@ class StaffController(Controller):
         opt={"roles": ("support", "admin")},
         summary="Former form of the guardian lookup: always refused (use POST /v1/subjects)",
         deprecated=True,
-        responses=problem_responses(*API_PROBLEMS),
+        responses=problem_responses(*API_PROBLEMS, 400),
     )
     async def find_subjects_by_url(self) -> None:
         # The lookup's former form; refused, whatever its query says, without echoing it.

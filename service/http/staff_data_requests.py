@@ -69,7 +69,17 @@ class DataRequestController(Controller):
 
     @post(
         "/",
-        opt={"roles": ("support",)},
+        opt={
+            "roles": ("support",),
+            "examples": {
+                "request": {
+                    "subject_id": "child-1",
+                    "kind": "access",
+                    "channel": "staff_letter",
+                    "note": "Letter from the mother, asks for a copy of everything.",
+                }
+            },
+        },
         status_code=201,
         summary="Record a rights request with its due date (support)",
         responses=problem_responses(*API_PROBLEMS, 413, 422),

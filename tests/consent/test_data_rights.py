@@ -89,7 +89,7 @@ async def test_support_finds_a_childs_records_from_the_guardians_address(
     assert nobody.json()["subjects"] == []
     assert (
         await svc.client.post("/v1/subjects", json={"guardian_email": "x"}, headers=staff)
-    ).status_code == 400
+    ).status_code == 422
     assert (
         await svc.client.post(
             "/v1/subjects", json={"guardian_email": "erase.me.parent@example.com"}, headers=api

@@ -236,7 +236,7 @@ async def test_keys_list_shows_names_never_keys(database_url: str) -> None:
     listed = await run_cli("keys", "list", database_url=database_url)
 
     assert listed.code == 0, listed.stderr
-    assert len(listed.lines) == 1
+    assert len(listed.lines) == 2, "a header and the key"
     assert "mobile-app" in listed.stdout
     assert "consent:request" in listed.stdout
     assert "active" in listed.stdout

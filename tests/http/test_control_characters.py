@@ -19,13 +19,13 @@ from tests.support.service import Service
 from tests.support.stored_data import row_counts
 
 
-async def test_nul_in_the_check_query_is_a_400_problem(
+async def test_nul_in_the_check_query_is_a_422_problem(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     response = await client.get(
         "/v1/consents/check?subject_id=a%00b&purpose=tutoring", headers=auth
     )
-    assert_problem(response, 400)
+    assert_problem(response, 422)
 
     purpose = await client.get(
         "/v1/consents/check?subject_id=child-1&purpose=tutor%00ing", headers=auth
@@ -35,9 +35,9 @@ async def test_nul_in_the_check_query_is_a_400_problem(
 
 
 @pytest.mark.parametrize("path", ["/v1/subjects/a%00b/events", "/v1/subjects/a%00b"])
-async def test_nul_in_a_staff_subject_path_is_a_400_problem(svc: Service, path: str) -> None:
+async def test_nul_in_a_staff_subject_path_is_a_422_problem(svc: Service, path: str) -> None:
     response = await svc.client.get(path, headers=svc.staff("support"))
-    assert_problem(response, 400)
+    assert_problem(response, 422)
 
 
 @pytest.mark.parametrize("path", ["/guardian/a%00b", "/guardian/withdraw/a%00b"])

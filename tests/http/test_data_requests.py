@@ -140,16 +140,16 @@ async def test_the_due_periods_are_configuration(svc: Service, clock: ManualCloc
 @pytest.mark.parametrize(
     ("body", "status"),
     [
-        ({"subject_id": SUBJECT, "kind": "access", "channel": "staff_phone", "x": 1}, 400),
-        ({"subject_id": SUBJECT, "kind": "gossip", "channel": "staff_phone"}, 400),
-        ({"subject_id": SUBJECT, "kind": "access", "channel": "carrier_pigeon"}, 400),
-        ({"subject_id": "child 42", "kind": "access", "channel": "staff_phone"}, 400),
-        ({"kind": "access", "channel": "staff_phone"}, 400),
-        ({"subject_id": SUBJECT, "kind": "access", "channel": "staff_phone", "note": ""}, 400),
+        ({"subject_id": SUBJECT, "kind": "access", "channel": "staff_phone", "x": 1}, 422),
+        ({"subject_id": SUBJECT, "kind": "gossip", "channel": "staff_phone"}, 422),
+        ({"subject_id": SUBJECT, "kind": "access", "channel": "carrier_pigeon"}, 422),
+        ({"subject_id": "child 42", "kind": "access", "channel": "staff_phone"}, 422),
+        ({"kind": "access", "channel": "staff_phone"}, 422),
+        ({"subject_id": SUBJECT, "kind": "access", "channel": "staff_phone", "note": ""}, 422),
         ({"subject_id": SUBJECT, "kind": "access", "channel": "staff_phone", "note": "  "}, 422),
         (
             {"subject_id": SUBJECT, "kind": "access", "channel": "staff_phone", "note": "a\x00b"},
-            400,
+            422,
         ),
         (
             {
@@ -158,7 +158,7 @@ async def test_the_due_periods_are_configuration(svc: Service, clock: ManualCloc
                 "channel": "staff_phone",
                 "received_at": "2026-01-05T10:00:00",  # no offset: which 10:00?
             },
-            400,
+            422,
         ),
         (
             {
@@ -167,7 +167,7 @@ async def test_the_due_periods_are_configuration(svc: Service, clock: ManualCloc
                 "channel": "staff_phone",
                 "received_at": "yesterday",
             },
-            400,
+            422,
         ),
     ],
 )
@@ -253,8 +253,8 @@ async def test_a_refusal_needs_its_reason_and_is_final(
     for body, status in (
         ({}, 422),
         ({"status": None}, 422),
-        ({"status": "closed"}, 400),
-        ({"status": "done", "handler": "mallory"}, 400),
+        ({"status": "closed"}, 422),
+        ({"status": "done", "handler": "mallory"}, 422),
         ({"outcome": " "}, 422),
     ):
         assert_problem(await svc.client.patch(url, json=body, headers=staff), status)
@@ -354,9 +354,9 @@ async def test_the_list_is_paged(svc: Service, clock: ManualClock) -> None:
         offset = body["next_offset"]
     assert seen == opened
     for params in ({"limit": 0}, {"limit": 101}, {"offset": -1}, {"offset": 10_001}):
-        assert_problem(await svc.client.get("/v1/data-requests", params=params, headers=staff), 400)
+        assert_problem(await svc.client.get("/v1/data-requests", params=params, headers=staff), 422)
     for params in ({"status": "closed"}, {"kind": "gossip"}, {"overdue": "maybe"}):
-        assert_problem(await svc.client.get("/v1/data-requests", params=params, headers=staff), 400)
+        assert_problem(await svc.client.get("/v1/data-requests", params=params, headers=staff), 422)
 
 
 async def test_only_support_staff_record_and_answer_requests(

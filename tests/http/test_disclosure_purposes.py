@@ -112,7 +112,7 @@ async def test_purposes_are_never_defaulted(
         "guardian_email": GUARDIAN,
     }
     response = await svc.client.post("/v1/consent-requests", json=body, headers=api)
-    assert_problem(response, 400)
+    assert_problem(response, 422)
     assert "purposes" in response.json()["detail"]
     assert await db.fetchval("select count(*) from consent_requests") == 0
 

@@ -38,16 +38,16 @@ BAD_POSTS: dict[str, tuple[bytes, int, list[str]]] = {
     # Litestar reports a missing body as a bare KeyError text ("'data'"); a client must be
     # told what is wrong instead.
     "empty body": (b"", 400, ["body"]),
-    "unknown field": (raw({**VALID, "child_name": "Ana"}), 400, ["child_name"]),
-    "wrong type": (raw({**VALID, "purposes": "tutoring"}), 400, ["purposes"]),
-    "number as subject": (raw({**VALID, "subject_id": 42}), 400, ["subject_id"]),
+    "unknown field": (raw({**VALID, "child_name": "Ana"}), 422, ["child_name"]),
+    "wrong type": (raw({**VALID, "purposes": "tutoring"}), 422, ["purposes"]),
+    "number as subject": (raw({**VALID, "subject_id": 42}), 422, ["subject_id"]),
     "missing field": (
         raw({k: v for k, v in VALID.items() if k != "guardian_email"}),
-        400,
+        422,
         ["guardian_email"],
     ),
-    "subject with spaces": (raw({**VALID, "subject_id": "child 7"}), 400, ["subject_id"]),
-    "no purposes": (raw({**VALID, "purposes": []}), 400, ["purposes"]),
+    "subject with spaces": (raw({**VALID, "subject_id": "child 7"}), 422, ["subject_id"]),
+    "no purposes": (raw({**VALID, "purposes": []}), 422, ["purposes"]),
     "unknown purpose": (raw({**VALID, "purposes": ["ads"]}), 422, ["ads"]),
     "bad birth date": (raw({**VALID, "birth_date": "2015-13-45"}), 422, []),
     "unknown country": (raw({**VALID, "country": "XX"}), 422, []),
@@ -134,7 +134,7 @@ async def test_unknown_ids_are_404(client: httpx.AsyncClient, auth: dict[str, st
         assert_problem(await client.get(path, headers=auth), 404)
 
 
-async def test_check_without_a_query_parameter_is_400(
+async def test_check_without_a_query_parameter_is_422(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     cases = [
@@ -145,7 +145,7 @@ async def test_check_without_a_query_parameter_is_400(
     ]
     for query, missing in cases:
         response = await client.get(f"/v1/consents/check?{query}", headers=auth)
-        problem = assert_problem(response, 400)
+        problem = assert_problem(response, 422)
         assert any(name in problem["detail"] for name in missing), (query, problem)
 
 
@@ -166,7 +166,7 @@ async def test_age_gate_errors_are_problems(
     unknown = await client.post(
         "/v1/age-gate", json={"birth_date": "2015-01-01", "country": "SI", "x": 1}, headers=auth
     )
-    assert "x" in assert_problem(unknown, 400)["detail"]
+    assert "x" in assert_problem(unknown, 422)["detail"]
     assert_problem(
         await client.post(
             "/v1/age-gate", json={"birth_date": "yesterday", "country": "SI"}, headers=auth
