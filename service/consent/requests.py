@@ -21,7 +21,7 @@ from service.db import idempotency_keys, locks
 from service.db import outbox as outbox_table
 from service.db.audit_events import record_event
 from service.db.connection import Connection
-from service.i18n import negotiate_locale
+from service.i18n import DEFAULT_LOCALE, LOCALES, shipped_locale
 from service.security.email_address import EmailAddress, InvalidEmailAddress, parse_email_address
 from service.security.tokens import hash_link_token, new_link_token
 from service.states import CreatedStatus, RequestStatus
@@ -85,7 +85,7 @@ async def create_request(
     guardian = _validate_email(body.guardian_email)
     email = guardian.address
     purposes = _validate_purposes(body.purposes, runtime)
-    locale = negotiate_locale(body.locale)
+    locale = _validate_locale(body.locale)
     if not decision.consent_required:
         # Nothing is stored about a child who may consent alone.
         return CreateOutcome(
@@ -263,6 +263,20 @@ def _validate_email(raw: str) -> EmailAddress:
         return parse_email_address(raw)
     except InvalidEmailAddress as exc:
         raise InvalidInput(f"guardian_email is not a valid email address: {exc}.") from None
+
+
+def _validate_locale(requested: str | None) -> str:
+    """The language of the guardian's emails and pages; one the service does not speak is
+    refused rather than silently answered in English."""
+    if requested is None:
+        return DEFAULT_LOCALE
+    locale = shipped_locale(requested)
+    if locale is None:
+        raise InvalidInput(
+            f"locale: {requested[:35]!r} is not a supported language; supported: "
+            + ", ".join(LOCALES)
+        )
+    return locale
 
 
 def _validate_purposes(requested: list[str], runtime: Runtime) -> list[str]:

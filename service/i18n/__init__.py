@@ -6,7 +6,13 @@ each translation is a catalog in ``locale/<language>/LC_MESSAGES/messages.po`` (
 found there. Slovenian texts address the guardian formally ("vi").
 """
 
-from service.i18n.catalogs import DEFAULT_LOCALE, LOCALE_DIR, LOCALES, negotiate_locale
+from service.i18n.catalogs import (
+    DEFAULT_LOCALE,
+    LOCALE_DIR,
+    LOCALES,
+    negotiate_locale,
+    shipped_locale,
+)
 from service.i18n.formatting import format_date, format_datetime
 from service.i18n.templates import install_translations
 from service.i18n.translator import N_, Translator, translator
@@ -21,5 +27,6 @@ __all__ = [
     "format_datetime",
     "install_translations",
     "negotiate_locale",
+    "shipped_locale",
     "translator",
 ]

@@ -51,6 +51,12 @@ def negotiate_locale(value: str | None) -> str:
     return min(candidates)[2]
 
 
+def shipped_locale(tag: str) -> str | None:
+    """The shipped language for one language tag ("sl-SI", "SL", "sl_SI"), or None: unlike
+    ``negotiate_locale``, no fallback to English."""
+    return _shipped_locale(tag.strip()) if tag.strip() else None
+
+
 def _shipped_locale(tag: str) -> str | None:
     """The catalog for a language tag: its region's (``pt-BR`` → ``pt_BR``), else its language's."""
     parts = tag.replace("_", "-").split("-")

@@ -504,11 +504,11 @@ async def test_request_needs_the_consent_request_scope(
     [
         ("sl-SI", "sl", "potrebujemo vaše soglasje", "Inštrukcije"),
         ("sl", "sl", "potrebujemo vaše soglasje", "Inštrukcije"),
-        ("de", "en", "your consent is needed", "Tutoring"),
+        ("en-GB", "en", "your consent is needed", "Tutoring"),
         (None, "en", "your consent is needed", "Tutoring"),
     ],
 )
-async def test_email_language_follows_the_locale_with_english_fallback(
+async def test_email_language_follows_the_locale(
     client: httpx.AsyncClient,
     auth: dict[str, str],
     clock: ManualClock,
@@ -539,3 +539,20 @@ async def test_email_language_follows_the_locale_with_english_fallback(
     assert page.status_code == 200
     assert f'<html lang="{language}">' in page.text
     assert purpose_title in page.text
+
+
+@pytest.mark.parametrize("requested", ["de", "fr-FR", "", "sl,en", "x" * 35])
+async def test_a_language_the_service_does_not_speak_is_refused(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    clock: ManualClock,
+    db: asyncpg.Connection,
+    requested: str,
+) -> None:
+    refused = await create(client, auth, child(clock, locale=requested))
+
+    assert_problem(refused, 422)
+    detail = refused.json()["detail"]
+    assert detail.startswith("locale: ")
+    assert "supported: en, sl" in detail
+    assert await row_counts(db, REQUEST_TABLES) == NOTHING_STORED
