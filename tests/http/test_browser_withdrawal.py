@@ -77,6 +77,26 @@ async def emailed_link(worker: Worker, mailbox: Mailbox) -> str:
     return await support.emailed_link(worker, mailbox, GUARDIAN, exactly_one=False)
 
 
+async def open_review_page(
+    api: httpx.AsyncClient, worker: Worker, mailbox: Mailbox, page: Page, locale: str
+) -> None:
+    created = await api.post(
+        "/v1/consent-requests",
+        json={
+            "subject_id": SUBJECT,
+            "birth_date": date(date.today().year - 10, 4, 1).isoformat(),
+            "country": "SI",
+            "guardian_email": GUARDIAN,
+            "purposes": ["tutoring", "progress_reports", "newsletter"],
+            "locale": locale,
+        },
+    )
+    assert created.status_code == 201, created.text
+    review = await page.goto(await emailed_link(worker, mailbox))
+    assert review is not None
+    assert review.status == 200
+
+
 async def check(api: httpx.AsyncClient, purpose: str) -> dict[str, Any]:
     return await support.check(api, SUBJECT, purpose)
 
@@ -103,21 +123,7 @@ async def test_withdrawing_only_the_newsletter_in_a_browser(
     from playwright.async_api import expect
 
     texts = TEXTS[locale]
-    created = await live_api.post(
-        "/v1/consent-requests",
-        json={
-            "subject_id": SUBJECT,
-            "birth_date": date(date.today().year - 10, 4, 1).isoformat(),
-            "country": "SI",
-            "guardian_email": GUARDIAN,
-            "purposes": ["tutoring", "progress_reports", "newsletter"],
-            "locale": locale,
-        },
-    )
-    assert created.status_code == 201, created.text
-    review = await page.goto(await emailed_link(live_worker, mailbox))
-    assert review is not None
-    assert review.status == 200
+    await open_review_page(live_api, live_worker, mailbox, page, locale)
 
     # "Give consent" is filled, "Refuse consent" outlined: different without reading them.
     give, refuse = await style(page, texts["give"]), await style(page, texts["refuse"])
@@ -183,21 +189,7 @@ async def test_five_honest_mistakes_then_a_valid_grant(
     from playwright.async_api import expect
 
     texts = TEXTS[locale]
-    created = await live_api.post(
-        "/v1/consent-requests",
-        json={
-            "subject_id": SUBJECT,
-            "birth_date": date(date.today().year - 10, 4, 1).isoformat(),
-            "country": "SI",
-            "guardian_email": GUARDIAN,
-            "purposes": ["tutoring", "progress_reports", "newsletter"],
-            "locale": locale,
-        },
-    )
-    assert created.status_code == 201, created.text
-    review = await page.goto(await emailed_link(live_worker, mailbox))
-    assert review is not None
-    assert review.status == 200
+    await open_review_page(live_api, live_worker, mailbox, page, locale)
 
     # First view: only the required purpose is ticked; optional ones and the attestation not.
     await expect(page.get_by_role("checkbox", name=texts["progress"])).not_to_be_checked()
