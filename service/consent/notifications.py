@@ -30,6 +30,17 @@ def guardian_email(runtime: Runtime, request: ConsentRequest) -> str | None:
     return runtime.protector.decrypt(request.guardian_email_enc, request.id.bytes).decode()
 
 
+async def _consent_guardian(
+    connection: Connection, runtime: Runtime, consent: Consent
+) -> tuple[ConsentRequest, str] | None:
+    """The request a consent came from and its guardian's address, if both are still there."""
+    request = await requests_repo.get_request(connection, consent.request_id)
+    email = guardian_email(runtime, request) if request else None
+    if email is None or request is None:
+        return None
+    return request, email
+
+
 async def ask_guardian(
     connection: Connection,
     runtime: Runtime,
@@ -122,10 +133,10 @@ async def tell_replaced_guardian(
     await outbox_table.cancel_emails_for(connection, old.id)
     if old.guardian_ref == new_request.guardian_ref:
         return
-    old_request = await requests_repo.get_request(connection, old.request_id)
-    email = guardian_email(runtime, old_request) if old_request else None
-    if email is None or old_request is None:
+    found = await _consent_guardian(connection, runtime, old)
+    if found is None:
         return
+    old_request, email = found
     await outbox.enqueue_email(
         connection,
         runtime.protector,
@@ -154,10 +165,10 @@ async def tell_consent_ended(
     now: datetime,
 ) -> None:
     """Tell the guardian their consent was withdrawn (by them) or revoked (by staff)."""
-    request = await requests_repo.get_request(connection, consent.request_id)
-    email = guardian_email(runtime, request) if request else None
-    if email is None or request is None:
+    found = await _consent_guardian(connection, runtime, consent)
+    if found is None:
         return
+    request, email = found
     purposes = runtime.catalogue.among(consent.purposes)
     if status == ConsentStatus.WITHDRAWN:
         message = emails.render_withdrawn_email(
@@ -219,22 +230,14 @@ async def tell_consent_lapsing(
             ),
             now=now,
         )
-    if runtime.settings.webhook_url is None:
-        return
-    await outbox.enqueue_webhook(
+    await consent_webhook(
         connection,
+        runtime,
+        consent,
+        ConsentStatus.GRANTED,
+        now,
         event_type="consent.lapsing",
-        subject_id=consent.subject_id,
-        related_id=consent.id,
-        data={
-            "subject_id": consent.subject_id,
-            "request_id": str(consent.request_id),
-            "consent_id": str(consent.id),
-            "status": str(ConsentStatus.GRANTED),
-            "purposes": list(consent.purposes),
-            "lapses_at": consent.expires_at.isoformat(),
-        },
-        now=now,
+        lapses_at=consent.expires_at.isoformat(),
     )
 
 
@@ -249,10 +252,10 @@ async def tell_purposes_withdrawn(
 ) -> None:
     """Confirm a withdrawal of some purposes: what was withdrawn, what remains, and the same
     link for withdrawing the rest."""
-    request = await requests_repo.get_request(connection, consent.request_id)
-    email = guardian_email(runtime, request) if request else None
-    if email is None or request is None:
+    found = await _consent_guardian(connection, runtime, consent)
+    if found is None:
         return
+    request, email = found
     await outbox.enqueue_email(
         connection,
         runtime.protector,
@@ -282,23 +285,15 @@ async def purposes_withdrawn_webhook(
 ) -> None:
     """``consent.updated``: the consent stays granted for ``purposes``; ``withdrawn_purposes``
     are no longer allowed."""
-    if runtime.settings.webhook_url is None:
-        return
-    await outbox.enqueue_webhook(
+    await consent_webhook(
         connection,
+        runtime,
+        consent,
+        ConsentStatus.GRANTED,
+        now,
         event_type="consent.updated",
-        subject_id=consent.subject_id,
-        related_id=consent.id,
-        data={
-            "subject_id": consent.subject_id,
-            "request_id": str(consent.request_id),
-            "consent_id": str(consent.id),
-            "status": str(ConsentStatus.GRANTED),
-            "purposes": list(consent.purposes),
-            "withdrawn_purposes": list(withdrawn),
-            "expires_at": consent.expires_at.isoformat(),
-        },
-        now=now,
+        withdrawn_purposes=list(withdrawn),
+        expires_at=consent.expires_at.isoformat(),
     )
 
 
@@ -308,8 +303,11 @@ async def consent_webhook(
     consent: Consent,
     status: ConsentStatus,
     now: datetime,
+    *,
+    event_type: str | None = None,
+    **extra: str | list[str],
 ) -> None:
-    """``consent.<status>`` for a consent that just reached ``status``."""
+    """``consent.<status>`` (or ``event_type``) for a consent that is now in ``status``."""
     await webhook(
         connection,
         runtime,
@@ -319,6 +317,8 @@ async def consent_webhook(
         consent_id=consent.id,
         purposes=consent.purposes,
         now=now,
+        event_type=event_type,
+        **extra,
     )
 
 
@@ -332,14 +332,16 @@ async def webhook(
     consent_id: uuid.UUID | None = None,
     purposes: Sequence[str] = (),
     now: datetime,
-    **extra: str,
+    event_type: str | None = None,
+    **extra: str | list[str],
 ) -> None:
-    """Queue ``consent.<status>`` for the main app: ids, status, purposes; never the guardian."""
+    """Queue ``consent.<status>`` (unless ``event_type`` names another event) for the main app:
+    ids, status, purposes; never the guardian."""
     if runtime.settings.webhook_url is None:
         return
     await outbox.enqueue_webhook(
         connection,
-        event_type=f"consent.{status}",
+        event_type=event_type or f"consent.{status}",
         subject_id=subject_id,
         related_id=consent_id or request_id,
         data={

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
-import pytest
 import pytest_asyncio
 
 from service.app import create_app
@@ -16,33 +15,20 @@ from service.clock import SystemClock
 from service.dev.mailbox_page import mailbox_routes
 from service.dev.pgcluster import free_port
 from service.settings import load_settings
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_unavailable, live_server
+from tests.support.browser import browser_test_marks, chromium, live_server
 from tests.support.credentials import make_api_key
 from tests.support.service import worker_for
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
-UNAVAILABLE = browser_unavailable()
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(UNAVAILABLE is not None, reason=UNAVAILABLE or ""),
-]
+pytestmark = browser_test_marks()
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def test_the_html_part_renders_in_its_sandboxed_frame(

@@ -12,32 +12,20 @@ from collections.abc import AsyncIterator
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import httpx
 import jwt
 import pytest
-import pytest_asyncio
 
-from service.app import create_app
-from service.clock import SystemClock
 from service.dev.mailcatcher import Mailbox
-from service.dev.pgcluster import free_port
-from service.settings import Settings, load_settings
+from service.settings import Settings
 from service.worker import Worker
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_unavailable, live_server
-from tests.support.credentials import make_api_key
-from tests.support.guardian_client import guardian_link
-from tests.support.service import worker_for
+from tests.support import browser as support
+from tests.support.browser import browser_test_marks, phone_context, submit
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
-UNAVAILABLE = browser_unavailable()
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(UNAVAILABLE is not None, reason=UNAVAILABLE or ""),
-]
+pytestmark = browser_test_marks()
 
 GUARDIAN = "browser.partial@example.com"
 SUBJECT = "child-browser-partial"
@@ -73,52 +61,6 @@ TEXTS = {
 }
 
 
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-@pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def live_settings(base_env: dict[str, str], port: int) -> Settings:
-    return load_settings({**base_env, "CONSENT_PUBLIC_URL": f"http://127.0.0.1:{port}"})
-
-
-@pytest.fixture
-async def server(live_settings: Settings, port: int) -> AsyncIterator[str]:
-    app = create_app(live_settings, clock=SystemClock())
-    async with live_server(app, port) as base_url:
-        yield base_url
-
-
-@pytest.fixture
-async def live_worker(live_settings: Settings) -> AsyncIterator[Worker]:
-    async with worker_for(live_settings, SystemClock(), max_size=2) as worker:
-        yield worker
-
-
-@pytest.fixture
-async def api(server: str, db: asyncpg.Connection) -> AsyncIterator[httpx.AsyncClient]:
-    key = await make_api_key(db, "consent:request", "consent:check")
-    async with httpx.AsyncClient(
-        base_url=server, headers={"Authorization": f"Bearer {key}"}, timeout=10.0
-    ) as client:
-        yield client
-
-
 @pytest.fixture(params=["en", "sl"])
 def locale(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -127,41 +69,36 @@ def locale(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def page(browser: Browser, server: str, locale: str) -> AsyncIterator[Page]:
     # Depends on `server` so that the browser context closes before the server stops.
-    context = await browser.new_context(
-        viewport={"width": 390, "height": 844},
-        is_mobile=True,
-        has_touch=True,
-        locale=TEXTS[locale]["browser_locale"],
-    )
-    context.set_default_timeout(10_000)
-    try:
+    async with phone_context(browser, locale=TEXTS[locale]["browser_locale"]) as context:
         yield await context.new_page()
-    finally:
-        await context.close()
 
 
 async def emailed_link(worker: Worker, mailbox: Mailbox) -> str:
-    mailbox.clear()
-    assert await worker.deliver_due() >= 1
-    [message] = mailbox.to(GUARDIAN)
-    return guardian_link(message.text)
+    return await support.emailed_link(worker, mailbox, GUARDIAN, exactly_one=False)
+
+
+async def open_review_page(
+    api: httpx.AsyncClient, worker: Worker, mailbox: Mailbox, page: Page, locale: str
+) -> None:
+    created = await api.post(
+        "/v1/consent-requests",
+        json={
+            "subject_id": SUBJECT,
+            "birth_date": date(date.today().year - 10, 4, 1).isoformat(),
+            "country": "SI",
+            "guardian_email": GUARDIAN,
+            "purposes": ["tutoring", "progress_reports", "newsletter"],
+            "locale": locale,
+        },
+    )
+    assert created.status_code == 201, created.text
+    review = await page.goto(await emailed_link(worker, mailbox))
+    assert review is not None
+    assert review.status == 200
 
 
 async def check(api: httpx.AsyncClient, purpose: str) -> dict[str, Any]:
-    response = await api.get(
-        "/v1/consents/check", params={"subject_id": SUBJECT, "purpose": purpose}
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def submit(page: Page, button: str, expected_status: int = 200) -> None:
-    async with page.expect_response(lambda r: r.request.method == "POST") as answer:
-        await page.get_by_role("button", name=button, exact=True).click()
-    response = await answer.value
-    assert response.status == expected_status, await response.text()
-    await page.wait_for_load_state("load")
+    return await support.check(api, SUBJECT, purpose)
 
 
 async def style(page: Page, button: str) -> dict[str, str]:
@@ -175,7 +112,7 @@ async def style(page: Page, button: str) -> dict[str, str]:
 
 
 async def test_withdrawing_only_the_newsletter_in_a_browser(
-    api: httpx.AsyncClient,
+    live_api: httpx.AsyncClient,
     live_worker: Worker,
     live_settings: Settings,
     mailbox: Mailbox,
@@ -186,21 +123,7 @@ async def test_withdrawing_only_the_newsletter_in_a_browser(
     from playwright.async_api import expect
 
     texts = TEXTS[locale]
-    created = await api.post(
-        "/v1/consent-requests",
-        json={
-            "subject_id": SUBJECT,
-            "birth_date": date(date.today().year - 10, 4, 1).isoformat(),
-            "country": "SI",
-            "guardian_email": GUARDIAN,
-            "purposes": ["tutoring", "progress_reports", "newsletter"],
-            "locale": locale,
-        },
-    )
-    assert created.status_code == 201, created.text
-    review = await page.goto(await emailed_link(live_worker, mailbox))
-    assert review is not None
-    assert review.status == 200
+    await open_review_page(live_api, live_worker, mailbox, page, locale)
 
     # "Give consent" is filled, "Refuse consent" outlined: different without reading them.
     give, refuse = await style(page, texts["give"]), await style(page, texts["refuse"])
@@ -240,13 +163,13 @@ async def test_withdrawing_only_the_newsletter_in_a_browser(
         texts["remaining"]
     )
 
-    tutoring = await check(api, "tutoring")
+    tutoring = await check(live_api, "tutoring")
     assert (tutoring["allowed"], tutoring["status"]) == (True, "granted")
-    assert (await check(api, "progress_reports"))["allowed"] is True
-    newsletter = await check(api, "newsletter")
+    assert (await check(live_api, "progress_reports"))["allowed"] is True
+    newsletter = await check(live_api, "newsletter")
     assert newsletter["allowed"] is False
 
-    jwks = (await api.get("/.well-known/jwks.json")).json()
+    jwks = (await live_api.get("/.well-known/jwks.json")).json()
     token = tutoring["token"]
     key = next(k for k in jwks["keys"] if k["kid"] == jwt.get_unverified_header(token)["kid"])
     claims = jwt.decode(
@@ -261,26 +184,12 @@ async def test_withdrawing_only_the_newsletter_in_a_browser(
 
 
 async def test_five_honest_mistakes_then_a_valid_grant(
-    api: httpx.AsyncClient, live_worker: Worker, mailbox: Mailbox, page: Page, locale: str
+    live_api: httpx.AsyncClient, live_worker: Worker, mailbox: Mailbox, page: Page, locale: str
 ) -> None:
     from playwright.async_api import expect
 
     texts = TEXTS[locale]
-    created = await api.post(
-        "/v1/consent-requests",
-        json={
-            "subject_id": SUBJECT,
-            "birth_date": date(date.today().year - 10, 4, 1).isoformat(),
-            "country": "SI",
-            "guardian_email": GUARDIAN,
-            "purposes": ["tutoring", "progress_reports", "newsletter"],
-            "locale": locale,
-        },
-    )
-    assert created.status_code == 201, created.text
-    review = await page.goto(await emailed_link(live_worker, mailbox))
-    assert review is not None
-    assert review.status == 200
+    await open_review_page(live_api, live_worker, mailbox, page, locale)
 
     # First view: only the required purpose is ticked; optional ones and the attestation not.
     await expect(page.get_by_role("checkbox", name=texts["progress"])).not_to_be_checked()
@@ -297,11 +206,11 @@ async def test_five_honest_mistakes_then_a_valid_grant(
         # The re-shown form keeps exactly what was ticked.
         await expect(page.get_by_role("checkbox", name=texts["newsletter"])).to_be_checked()
         await expect(page.get_by_role("checkbox", name=texts["progress"])).not_to_be_checked()
-    assert (await check(api, "tutoring"))["status"] == "pending"
+    assert (await check(live_api, "tutoring"))["status"] == "pending"
 
     await attestation.check()
     await submit(page, texts["give"])
     await expect(page.get_by_role("heading", level=1)).to_have_text(texts["thanks"])
-    assert (await check(api, "tutoring"))["allowed"] is True
-    assert (await check(api, "newsletter"))["allowed"] is True
-    assert (await check(api, "progress_reports"))["allowed"] is False
+    assert (await check(live_api, "tutoring"))["allowed"] is True
+    assert (await check(live_api, "newsletter"))["allowed"] is True
+    assert (await check(live_api, "progress_reports"))["allowed"] is False

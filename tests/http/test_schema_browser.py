@@ -3,50 +3,15 @@ from files this service serves, and the page breaks none of its own Content-Secu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import pytest
-import pytest_asyncio
-
-from service.app import create_app
-from service.clock import SystemClock
-from service.dev.pgcluster import free_port
-from service.settings import load_settings
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_unavailable, live_server
+from tests.support.browser import browser_test_marks
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Route
 
-UNAVAILABLE = browser_unavailable()
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(UNAVAILABLE is not None, reason=UNAVAILABLE or ""),
-]
-
-
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-@pytest.fixture
-async def server(base_env: dict[str, str]) -> AsyncIterator[str]:
-    port = free_port()
-    settings = load_settings({**base_env, "CONSENT_PUBLIC_URL": f"http://127.0.0.1:{port}"})
-    async with live_server(create_app(settings, clock=SystemClock()), port) as base_url:
-        yield base_url
+pytestmark = browser_test_marks()
 
 
 async def test_schema_renders_the_operations_offline(browser: Browser, server: str) -> None:
