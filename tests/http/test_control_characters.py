@@ -131,13 +131,16 @@ async def test_nul_anywhere_in_a_request_body_is_refused_and_nothing_is_stored(
     assert await row_counts(db) == before
 
 
-async def test_nul_in_the_locale_falls_back_to_english_and_stores_no_nul(
+async def test_nul_in_the_locale_is_refused_and_stores_nothing(
     client: httpx.AsyncClient, auth: dict[str, str], clock: ManualClock, db: asyncpg.Connection
 ) -> None:
     body = request_body("child-nul-locale", "nul.locale@example.com", birth_date_years_ago(clock))
+    before = await row_counts(db)
     response = await client.post(
         "/v1/consent-requests", json={**body, "locale": "sl\u0000"}, headers=auth
     )
-    # An unknown locale tag means English; the NUL never reaches the database.
-    assert response.status_code == 201, response.text
-    assert await db.fetchval("select locale from consent_requests") == "en"
+    # Not a language the service speaks; the NUL is neither stored nor echoed raw.
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    assert "\x00" not in response.json()["detail"]
+    assert await row_counts(db) == before
