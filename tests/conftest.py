@@ -29,6 +29,7 @@ from service.worker import Worker
 from tests.support.credentials import OPERATOR_ENV, StaffKeys, make_api_key
 from tests.support.databases import scratch_database, with_database
 from tests.support.service import Service, serving, start_service, worker_for
+from tests.support.webhooks import WebhookReceiver, webhook_receiver
 
 
 @pytest.fixture(scope="session")
@@ -165,6 +166,13 @@ async def api(db: asyncpg.Connection) -> dict[str, str]:
 def staff_keys(tmp_path: Path) -> StaffKeys:
     """A development staff key and the JWKS the app trusts, in ``tmp_path``."""
     return StaffKeys(tmp_path)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A running webhook receiver (a module's ``svc_env`` points the service at it)."""
+    async with webhook_receiver() as running_receiver:
+        yield running_receiver
 
 
 @pytest.fixture

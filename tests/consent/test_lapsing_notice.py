@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +27,7 @@ from tests.support.flows import (
 )
 from tests.support.guardian_client import guardian_link
 from tests.support.service import Service, start_service, worker_for
-from tests.support.webhooks import WEBHOOK_SECRET, WebhookReceiver, webhook_receiver
+from tests.support.webhooks import WebhookReceiver, webhook_env
 
 GUARDIAN = "lapsing.parent@example.com"
 LEAD = 30 * DAY
@@ -37,14 +36,8 @@ SUBJECT_SL = "Učilnica Tutoring: vaš otrok bo kmalu odločal sam"
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    async with webhook_receiver() as running_receiver:
-        yield running_receiver
-
-
-@pytest.fixture
 def svc_env(receiver: WebhookReceiver) -> dict[str, str]:
-    return {"CONSENT_WEBHOOK_URL": receiver.url, "CONSENT_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    return webhook_env(receiver)
 
 
 async def consent_turning_15(

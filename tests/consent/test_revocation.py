@@ -7,7 +7,6 @@ import asyncio
 import random
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,10 +29,9 @@ from tests.support.flows import (
 from tests.support.problems import assert_problem
 from tests.support.service import Service, browser
 from tests.support.webhooks import (
-    WEBHOOK_SECRET,
     WebhookReceiver,
     verified_payload,
-    webhook_receiver,
+    webhook_env,
 )
 
 GUARDIAN = "Revoke.Parent@Example.com"
@@ -43,14 +41,8 @@ REASON = "Guardian identity could not be confirmed by phone (ticket 4711)"
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    async with webhook_receiver() as running_receiver:
-        yield running_receiver
-
-
-@pytest.fixture
 def svc_env(receiver: WebhookReceiver) -> dict[str, str]:
-    return {"CONSENT_WEBHOOK_URL": receiver.url, "CONSENT_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    return webhook_env(receiver)
 
 
 async def _grant(svc: Service, api: dict[str, str], mailbox: Any, clock: ManualClock) -> Any:

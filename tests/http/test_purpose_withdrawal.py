@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,10 +22,9 @@ from tests.support.flows import check, create_request, grant_via_link
 from tests.support.guardian_client import csrf_token, guardian_link, is_html
 from tests.support.service import Service
 from tests.support.webhooks import (
-    WEBHOOK_SECRET,
     WebhookReceiver,
     verified_payload,
-    webhook_receiver,
+    webhook_env,
 )
 
 SUBJECT = "child-partial-1"
@@ -77,14 +75,8 @@ TEXTS = {
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    async with webhook_receiver() as running_receiver:
-        yield running_receiver
-
-
-@pytest.fixture
 def svc_env(receiver: WebhookReceiver) -> dict[str, str]:
-    return {"CONSENT_WEBHOOK_URL": receiver.url, "CONSENT_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    return webhook_env(receiver)
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,11 @@ async def webhook_receiver(*, started: bool = True) -> AsyncIterator[WebhookRece
         await asyncio.to_thread(receiver.stop)
 
 
+def webhook_env(receiver: WebhookReceiver) -> dict[str, str]:
+    """Settings that send the service's webhooks to ``receiver``, signed with WEBHOOK_SECRET."""
+    return {"CONSENT_WEBHOOK_URL": receiver.url, "CONSENT_WEBHOOK_SECRET": WEBHOOK_SECRET}
+
+
 def expected_signature(secret: str, message_id: str, timestamp: str, body: bytes) -> str:
     """Standard Webhooks: v1,base64(HMAC-SHA256(base64decode(secret), "id.timestamp.body"))."""
     key = base64.b64decode(secret.removeprefix("whsec_"))
