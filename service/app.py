@@ -44,6 +44,7 @@ from service.http.problems import exception_handlers
 from service.http.settle import settle_writes_middleware_factory
 from service.http.staff_api import StaffController
 from service.http.staff_data_requests import DataRequestController
+from service.http.staff_rectification import RectificationController
 from service.http.wellknown import jwks
 from service.metrics import Metrics
 from service.security.staff_tokens import verifier_from_settings
@@ -121,6 +122,7 @@ def create_app(
         get_consent,
         StaffController,
         DataRequestController,
+        RectificationController,
         GuardianController,
         retention_policy_page,
         create_static_files_router(

@@ -28,6 +28,8 @@ class ConsentStatus(StrEnum):
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
     SUPERSEDED = "superseded"
+    # a corrected birth date shows the child may consent alone: no guardian's consent needed
+    NOT_REQUIRED = "not_required"
 
 
 class OutboxStatus(StrEnum):
@@ -62,6 +64,8 @@ class CheckStatus(StrEnum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     WITHDRAWN = "withdrawn"
+    # the child needs no guardian's consent (a corrected birth date): the app asks the child
+    NOT_REQUIRED = "not_required"
     NONE = "none"
 
 
@@ -77,6 +81,9 @@ class LinkProblemReason(StrEnum):
     NOT_LIVE = "not_live"
     SUPERSEDED = "superseded"
     NOT_REQUIRED = "not_required"
+    # a guardian's address-change link (confirmed by the new address) past its time, or used
+    ADDRESS_LINK_EXPIRED = "address_link_expired"
+    ADDRESS_LINK_USED = "address_link_used"
 
 
 class DataRequestKind(StrEnum):

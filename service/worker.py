@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from service.consent import retention, sweeps
+from service.consent import rectification, retention, sweeps
 from service.consent.runtime import Runtime
 from service.db import outbox as outbox_table
 from service.db.errors import DATABASE_ERRORS
@@ -189,6 +189,7 @@ class Worker:
             lapsing = await sweeps.notify_lapsing_consents(connection, self.runtime)
             purged_requests = await retention.purge_requests(connection, self.runtime)
             purged_consents = await retention.purge_consents(connection, self.runtime)
+            await rectification.forget_expired_address_changes(connection, self.runtime)
             await retention.purge_outbox(connection, self.runtime)
             await retention.purge_rate_limit_windows(connection, self.runtime)
             await retention.purge_idempotency_records(connection, self.runtime)

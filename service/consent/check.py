@@ -20,6 +20,7 @@ CHECK_STATUS_OF_CONSENT: dict[ConsentStatus, CheckStatus] = {
     ConsentStatus.WITHDRAWN: CheckStatus.WITHDRAWN,
     ConsentStatus.EXPIRED: CheckStatus.EXPIRED,
     ConsentStatus.SUPERSEDED: CheckStatus.EXPIRED,
+    ConsentStatus.NOT_REQUIRED: CheckStatus.NOT_REQUIRED,
 }
 # The check query reads only pending, denied and expired requests; a granted request always has
 # its consent, and a cancelled one counts as none.

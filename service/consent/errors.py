@@ -78,6 +78,10 @@ class FormError(StrEnum):
     ERASE_PARTIAL = "erase_partial"
     # The notice changed between showing the page and its submission: read it again.
     NOTICE_CHANGED = "notice_changed"
+    # a new guardian address that is not one the service sends to, or the current one
+    EMAIL_INVALID = "email_invalid"
+    EMAIL_UNCHANGED = "email_unchanged"
+    ADDRESS_CHANGES_EXHAUSTED = "address_changes_exhausted"
 
 
 class InvalidSubmission(Exception):
@@ -92,6 +96,16 @@ class InvalidSubmission(Exception):
 class InvalidWithdrawal(Exception):
     """The guardian's withdrawal form cannot be acted on as sent; ``errors`` say why and
     ``consent`` is the consent as it stands, to show the form again."""
+
+    def __init__(self, consent: Consent, errors: list[FormError]) -> None:
+        super().__init__("; ".join(errors))
+        self.consent = consent
+        self.errors = errors
+
+
+class InvalidAddressChange(Exception):
+    """The guardian's new address cannot be taken as sent; ``errors`` say why and ``consent``
+    is the consent whose address it would change, to show the form again."""
 
     def __init__(self, consent: Consent, errors: list[FormError]) -> None:
         super().__init__("; ".join(errors))

@@ -420,7 +420,8 @@ async def purge_ended(
             -- on a request row while holding a consent row (erasure locks the other way)
             select c.id from consents c join consent_requests r on r.id = c.request_id
             where c.purged_at is null
-              and ((c.status in ('withdrawn', 'revoked', 'superseded') and c.ended_at <= $2)
+              and ((c.status in ('withdrawn', 'revoked', 'superseded', 'not_required')
+                    and c.ended_at <= $2)
                 or (c.status = 'expired' and c.ended_at <= $3))
             order by c.ended_at limit $4
             for update of r, c skip locked

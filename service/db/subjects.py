@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 import msgspec
 
-from service.db import data_requests, idempotency_keys
+from service.db import data_requests, idempotency_keys, rectification
 from service.db.connection import Connection
 from service.db.consents import PurposeWithdrawal
 from service.states import ConsentStatus, OutboxKind, OutboxStatus, RequestStatus
@@ -157,6 +157,8 @@ async def erase_rows(connection: Connection, subject_id: str, now: datetime) -> 
     keeps its anonymous facts: that it was made, and when it was due and answered.
     """
     await idempotency_keys.delete_for_subject(connection, subject_id)
+    # before the consents they point to
+    await rectification.delete_for_subject(connection, subject_id)
     consents = await connection.fetchval(
         "with gone as (delete from consents where subject_id = $1 returning 1) "
         "select count(*) from gone",

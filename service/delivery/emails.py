@@ -251,6 +251,45 @@ def render_replaced_email(
     )
 
 
+def render_address_confirmation_email(
+    *,
+    locale: str,
+    operator_name: str,
+    confirm_url: str,
+    expires_at: datetime,
+) -> RenderedEmail:
+    """Sent to a guardian's new address: the address is used only once this link confirms it."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "address_confirmation",
+        N_("%(operator)s: confirm your new email address"),
+        loc,
+        operator_name,
+        confirm_url=confirm_url,
+        expires_at=format_datetime(expires_at, loc),
+    )
+
+
+def render_address_changed_email(
+    *,
+    locale: str,
+    operator_name: str,
+    new_address: str,
+    changed_at: datetime,
+) -> RenderedEmail:
+    """Sent to a guardian's previous address once the new one confirmed: the consent is the
+    same, only where we write to has changed. ``new_address`` is shown masked."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "address_changed",
+        N_("%(operator)s: your email address has been changed"),
+        loc,
+        operator_name,
+        new_address=new_address,
+        changed_at=format_datetime(changed_at, loc),
+    )
+
+
 def _purpose_views(
     purposes: Sequence[Purpose], locale: str, needs_stronger_method: Collection[str] = ()
 ) -> list[dict[str, Any]]:

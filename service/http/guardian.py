@@ -17,9 +17,11 @@ from litestar.params import FromPath
 from litestar.response import Template
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from service.consent import decisions, endings, subjects, verification
+from service.consent import decisions, endings, rectification, subjects, verification
 from service.consent.errors import (
+    Conflict,
     FormError,
+    InvalidAddressChange,
     InvalidSubmission,
     InvalidWithdrawal,
     LimitExceeded,
@@ -37,11 +39,11 @@ from service.db.pool import borrow
 from service.http.client_address import IPAddress, client_ip, limit_keys
 from service.http.dependencies import Db
 from service.http.guardian_pages import form_errors, page
-from service.http.problems import guardian_exception_handlers
+from service.http.problems import guardian_exception_handlers, retry_after_headers
 from service.i18n import DEFAULT_LOCALE, format_datetime
 from service.security.tokens import looks_like_link_token
 from service.settings import Settings
-from service.states import LinkProblemReason
+from service.states import DataRequestChannel, LinkProblemReason
 
 # Guardian form submissions per minute: per client address, and per IPv6 /64 (a network with
 # room for several devices, each with an address of its own; rotating through it gains at most
@@ -260,6 +262,7 @@ class GuardianController(Controller):
             purposes=_purpose_views(runtime.catalogue.among(consent.purposes), locale),
             granted_at=format_datetime(consent.granted_at, locale),
             form_action=f"/guardian/withdraw/{token}",
+            address_url=f"/guardian/address/{token}",
             **form_errors(errors, locale),
             selected=selected,
             erase=erase,
@@ -328,6 +331,122 @@ class GuardianController(Controller):
             remaining=[] if outcome.ended else _titles(runtime, outcome.consent.purposes, locale),
             withdraw_url=None if outcome.ended else f"/guardian/withdraw/{token}",
             erased=erase,
+        )
+
+    async def _address_form(
+        self,
+        db: Db,
+        runtime: Runtime,
+        consent: Consent,
+        token: str,
+        *,
+        errors: Sequence[FormError] = (),
+        email: str = "",
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> Template:
+        """The form for a new address; the current one is never shown (the link may travel)."""
+        locale = await _consent_locale(db, consent.request_id)
+        return page(
+            "address",
+            locale=locale,
+            http_status=status,
+            headers=headers,
+            operator_name=runtime.settings.operator_name,
+            form_action=f"/guardian/address/{token}",
+            withdraw_url=f"/guardian/withdraw/{token}",
+            **form_errors(errors, locale),
+            email=email,
+        )
+
+    @get("/address/{token:str}")
+    async def address_page(self, token: FromPath[str], state: State, db: Db) -> Template:
+        runtime: Runtime = state.runtime
+        _require_plausible_token(token)
+        consent = await endings.load_for_withdrawal(db, runtime, token)
+        return await self._address_form(db, runtime, consent, token)
+
+    @post("/address/{token:str}", status_code=200, middleware=[strike_refused_withdrawals])
+    async def change_address(
+        self, token: FromPath[str], request: Request[Any, Any, Any], state: State, db: Db
+    ) -> Template:
+        """Send a confirmation link to the new address; the address changes only once it is
+        confirmed from there."""
+        runtime: Runtime = state.runtime
+        await self._limit_submissions(request, runtime, db)
+        _require_plausible_token(token)
+        form = await request.form()
+        email = str(form.get("email", ""))
+        consent = await endings.load_for_withdrawal(db, runtime, token)
+        try:
+            started = await rectification.start_address_change(
+                db,
+                runtime,
+                consent.id,
+                new_email=email,
+                actor=GUARDIAN_ACTOR,
+                channel=DataRequestChannel.GUARDIAN_PAGE,
+            )
+        except InvalidAddressChange as invalid:
+            return await self._address_form(
+                db,
+                runtime,
+                invalid.consent,
+                token,
+                errors=invalid.errors,
+                email=email[:254],
+                status=422,
+            )
+        except LimitExceeded as limit:
+            return await self._address_form(
+                db,
+                runtime,
+                consent,
+                token,
+                errors=[FormError.ADDRESS_CHANGES_EXHAUSTED],
+                email=email[:254],
+                status=429,
+                headers=retry_after_headers(limit),
+            )
+        except Conflict:
+            # ended between loading it and changing it
+            raise LinkProblem(LinkProblemReason.NOT_LIVE) from None
+        locale = await _consent_locale(db, consent.request_id)
+        return page(
+            "address_sent",
+            locale=locale,
+            operator_name=runtime.settings.operator_name,
+            expires_at=format_datetime(started.expires_at, locale),
+            withdraw_url=f"/guardian/withdraw/{token}",
+        )
+
+    @get("/address/confirm/{token:str}")
+    async def address_confirm_page(self, token: FromPath[str], state: State, db: Db) -> Template:
+        """Shows what a press of the button does; a mail scanner's GET changes nothing."""
+        runtime: Runtime = state.runtime
+        _require_plausible_token(token)
+        pending = await rectification.load_for_confirmation(db, runtime, token)
+        return page(
+            "address_confirm",
+            locale=pending.locale,
+            operator_name=runtime.settings.operator_name,
+            form_action=f"/guardian/address/confirm/{token}",
+            new_address=pending.masked_address,
+        )
+
+    @post("/address/confirm/{token:str}", status_code=200)
+    async def confirm_address(
+        self, token: FromPath[str], request: Request[Any, Any, Any], state: State, db: Db
+    ) -> Template:
+        runtime: Runtime = state.runtime
+        await self._limit_submissions(request, runtime, db)
+        _require_plausible_token(token)
+        confirmed = await rectification.confirm_address_change(db, runtime, token)
+        return page(
+            "address_changed",
+            locale=confirmed.locale,
+            operator_name=runtime.settings.operator_name,
+            new_address=confirmed.masked_address,
         )
 
 

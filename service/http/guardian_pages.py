@@ -44,6 +44,17 @@ FORM_ERRORS = {
         "The information on this page changed after you opened it. Please read it again "
         "before you decide."
     ),
+    FormError.EMAIL_INVALID: N_(
+        "Please enter one email address, such as name@example.com, without spaces or a name "
+        "around it."
+    ),
+    FormError.EMAIL_UNCHANGED: N_(
+        "This is the address we already use for you. Please enter the new address."
+    ),
+    FormError.ADDRESS_CHANGES_EXHAUSTED: N_(
+        "Your address has been changed too often today, so this change was not accepted. "
+        "Please try again tomorrow."
+    ),
 }
 # The form field each problem is shown next to (its id on the page is "<field>-error").
 FIELD_OF_ERROR = {
@@ -56,6 +67,9 @@ FIELD_OF_ERROR = {
     # The page is shown again with the current notice; the decision is what must be made anew.
     FormError.NOTICE_CHANGED: "decision",
     FormError.ERASE_PARTIAL: "erase",
+    FormError.EMAIL_INVALID: "email",
+    FormError.EMAIL_UNCHANGED: "email",
+    FormError.ADDRESS_CHANGES_EXHAUSTED: "email",
 }
 TOO_MANY_SUBMISSIONS = N_(
     "Too many forms have been sent from your network in a short time, so this one was not accepted."

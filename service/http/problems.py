@@ -176,6 +176,8 @@ _STATUS_OF_LINK_PROBLEM: dict[LinkProblemReason, int] = {
     LinkProblemReason.NOT_LIVE: 410,
     LinkProblemReason.SUPERSEDED: 410,
     LinkProblemReason.NOT_REQUIRED: 410,
+    LinkProblemReason.ADDRESS_LINK_EXPIRED: 410,
+    LinkProblemReason.ADDRESS_LINK_USED: 410,
     LinkProblemReason.LOCKED: 429,
     LinkProblemReason.WITHDRAWAL_LOCKED: 429,
 }
