@@ -216,7 +216,7 @@ async def set_request_age(
         update consent_requests
         set country = $2, age_of_consent = $3, basis = $4, consent_required_until = $5,
             joint_consent = $6,
-            birth_date = case when status = 'pending' then $7 else null end,
+            birth_date = case when status = 'pending' then $7::date else null end,
             updated_at = $8
         where id = $1
         """,
