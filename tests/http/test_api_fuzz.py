@@ -212,6 +212,18 @@ def test_a_consent_life_is_answered_as_documented(server: Target) -> None:
         ),
         (
             "POST",
+            "/v1/consents/{consent_id}/guardian-email",
+            {"path_parameters": granted, "body": {"email": "fuzz.new.guardian@example.com"}},
+            202,
+        ),
+        (
+            "POST",
+            "/v1/subjects/{subject_id}/birth-date",
+            {"path_parameters": {"subject_id": CHILD}, "body": {"birth_date": birth_date()}},
+            200,
+        ),
+        (
+            "POST",
             "/v1/consents/{consent_id}/revoke",
             {"path_parameters": granted, "body": {"reason": "guardian asked by phone"}},
             200,
