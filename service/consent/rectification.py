@@ -528,21 +528,19 @@ def _decide(birth_date: str, country: str, runtime: Runtime, now: datetime) -> p
 
 
 async def _live_consent(connection: Connection, subject_id: str, now: datetime) -> Consent | None:
-    consent = await rectification_live_consent(connection, subject_id)
-    if consent is None:
-        return None
-    if lifecycle.consent_status_at(consent.status, consent.expires_at, now) != (
-        ConsentStatus.GRANTED
+    """The subject's live consent, locked; None when it has none (or it has lapsed)."""
+    consent_id = await repo.live_consent_id(connection, subject_id)
+    consent = (
+        await consents_repo.get_consent(connection, consent_id, for_update=True)
+        if consent_id is not None
+        else None
+    )
+    if consent is None or (
+        lifecycle.consent_status_at(consent.status, consent.expires_at, now)
+        != ConsentStatus.GRANTED
     ):
         return None
     return consent
-
-
-async def rectification_live_consent(connection: Connection, subject_id: str) -> Consent | None:
-    consent_id = await repo.live_consent_id(connection, subject_id)
-    if consent_id is None:
-        return None
-    return await consents_repo.get_consent(connection, consent_id, for_update=True)
 
 
 def _refuse_if_rules_grow(
