@@ -66,7 +66,9 @@ TEXTS = {
 }
 
 
-async def _granted(svc: Service, api: dict[str, str], mailbox: Any, subject: str, locale: str):
+async def _granted(
+    svc: Service, api: dict[str, str], mailbox: Any, subject: str, locale: str
+) -> tuple[str, str]:
     """A consent granted by OLD in ``locale``; returns (consent id, withdrawal path)."""
     await create_request(
         svc.client,
@@ -380,3 +382,19 @@ async def test_a_withdrawn_consent_offers_no_address_change(
     )
     assert ended.status_code == 409
     assert ended.json()["current_status"] == "withdrawn"
+
+
+async def test_what_the_guardian_typed_is_shown_again_escaped_and_nothing_is_sent(
+    svc: Service, api: dict[str, str], mailbox: Any, db: asyncpg.Connection
+) -> None:
+    _, withdraw_path = await _granted(svc, api, mailbox, "child-rectify-typed", "en")
+    address_path = withdraw_path.replace("/guardian/withdraw/", "/guardian/address/")
+    mailbox.clear()
+    typed = '"><script>alert(1)</script>@example.org'
+    refused = await _ask_for(svc, address_path, typed)
+    assert refused.status_code == 422
+    assert "<script>" not in refused.text
+    assert "&lt;script&gt;" in refused.text
+    assert await svc.worker.deliver_due() == 0
+    assert await db.fetchval("select count(*) from guardian_address_changes") == 0
+    assert await db.fetchval("select count(*) from data_requests") == 0
