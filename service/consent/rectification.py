@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -73,7 +73,7 @@ class AddressChangeStarted(msgspec.Struct, frozen=True, kw_only=True):
     address_change_id: uuid.UUID
     consent_id: uuid.UUID
     data_request_id: uuid.UUID
-    status: str
+    status: Literal["awaiting_confirmation"]
     expires_at: datetime
 
 
