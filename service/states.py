@@ -54,7 +54,8 @@ class CreatedStatus(StrEnum):
 
 
 class CheckStatus(StrEnum):
-    """What the check endpoint reports for a subject: its latest consent or request, or none."""
+    """What the check endpoint reports for a subject: its latest consent or request, or none;
+    or that its processing is restricted (GDPR Art. 18), whatever its consent says."""
 
     GRANTED = "granted"
     PENDING = "pending"
@@ -63,6 +64,7 @@ class CheckStatus(StrEnum):
     REVOKED = "revoked"
     WITHDRAWN = "withdrawn"
     NONE = "none"
+    RESTRICTED = "restricted"
 
 
 class LinkProblemReason(StrEnum):
@@ -76,6 +78,8 @@ class LinkProblemReason(StrEnum):
     WITHDRAWAL_LOCKED = "withdrawal_locked"
     NOT_LIVE = "not_live"
     SUPERSEDED = "superseded"
+    # the main app cancelled the request (the child's signup was abandoned or deleted)
+    CANCELLED = "cancelled"
     NOT_REQUIRED = "not_required"
 
 
