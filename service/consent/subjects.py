@@ -55,11 +55,11 @@ class ConsentView(msgspec.Struct, frozen=True, kw_only=True):
     purpose_methods: dict[str, str]
 
 
-class SubjectOverview(msgspec.Struct, frozen=True, kw_only=True):
+class SubjectOverview(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     subject_id: str
     requests: list[RequestView]
     consents: list[ConsentView]
-    # processing restricted (GDPR Art. 18): the check allows nothing while it lasts
+    # only while processing is restricted (GDPR Art. 18): the check allows nothing meanwhile
     restriction: restrictions.RestrictionRecord | None = None
 
 
