@@ -4,6 +4,7 @@ the guardian's address goes at once and the guardian's link says the request was
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -14,8 +15,8 @@ import pytest
 from service.security.personal_data import normalize_email
 from tests.support.credentials import bearer, make_api_key
 from tests.support.dates import birth_date_years_ago
-from tests.support.flows import check, create_request, granted_consent, open_request
-from tests.support.guardian_client import guardian_link, path_of
+from tests.support.flows import GRANT_ALL, check, create_request, granted_consent, open_request
+from tests.support.guardian_client import guardian_link, path_of, review_csrf
 from tests.support.service import Service
 from tests.support.webhooks import WebhookReceiver, verified_payload, webhook_env
 
@@ -230,3 +231,37 @@ async def test_only_a_pending_request_can_be_cancelled_and_only_with_the_scope(
     expired = await svc.client.post(_cancel(request_id), headers=api)
     assert expired.status_code == 409, expired.text
     assert expired.json()["current_status"] == "expired"
+
+
+async def test_a_cancel_racing_the_guardians_grant_leaves_one_consistent_outcome(
+    svc: Service, api: dict[str, str], mailbox: Any, db: asyncpg.Connection
+) -> None:
+    for round_ in range(3):
+        subject_id = f"child-lever-race-{round_}"
+        request_id, link = await open_request(
+            svc, api, mailbox, subject_id=subject_id, email=GUARDIAN
+        )
+        token = await review_csrf(svc.client, link)
+        grant, cancel = await asyncio.gather(
+            svc.client.post(path_of(link), data={**GRANT_ALL, "_csrf_token": token}),
+            svc.client.post(_cancel(request_id), headers=api),
+        )
+        row = await db.fetchrow(
+            "select status, guardian_email_enc from consent_requests where id = $1",
+            uuid.UUID(request_id),
+        )
+        consents = await db.fetchval(
+            "select count(*) from consents where subject_id = $1", subject_id
+        )
+        answer = (await check(svc.client, api, subject_id))["status"]
+        if cancel.status_code == 200:
+            assert grant.status_code == 410, grant.text
+            assert (row["status"], row["guardian_email_enc"], consents) == ("cancelled", None, 0)
+            assert answer == "none"
+        else:
+            assert cancel.status_code == 409, cancel.text
+            assert cancel.json()["current_status"] == "granted"
+            assert grant.status_code == 200, grant.text
+            assert (row["status"], consents) == ("granted", 1)
+            assert row["guardian_email_enc"] is not None
+            assert answer == "granted"
