@@ -167,9 +167,7 @@ async def test_only_support_or_admin_staff_may_restrict_or_lift(
         assert "WWW-Authenticate" in anonymous.headers
         by_app = await svc.client.request(method, _restriction(), headers=app_key, **kwargs)
         assert by_app.status_code == 401, by_app.text
-        other_role = await svc.client.request(
-            method, _restriction(), headers=svc.staff(), **kwargs
-        )
+        other_role = await svc.client.request(method, _restriction(), headers=svc.staff(), **kwargs)
         assert other_role.status_code == 403, other_role.text
         assert other_role.headers["content-type"].startswith("application/problem+json")
     assert await db.fetchval("select count(*) from subject_restrictions") == 0
