@@ -42,9 +42,10 @@ from service.http.metrics import metrics_middleware_factory
 from service.http.privacy import retention_policy_page
 from service.http.problems import exception_handlers
 from service.http.settle import settle_writes_middleware_factory
-from service.http.staff_api import StaffController
+from service.http.staff_api import StaffController, erase_subject
 from service.http.staff_data_requests import DataRequestController
 from service.http.staff_rectification import RectificationController
+from service.http.staff_restrictions import RestrictionController
 from service.http.wellknown import jwks
 from service.metrics import Metrics
 from service.security.staff_tokens import verifier_from_settings
@@ -121,6 +122,8 @@ def create_app(
         AppController,
         get_consent,
         StaffController,
+        erase_subject,
+        RestrictionController,
         DataRequestController,
         RectificationController,
         GuardianController,

@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         required=True,
         choices=api_keys.SCOPES,
-        help="consent:request and/or consent:check",
+        help="one or more of: consent:request, consent:check, subject:erase (erase a child)",
     )
     create.set_defaults(handler=cmd_keys_create)
     list_cmd = key_commands.add_parser("list", help="list API keys (never the keys themselves)")

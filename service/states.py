@@ -56,7 +56,8 @@ class CreatedStatus(StrEnum):
 
 
 class CheckStatus(StrEnum):
-    """What the check endpoint reports for a subject: its latest consent or request, or none."""
+    """What the check endpoint reports for a subject: its latest consent or request, or none;
+    or that its processing is restricted (GDPR Art. 18), whatever its consent says."""
 
     GRANTED = "granted"
     PENDING = "pending"
@@ -67,6 +68,7 @@ class CheckStatus(StrEnum):
     # the child needs no guardian's consent (a corrected birth date): the app asks the child
     NOT_REQUIRED = "not_required"
     NONE = "none"
+    RESTRICTED = "restricted"
 
 
 class LinkProblemReason(StrEnum):
@@ -80,6 +82,8 @@ class LinkProblemReason(StrEnum):
     WITHDRAWAL_LOCKED = "withdrawal_locked"
     NOT_LIVE = "not_live"
     SUPERSEDED = "superseded"
+    # the main app cancelled the request (the child's signup was abandoned or deleted)
+    CANCELLED = "cancelled"
     NOT_REQUIRED = "not_required"
     # a guardian's address-change link (confirmed by the new address) past its time, or used
     ADDRESS_LINK_EXPIRED = "address_link_expired"

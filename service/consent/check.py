@@ -62,6 +62,10 @@ def answer_check(row: CheckRow, *, subject_id: str, purpose: str, now: datetime)
             token=token,
         )
 
+    if row.restricted:
+        # GDPR Art. 18: the data stays, but nothing may be done with it, whatever the consent
+        # (even one a guardian gives while the restriction lasts).
+        return answer(CheckStatus.RESTRICTED)
     if row.consent_status == ConsentStatus.GRANTED:
         assert row.consent_expires_at is not None
         assert row.consent_purposes is not None

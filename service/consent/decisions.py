@@ -54,7 +54,12 @@ def usable_request(request: ConsentRequest | None, now: datetime) -> ConsentRequ
     if status == RequestStatus.EXPIRED:
         raise LinkProblem(LinkProblemReason.EXPIRED, locale=locale)
     if status == RequestStatus.CANCELLED:
-        raise LinkProblem(LinkProblemReason.SUPERSEDED, locale=locale)
+        reason = (
+            LinkProblemReason.CANCELLED
+            if request.cancelled_by_app
+            else LinkProblemReason.SUPERSEDED
+        )
+        raise LinkProblem(reason, locale=locale)
     if status != RequestStatus.PENDING:
         raise LinkProblem(LinkProblemReason.USED, locale=locale)
     if request.failed_submissions >= MAX_FAILED_SUBMISSIONS:

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from service.db.consent_requests import ConsentRequest
 from service.db.consents import Consent
-from service.states import ConsentStatus, DataRequestStatus, LinkProblemReason
+from service.states import ConsentStatus, DataRequestStatus, LinkProblemReason, RequestStatus
 
 
 class ConsentError(Exception):
@@ -33,7 +33,10 @@ class Conflict(ConsentError):
     """The record is not in a state that allows the operation."""
 
     def __init__(
-        self, detail: str, *, current_status: ConsentStatus | DataRequestStatus | None = None
+        self,
+        detail: str,
+        *,
+        current_status: ConsentStatus | DataRequestStatus | RequestStatus | None = None,
     ) -> None:
         super().__init__(detail)
         self.current_status = current_status

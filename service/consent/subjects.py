@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from service.consent import data_requests, lifecycle, notifications
+from service.consent import data_requests, lifecycle, notifications, restrictions
 from service.consent.runtime import Runtime
 from service.db import locks, notice_versions
 from service.db import subjects as subjects_repo
@@ -55,10 +55,12 @@ class ConsentView(msgspec.Struct, frozen=True, kw_only=True):
     purpose_methods: dict[str, str]
 
 
-class SubjectOverview(msgspec.Struct, frozen=True, kw_only=True):
+class SubjectOverview(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     subject_id: str
     requests: list[RequestView]
     consents: list[ConsentView]
+    # only while processing is restricted (GDPR Art. 18): the check allows nothing meanwhile
+    restriction: restrictions.RestrictionRecord | None = None
 
 
 class MessageRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,6 +91,7 @@ class SubjectExport(msgspec.Struct, frozen=True, kw_only=True):
     messages: list[MessageRecord]
     data_requests: list[data_requests.DataRequestView]
     notices: list[NoticeRecord]
+    restriction: restrictions.RestrictionRecord | None = None
 
 
 class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -180,7 +183,12 @@ async def overview(connection: Connection, runtime: Runtime, subject_id: str) ->
     consents = [
         msgspec.convert(c, ConsentView) for c in await _consents(connection, runtime, subject_id)
     ]
-    return SubjectOverview(subject_id=subject_id, requests=requests, consents=consents)
+    return SubjectOverview(
+        subject_id=subject_id,
+        requests=requests,
+        consents=consents,
+        restriction=await restrictions.current(connection, subject_id),
+    )
 
 
 async def export(connection: Connection, runtime: Runtime, subject_id: str) -> SubjectExport:
@@ -215,6 +223,7 @@ async def export(connection: Connection, runtime: Runtime, subject_id: str) -> S
             )
             for n in shown
         ],
+        restriction=await restrictions.current(connection, subject_id),
     )
 
 
@@ -233,11 +242,12 @@ async def erase(
 ) -> ErasureReceipt:
     """Erase a subject everywhere (GDPR Art. 17(1)(f), COPPA 312.6), keeping a tombstone.
 
-    Request and consent rows and undelivered emails are deleted; rights requests keep only
-    their anonymous facts (kind, channel, dates, status); audit events lose their
-    personal fields (the chain still verifies, see ``service.db.audit_events``); one anonymous
-    ``subject.erased`` event records that it happened. Pending webhooks stay so the main app
-    still learns what changed, and a ``subject.erased`` webhook tells it to erase its copy.
+    Request and consent rows, a restriction and undelivered emails are deleted; rights
+    requests keep only their anonymous facts (kind, channel, dates, status); audit events lose
+    their personal fields (the chain still verifies, see ``service.db.audit_events``); one
+    anonymous ``subject.erased`` event records that it happened. Pending webhooks stay so the
+    main app still learns what changed, and a ``subject.erased`` webhook tells it to erase its
+    copy.
     """
     now = runtime.clock.now()
     async with connection.transaction():

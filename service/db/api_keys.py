@@ -12,7 +12,8 @@ import msgspec
 from service.db.connection import Connection
 
 KEY_PREFIX = "csk_"
-SCOPES = ("consent:request", "consent:check")
+# subject:erase: the main app erases a child whose account it deleted (DELETE /v1/subjects/{id})
+SCOPES = ("consent:request", "consent:check", "subject:erase")
 
 
 class ApiKey(msgspec.Struct, frozen=True, kw_only=True):

@@ -5,8 +5,8 @@ The row holds expiry instants, not statuses that depend on time, so a lapse or a
 needs no notice: the answer compares them with ``now`` every time. A subject without any
 record is cached too (a row of nulls); the insert that gives it one invalidates that entry.
 Every other change arrives as a notice ``consent_check:<subject_id>``, sent by the triggers of
-``schemas/0007_check_cache_notify.sql`` on every table ``check_row`` reads: whatever writes a
-row, the notice cannot be forgotten.
+``schemas/0007_check_cache_notify.sql`` (and ``0010_restriction.sql``) on every table
+``check_row`` reads: whatever writes a row, the notice cannot be forgotten.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from service.metrics import CacheStats
 
 CHECK_TOPIC = "consent_check"
 # The tables check_row reads; each must carry the notify trigger (a test compares).
-CHECK_TABLES = ("consents", "consent_requests")
+CHECK_TABLES = ("consents", "consent_requests", "subject_restrictions")
 
 
 class CheckRows:

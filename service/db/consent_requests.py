@@ -14,7 +14,8 @@ from service.states import RequestStatus
 _COLUMNS = """
     id, subject_id, status, country, age_of_consent, basis, consent_required_until,
     guardian_email_enc, guardian_ref, purposes, locale, policy_version, failed_submissions,
-    created_at, expires_at, decided_at, joint_consent, child_agreed, reconsent_of
+    created_at, expires_at, decided_at, joint_consent, child_agreed, reconsent_of,
+    cancelled_by_app
 """
 
 
@@ -40,6 +41,8 @@ class ConsentRequest(msgspec.Struct, frozen=True, kw_only=True):
     child_agreed: bool | None
     # The live consent this request asks to renew under the current notice (`reconsent`).
     reconsent_of: uuid.UUID | None = None
+    # cancelled by the main app rather than replaced by a newer request
+    cancelled_by_app: bool = False
 
 
 def _convert(row: asyncpg.Record | None) -> ConsentRequest | None:
@@ -149,6 +152,26 @@ async def cancel_pending_for_subject(
         now,
     )
     return [row["id"] for row in rows]
+
+
+async def cancel_by_app(
+    connection: Connection, request_id: uuid.UUID, now: datetime
+) -> ConsentRequest | None:
+    """Conditional: only a request still pending (not past its expiry) is cancelled, and its
+    guardian's address deleted with it; None when it is not (any more) pending. The link
+    token stays, so the guardian's link can say what happened."""
+    row = await connection.fetchrow(
+        f"""
+        update consent_requests
+        set status = 'cancelled', cancelled_by_app = true, decided_at = $2, updated_at = $2,
+            birth_date = null, guardian_email_enc = null, guardian_email_hash = null
+        where id = $1 and status = 'pending' and expires_at > $2
+        returning {_COLUMNS}
+        """,
+        request_id,
+        now,
+    )
+    return _convert(row)
 
 
 async def set_decision(

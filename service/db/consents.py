@@ -73,6 +73,8 @@ class CheckRow(msgspec.Struct, frozen=True, kw_only=True):
     request_status: RequestStatus | None
     request_expires_at: datetime | None
     request_changed_at: datetime | None
+    # processing restricted (GDPR Art. 18): no purpose is allowed, whatever the rest says
+    restricted: bool = False
 
 
 def _consent(row: asyncpg.Record) -> Consent:
@@ -368,17 +370,37 @@ left join lateral (
 
 
 # Stored as granted; whether it has lapsed meanwhile is for ``lifecycle.consent_status_at``.
+# Always one row: a restriction, then the live consent if there is one.
 LIVE_CONSENT_QUERY = """
-select id, purposes, expires_at, granted_at, token
-from consents where subject_id = $1 and status = 'granted'
+select exists (select 1 from subject_restrictions where subject_id = $1) as restricted,
+       c.id, c.purposes, c.expires_at, c.granted_at, c.token
+from (select 1) as one
+left join consents c on c.subject_id = $1 and c.status = 'granted'
 """
+
+_RESTRICTED = CheckRow(
+    consent_id=None,
+    consent_status=None,
+    consent_purposes=None,
+    consent_expires_at=None,
+    consent_changed_at=None,
+    token=None,
+    request_status=None,
+    request_expires_at=None,
+    request_changed_at=None,
+    restricted=True,
+)
 
 
 async def check_row(connection: Connection, subject_id: str) -> CheckRow:
     # Most checks are for a subject with a live consent, and a live consent answers alone:
-    # one probe of the partial unique index. Only without one is the history read.
+    # one probe of the partial unique index (and one of the restrictions' primary key). Only
+    # without one is the history read.
     live = await connection.fetchrow(LIVE_CONSENT_QUERY, subject_id)
-    if live is not None:
+    assert live is not None  # the query always yields exactly one row
+    if live["restricted"]:
+        return _RESTRICTED
+    if live["id"] is not None:
         return CheckRow(
             consent_id=live["id"],
             consent_status=ConsentStatus.GRANTED,

@@ -165,6 +165,7 @@ async def erase_rows(connection: Connection, subject_id: str, now: datetime) -> 
         subject_id,
     )
     await connection.execute("delete from consent_requests where subject_id = $1", subject_id)
+    await connection.execute("delete from subject_restrictions where subject_id = $1", subject_id)
     messages = await connection.fetchval(
         """
         with gone as (

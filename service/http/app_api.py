@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from service.consent import lifecycle, policy
+from service.consent import cancellation, lifecycle, policy
 from service.consent.check import CheckAnswer, answer_check
 from service.consent.requests import NewRequest, create_request
 from service.consent.runtime import Runtime
@@ -19,6 +19,7 @@ from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
 from service.db.api_keys import ApiKey
 from service.db.check_cache import CheckRows
+from service.db.consent_requests import ConsentRequest
 from service.http.api_key_auth import api_key_guard
 from service.http.dependencies import Db
 from service.http.patterns import PRINTABLE_ASCII_PATTERN, PURPOSE_ID_PATTERN, SUBJECT_ID_PATTERN
@@ -181,6 +182,26 @@ REQUEST_STATUS_EXAMPLES = {
 }
 
 
+CANCELLED_EXAMPLE = {
+    **REQUEST_STATUS_EXAMPLES[200],
+    "status": "cancelled",
+    "decided_at": "2026-01-02T09:00:00Z",
+}
+
+
+def _request_status(found: ConsentRequest, now: datetime) -> ConsentRequestStatus:
+    return ConsentRequestStatus(
+        id=found.id,
+        subject_id=found.subject_id,
+        status=lifecycle.request_status_at(found.status, found.expires_at, now),
+        purposes=found.purposes,
+        jurisdiction=found.country,
+        created_at=found.created_at,
+        expires_at=found.expires_at,
+        decided_at=found.decided_at,
+    )
+
+
 class AppController(Controller):
     path = "/v1"
     guards = [api_key_guard]
@@ -252,17 +273,34 @@ class AppController(Controller):
         found = await requests_repo.get_request(db, request_id)
         if found is None:
             raise ProblemError(404, "No consent request with this id.")
-        now = state.runtime.clock.now()
-        return ConsentRequestStatus(
-            id=found.id,
-            subject_id=found.subject_id,
-            status=lifecycle.request_status_at(found.status, found.expires_at, now),
-            purposes=found.purposes,
-            jurisdiction=found.country,
-            created_at=found.created_at,
-            expires_at=found.expires_at,
-            decided_at=found.decided_at,
+        return _request_status(found, state.runtime.clock.now())
+
+    @post(
+        "/consent-requests/{request_id:uuid}/cancel",
+        opt={"scopes": ("consent:request",), "examples": {200: CANCELLED_EXAMPLE}},
+        status_code=200,
+        summary="Cancel a pending consent request; the guardian's address is deleted",
+        description=(
+            "For a signup the child abandoned or an account the app deleted. The request "
+            "becomes `cancelled`, the guardian's address is deleted at once, an unsent email "
+            "is not sent, the guardian's link says the request was cancelled and the app "
+            "receives `consent.cancelled`. 409 with `current_status` when the request is no "
+            "longer pending (granted, denied, expired, or cancelled already)."
+        ),
+        responses=problem_responses(*API_PROBLEMS, 409),
+    )
+    async def cancel_request(
+        self,
+        request_id: FromPath[uuid.UUID],
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
+    ) -> ConsentRequestStatus:
+        key: ApiKey = request.state.api_key
+        cancelled = await cancellation.cancel_request(
+            db, state.runtime, request_id, api_key_name=key.name
         )
+        return _request_status(cancelled, state.runtime.clock.now())
 
     @get(
         "/consents/check",

@@ -49,7 +49,8 @@ SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
         description=(
             "The main app's API key, `Authorization: Bearer csk_…`, made with "
             "`consent-service keys create --name NAME --scope SCOPE...`. An operation's "
-            "requirement lists the scopes the key must hold (`consent:request`, `consent:check`)."
+            "requirement lists the scopes the key must hold (`consent:request`, `consent:check`, "
+            "`subject:erase`)."
         ),
     ),
     STAFF_TOKEN: SecurityScheme(

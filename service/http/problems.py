@@ -25,7 +25,7 @@ from service.consent.errors import (
 from service.db.errors import DATABASE_UNAVAILABLE_ERRORS
 from service.http import guardian_pages
 from service.i18n import negotiate_locale, translator
-from service.states import ConsentStatus, DataRequestStatus, LinkProblemReason
+from service.states import ConsentStatus, DataRequestStatus, LinkProblemReason, RequestStatus
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -73,7 +73,7 @@ def problem_response(
     *,
     headers: dict[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
-    current_status: ConsentStatus | DataRequestStatus | None = None,
+    current_status: ConsentStatus | DataRequestStatus | RequestStatus | None = None,
 ) -> Response[Problem]:
     body = Problem(
         title=_TITLES.get(status, "Error"),
@@ -175,6 +175,7 @@ _STATUS_OF_LINK_PROBLEM: dict[LinkProblemReason, int] = {
     LinkProblemReason.USED: 410,
     LinkProblemReason.NOT_LIVE: 410,
     LinkProblemReason.SUPERSEDED: 410,
+    LinkProblemReason.CANCELLED: 410,
     LinkProblemReason.NOT_REQUIRED: 410,
     LinkProblemReason.ADDRESS_LINK_EXPIRED: 410,
     LinkProblemReason.ADDRESS_LINK_USED: 410,

@@ -1,4 +1,5 @@
-"""Support staff and admins (staff JWT): revoke, audit trail, subject lookup, export, erasure."""
+"""Support staff and admins (staff JWT): revoke, audit trail, subject lookup, export; erasure
+(staff, or the main app with an API key)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from litestar.params import FromPath, JSONBody, PathParameter
 
 from service.consent import endings, subjects
 from service.consent.runtime import Runtime
+from service.db.api_keys import ApiKey
 from service.db.audit_events import AuditEvent, subject_events
 from service.http.app_api import ConsentRecord, consent_record
 from service.http.dependencies import Db
 from service.http.patterns import EMAIL_LOOKUP_PATTERN, SUBJECT_ID_PATTERN, TEXT_PATTERN
 from service.http.problems import API_PROBLEMS, ProblemError, problem_responses
-from service.http.staff_auth import staff_guard
+from service.http.staff_auth import api_key_or_staff_guard, staff_guard
 from service.security.staff_tokens import StaffPrincipal
 
 SubjectPath = Annotated[
@@ -135,16 +137,24 @@ class StaffController(Controller):
     async def export(self, subject_id: SubjectPath, state: State, db: Db) -> subjects.SubjectExport:
         return await subjects.export(db, state.runtime, subject_id)
 
-    @delete(
-        "/subjects/{subject_id:str}",
-        opt={"roles": ("admin",)},
-        status_code=200,
-        summary="Erase a subject's personal data everywhere, keeping a tombstone (admin)",
-        responses=problem_responses(*API_PROBLEMS),
-    )
-    async def erase(
-        self, subject_id: SubjectPath, request: Request[Any, Any, Any], state: State, db: Db
-    ) -> subjects.ErasureReceipt:
-        return await subjects.erase(
-            db, state.runtime, subject_id, actor=f"staff:{_staff(request).sub}"
-        )
+
+@delete(
+    "/v1/subjects/{subject_id:str}",
+    guards=[api_key_or_staff_guard],
+    opt={"roles": ("admin",), "scopes": ("subject:erase",)},
+    tags=["staff", "main app"],
+    status_code=200,
+    summary="Erase a subject's personal data everywhere, keeping a tombstone (admin, or the app)",
+    description=(
+        "For staff (admin) on a guardian's request, and for the main app (an API key with "
+        "`subject:erase`) when the child's account was deleted. The audit event names the staff "
+        "member (`staff:<sub>`) or the API key (`app:<key name>`)."
+    ),
+    responses=problem_responses(*API_PROBLEMS),
+)
+async def erase_subject(
+    subject_id: SubjectPath, request: Request[Any, Any, Any], state: State, db: Db
+) -> subjects.ErasureReceipt:
+    key: ApiKey | None = getattr(request.state, "api_key", None)
+    actor = f"app:{key.name}" if key is not None else f"staff:{_staff(request).sub}"
+    return await subjects.erase(db, state.runtime, subject_id, actor=actor)

@@ -80,7 +80,20 @@ def test_the_scopes_and_roles_are_the_guards(served: dict[str, Any]) -> None:
     paths = served["paths"]
     assert paths["/v1/consent-requests"]["post"]["security"] == [{API_KEY: ["consent:request"]}]
     assert paths["/v1/consents/check"]["get"]["security"] == [{API_KEY: ["consent:check"]}]
-    assert paths["/v1/subjects/{subject_id}"]["delete"]["security"] == [{STAFF_TOKEN: ["admin"]}]
+    assert paths["/v1/subjects/{subject_id}"]["delete"]["security"] == [
+        {API_KEY: ["subject:erase"]},
+        {STAFF_TOKEN: ["admin"]},
+    ]
+    assert paths["/v1/consent-requests/{request_id}/cancel"]["post"]["security"] == [
+        {API_KEY: ["consent:request"]}
+    ]
+    assert paths["/v1/subjects/{subject_id}/restriction"]["post"]["security"] == [
+        {STAFF_TOKEN: ["support"]},
+        {STAFF_TOKEN: ["admin"]},
+    ]
+    assert "409" in paths["/v1/consent-requests/{request_id}/cancel"]["post"]["responses"]
+    assert "409" in paths["/v1/subjects/{subject_id}/restriction"]["post"]["responses"]
+    assert "404" in paths["/v1/subjects/{subject_id}/restriction"]["delete"]["responses"]
     assert paths["/v1/consents/{consent_id}"]["get"]["security"] == [
         {API_KEY: ["consent:check"]},
         {STAFF_TOKEN: ["support"]},

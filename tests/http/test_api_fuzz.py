@@ -176,6 +176,7 @@ def test_a_consent_life_is_answered_as_documented(server: Target) -> None:
     granted = server.granted
     other_child = "fuzz-sibling"
     data_request: dict[str, str] = {}
+    sibling_request: dict[str, str] = {}
 
     def the_data_request(**parts: Any) -> Callable[[], dict[str, Any]]:
         # its id is known once the step that records it has been answered
@@ -194,6 +195,12 @@ def test_a_consent_life_is_answered_as_documented(server: Target) -> None:
             201,
         ),
         ("GET", "/v1/consent-requests/{request_id}", {"path_parameters": granted}, 200),
+        (
+            "POST",
+            "/v1/consent-requests/{request_id}/cancel",
+            lambda: {"path_parameters": sibling_request},
+            200,
+        ),
         (
             "GET",
             "/v1/consents/check",
@@ -220,6 +227,24 @@ def test_a_consent_life_is_answered_as_documented(server: Target) -> None:
             "POST",
             "/v1/subjects/{subject_id}/birth-date",
             {"path_parameters": {"subject_id": CHILD}, "body": {"birth_date": birth_date()}},
+            200,
+        ),
+        (
+            "POST",
+            "/v1/subjects/{subject_id}/restriction",
+            {"path_parameters": {"subject_id": CHILD}, "body": {"reason": "accuracy contested"}},
+            201,
+        ),
+        (
+            "GET",
+            "/v1/consents/check",
+            {"query": {"subject_id": CHILD, "purpose": ALL_PURPOSES[0]}},
+            200,
+        ),
+        (
+            "DELETE",
+            "/v1/subjects/{subject_id}/restriction",
+            {"path_parameters": {"subject_id": CHILD}},
             200,
         ),
         (
@@ -278,6 +303,8 @@ def test_a_consent_life_is_answered_as_documented(server: Target) -> None:
             assert response.status_code == status, f"{method} {path}: {response.text}"
             if (method, path) == ("POST", "/v1/data-requests"):
                 data_request["id"] = response.json()["id"]
+            if (method, path) == ("POST", "/v1/consent-requests"):
+                sibling_request["request_id"] = response.json()["id"]
     documented = {
         (result.ok().method.upper(), result.ok().path) for result in schema.get_all_operations()
     }
