@@ -242,7 +242,9 @@ async def erase(
     now = runtime.clock.now()
     async with connection.transaction():
         request_ids = await lock_subject_records(connection, subject_id)
-        erased = await subjects_repo.erase_rows(connection, subject_id, now)
+        erased = await subjects_repo.erase_rows(
+            connection, subject_id, now, runtime.protector.subject_pseudonym(subject_id)
+        )
         await notifications.subject_erased_webhook(connection, runtime, subject_id, now)
         receipt = ErasureReceipt(
             subject_id=subject_id,

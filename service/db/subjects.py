@@ -8,8 +8,10 @@ from datetime import date, datetime
 import msgspec
 
 from service.db import data_requests, idempotency_keys
+from service.db.check_cache import CHECK_TOPIC
 from service.db.connection import Connection
 from service.db.consents import PurposeWithdrawal
+from service.db.invalidation import publish
 from service.states import ConsentStatus, OutboxKind, OutboxStatus, RequestStatus
 
 
@@ -149,20 +151,28 @@ async def lock_rows(connection: Connection, subject_id: str) -> list[uuid.UUID]:
     return [row["id"] for row in rows]
 
 
-async def erase_rows(connection: Connection, subject_id: str, now: datetime) -> ErasedRows:
-    """Delete the subject's records and emails, and blank its audit events' and rights
-    requests' personal fields.
+async def erase_rows(
+    connection: Connection, subject_id: str, now: datetime, pseudonym: str
+) -> ErasedRows:
+    """Delete the subject's records (those purged after retention too, found by their
+    ``pseudonym``) and emails, and blank its audit events' and rights requests' personal
+    fields.
 
     Webhooks still pending stay: the main app must still learn what changed. A rights request
     keeps its anonymous facts: that it was made, and when it was due and answered.
     """
     await idempotency_keys.delete_for_subject(connection, subject_id)
     consents = await connection.fetchval(
-        "with gone as (delete from consents where subject_id = $1 returning 1) "
+        "with gone as (delete from consents where subject_id in ($1, $2) returning 1) "
         "select count(*) from gone",
         subject_id,
+        pseudonym,
     )
-    await connection.execute("delete from consent_requests where subject_id = $1", subject_id)
+    await connection.execute(
+        "delete from consent_requests where subject_id in ($1, $2)", subject_id, pseudonym
+    )
+    # the triggers name the pseudonym of a purged record; replicas cache the check by the id
+    await publish(connection, f"{CHECK_TOPIC}:{subject_id}")
     messages = await connection.fetchval(
         """
         with gone as (
@@ -171,6 +181,10 @@ async def erase_rows(connection: Connection, subject_id: str, now: datetime) -> 
         ) select count(*) from gone
         """,
         subject_id,
+    )
+    # the webhooks still queued tell the app what changed; then they keep nothing personal
+    await connection.execute(
+        "update outbox set scrub_when_done = true where subject_id = $1", subject_id
     )
     erased_requests = await data_requests.erase_for_subject(connection, subject_id, now)
     await connection.execute("set local consent.redaction = 'on'")
