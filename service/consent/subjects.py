@@ -147,7 +147,8 @@ async def _requests(
     status as it is now."""
     now = runtime.clock.now()
     requests = []
-    for row in await subjects_repo.requests_of(connection, subject_id):
+    pseudonym = runtime.protector.subject_pseudonym(subject_id)
+    for row in await subjects_repo.requests_of(connection, subject_id, pseudonym):
         request = msgspec.structs.asdict(row)
         request["status"] = lifecycle.request_status_at(row.status, row.expires_at, now)
         blob = request.pop("guardian_email_enc")
@@ -163,7 +164,8 @@ async def _consents(
 ) -> list[dict[str, Any]]:
     now = runtime.clock.now()
     consents = []
-    for row in await subjects_repo.consents_of(connection, subject_id):
+    pseudonym = runtime.protector.subject_pseudonym(subject_id)
+    for row in await subjects_repo.consents_of(connection, subject_id, pseudonym):
         consent = msgspec.structs.asdict(row)
         consent["status"] = lifecycle.consent_status_at(row.status, row.expires_at, now)
         consents.append(consent)

@@ -191,13 +191,13 @@ async def forget_guardian(connection: Connection, request_id: uuid.UUID) -> None
 
 
 async def erase_after_withdrawal(connection: Connection, request_id: uuid.UUID) -> None:
-    """The request of a consent the guardian withdrew: address, lookup hash, link and birth
-    date go; what it asked, when and under which notice stays as evidence."""
+    """The request of a consent the guardian withdrew: address, lookup hash and birth date go;
+    what it asked, when and under which notice stays as evidence (and the link's hash until
+    the purge, so the used link still says so)."""
     await connection.execute(
         """
         update consent_requests
-        set guardian_email_enc = null, guardian_email_hash = null, link_token_hash = null,
-            birth_date = null
+        set guardian_email_enc = null, guardian_email_hash = null, birth_date = null
         where id = $1
         """,
         request_id,

@@ -195,10 +195,12 @@ async def end_consent(
 async def erase_after_withdrawal(
     connection: Connection, consent_id: uuid.UUID, now: datetime
 ) -> None:
-    """A withdrawn consent keeps its record (the evidence) but not its tokens."""
+    """A withdrawn consent keeps its record (the evidence) but not its token, which names
+    the child and the guardian. The withdrawal link's hash stays until the purge: it is no
+    personal data, and a link opened again says the consent was withdrawn."""
     await connection.execute(
         """
-        update consents set token = null, withdraw_token_hash = null, erased_at = $2
+        update consents set token = null, erased_at = $2
         where id = $1 and status <> 'granted'
         """,
         consent_id,

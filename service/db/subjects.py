@@ -93,28 +93,35 @@ async def subjects_of_guardian(
     return [msgspec.convert(dict(row), GuardianSubject) for row in rows]
 
 
-async def requests_of(connection: Connection, subject_id: str) -> list[SubjectRequest]:
+async def requests_of(
+    connection: Connection, subject_id: str, pseudonym: str
+) -> list[SubjectRequest]:
+    """The subject's requests, those purged after retention (found by ``pseudonym``) too."""
     rows = await connection.fetch(
         """
         select id, status, country, age_of_consent, basis, birth_date, consent_required_until,
                guardian_email_enc, guardian_ref as guardian, purposes, locale, policy_version,
                created_at, expires_at, decided_at, purged_at, joint_consent, child_agreed
-        from consent_requests where subject_id = $1 order by created_at
+        from consent_requests where subject_id in ($1, $2) order by created_at
         """,
         subject_id,
+        pseudonym,
     )
     return [msgspec.convert(dict(row), SubjectRequest) for row in rows]
 
 
-async def consents_of(connection: Connection, subject_id: str) -> list[SubjectConsent]:
+async def consents_of(
+    connection: Connection, subject_id: str, pseudonym: str
+) -> list[SubjectConsent]:
     rows = await connection.fetch(
         """
         select id, request_id, status, purposes, jurisdiction, method, policy_version,
                guardian_ref as guardian, granted_at, expires_at, ended_at, end_reason, token,
                purpose_methods, withdrawn_purposes
-        from consents where subject_id = $1 order by granted_at
+        from consents where subject_id in ($1, $2) order by granted_at
         """,
         subject_id,
+        pseudonym,
     )
     return [
         msgspec.convert(

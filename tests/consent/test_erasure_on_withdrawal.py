@@ -22,7 +22,7 @@ from service.clock import ManualClock
 from service.security.personal_data import normalize_email
 from tests.support.cli import run_cli
 from tests.support.flows import check, granted_consent, open_request, withdraw_via_form
-from tests.support.guardian_client import open_and_submit
+from tests.support.guardian_client import csrf_token, open_and_submit
 from tests.support.service import Service
 from tests.support.webhooks import WebhookReceiver, verified_payload, webhook_env
 
@@ -135,13 +135,12 @@ async def test_withdrawal_erases_everything_but_the_evidence(
     assert birth_date(clock).isoformat() not in dump
     assert tables_mentioning(dump, SUBJECT) <= EVIDENCE_TABLES, tables_mentioning(dump, SUBJECT)
 
-    # what the evidence is: the records without address, lookup hash, tokens or birth date
+    # what the evidence is: the records without address, lookup hash, token or birth date
     request = await db.fetchrow(
         "select * from consent_requests where id = $1", uuid.UUID(granted.request_id)
     )
     assert request["guardian_email_enc"] is None
     assert request["guardian_email_hash"] is None
-    assert request["link_token_hash"] is None
     assert request["birth_date"] is None
     assert request["guardian_ref"].startswith("g_")
     consent = await db.fetchrow(
@@ -149,8 +148,11 @@ async def test_withdrawal_erases_everything_but_the_evidence(
     )
     assert consent["status"] == "withdrawn"
     assert consent["token"] is None
-    assert consent["withdraw_token_hash"] is None
     assert consent["erased_at"] == clock.now()
+    # the links' hashes stay until the purge: a link opened again says what happened
+    again = await svc.client.get(granted.withdraw_path)
+    assert again.status_code == 410
+    assert "This consent is no longer active" in again.text
     assert await db.fetchval("select count(*) from idempotency_keys") == 0
 
     # every message is finished and keeps neither payload nor subject id
@@ -301,3 +303,59 @@ async def test_a_denied_request_keeps_no_subject_id_after_retention(
     assert tables_mentioning(dump, SUBJECT) == set()
     assert (await check(svc.client, api, SUBJECT))["status"] == "denied"
     await audit_verifies(database_url)
+
+
+@pytest.mark.parametrize(
+    "svc_env", [{"CONSENT_WITHDRAWAL_ERASES": "false"}], ids=["withdrawal-keeps-data"]
+)
+async def test_without_erasure_on_withdrawal_the_guardian_still_chooses(
+    svc: Service,
+    api: dict[str, str],
+    mailbox: Any,
+    clock: ManualClock,
+    db: asyncpg.Connection,
+) -> None:
+    granted = await granted_consent(
+        svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN, birth_date=str(birth_date(clock))
+    )
+    form = await svc.client.get(granted.withdraw_path)
+    assert 'name="erase"' in form.text
+    page = await withdraw_via_form(svc.client, granted.withdraw_path)
+    assert page.status_code == 200, page.text
+    assert "told to delete" not in page.text
+    await deliver_everything(svc)
+    assert "If you also want your child's data deleted" in mailbox.to(RECIPIENT)[-1].text
+    # nothing erased: the address and the tokens stay until retention ends
+    request = await db.fetchrow(
+        "select * from consent_requests where id = $1", uuid.UUID(granted.request_id)
+    )
+    assert request["guardian_email_enc"] is not None
+    consent = await db.fetchrow(
+        "select * from consents where id = $1", uuid.UUID(granted.consent_id)
+    )
+    assert consent["token"] is not None
+    assert consent["erased_at"] is None
+    assert await db.fetchval("select count(*) from outbox where subject_id = $1", SUBJECT) > 0
+    assert (await check(svc.client, api, SUBJECT))["status"] == "withdrawn"
+
+
+async def test_with_erasure_on_withdrawal_the_form_has_no_erasure_choice(
+    svc: Service, api: dict[str, str], mailbox: Any, clock: ManualClock, receiver: WebhookReceiver
+) -> None:
+    granted = await granted_consent(
+        svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN, birth_date=str(birth_date(clock))
+    )
+    form = await svc.client.get(granted.withdraw_path)
+    assert 'name="erase"' not in form.text
+    assert "app to delete your child&#39;s data" in form.text
+    # withdrawing some purposes erases nothing and asks the app for nothing
+    token = csrf_token(form.text)
+    partial = await svc.client.post(
+        granted.withdraw_path,
+        data={"confirm": "yes", "purposes": ["newsletter"], "erase": "yes", "_csrf_token": token},
+    )
+    assert partial.status_code == 200, partial.text
+    await deliver_everything(svc)
+    assert receiver.of_type("consent.updated")
+    assert receiver.of_type("subject.erasure_requested") == []
+    assert (await check(svc.client, api, SUBJECT))["status"] == "granted"
