@@ -64,6 +64,8 @@ class RetentionPolicy(msgspec.Struct, frozen=True, kw_only=True):
     consent_max_validity: timedelta
     # How long before a consent lapses the guardian and the app are told (zero: not told).
     lapsing_notice: timedelta
+    # A full withdrawal erases the guardian's data at once (CONSENT_WITHDRAWAL_ERASES).
+    withdrawal_erases: bool
     purposes: tuple[PurposeRetention, ...]
 
 
@@ -79,6 +81,7 @@ def retention_policy(settings: Settings, catalogue: Catalogue) -> RetentionPolic
         rate_limit_window=RATE_WINDOW_RETENTION,
         consent_max_validity=timedelta(seconds=settings.consent_max_validity),
         lapsing_notice=timedelta(days=settings.lapsing_notice_days),
+        withdrawal_erases=settings.withdrawal_erases,
         purposes=tuple(
             PurposeRetention(
                 id=purpose.id,

@@ -11,9 +11,12 @@ import jinja2
 import pytest
 
 from service.consent.purposes import load_catalogue
+from service.consent.retention import retention_policy
+from service.consent.retention_document import policy_document, render_markdown
 from service.delivery.emails import render_withdrawn_email
 from service.http.guardian_pages import prepare_templates
 from service.i18n import LOCALES, format_datetime, translator
+from service.settings import load_settings
 from tests.support.rendering import esc
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "service" / "templates"
@@ -134,3 +137,33 @@ def test_the_withdraw_form_offers_erasure_only_when_withdrawal_does_not_erase(
     note = flat(esc(t(FORM_NOTE, operator=OPERATOR)))
     assert ('name="erase"' in page) == offer_erase
     assert (note in flat(page)) == (not offer_erase)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("erases", [True, False])
+def test_the_retention_policy_says_what_a_withdrawal_keeps(
+    base_env: dict[str, str], locale: str, erases: bool
+) -> None:
+    settings = load_settings({**base_env, "CONSENT_WITHDRAWAL_ERASES": str(erases).lower()})
+    policy = retention_policy(settings, CATALOGUE)
+    assert policy.withdrawal_erases is erases
+    text = flat(render_markdown(policy_document(policy, locale=locale, operator_name=OPERATOR)))
+    t = translator(locale)
+    erased_at_once = t(
+        "A withdrawal of the whole consent deletes at once the guardian's email address "
+        "(kept, encrypted, only until the confirmation email has been sent), the birth date "
+        "and the consent token, and tells the app to delete the child's data. Kept for the "
+        "period above: the consent's status, purposes and dates under the child's "
+        "pseudonymous id, and the audit trail, so that it can be shown what was consented to "
+        "and when it was withdrawn."
+    )
+    pseudonyms = t(
+        "When the periods above end, the records that stay keep the child's id and the "
+        "guardian's reference only as keyed pseudonyms that identify no one without the "
+        "service's key, and the audit trail's entries about them lose the child's id, reasons "
+        "and details."
+    )
+    assert (flat(erased_at_once) in text) == erases
+    assert flat(pseudonyms) in text
+    if locale == "sl":
+        assert ("Preklic celotnega soglasja takoj izbriše" in text) == erases
