@@ -359,3 +359,30 @@ async def test_with_erasure_on_withdrawal_the_form_has_no_erasure_choice(
     assert receiver.of_type("consent.updated")
     assert receiver.of_type("subject.erasure_requested") == []
     assert (await check(svc.client, api, SUBJECT))["status"] == "granted"
+
+
+async def test_a_delivered_subject_erased_webhook_keeps_no_subject_id(
+    svc: Service,
+    api: dict[str, str],
+    mailbox: Any,
+    clock: ManualClock,
+    db: asyncpg.Connection,
+    receiver: WebhookReceiver,
+) -> None:
+    await granted_consent(
+        svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN, birth_date=str(birth_date(clock))
+    )
+    # the consent.granted webhook is still queued when staff erase the subject
+    erased = await svc.client.delete(f"/v1/subjects/{SUBJECT}", headers=svc.staff("admin"))
+    assert erased.status_code == 200, erased.text
+    await deliver_everything(svc)
+    [delivery] = receiver.of_type("subject.erased")
+    assert verified_payload(delivery)["data"] == {"subject_id": SUBJECT, "status": "erased"}
+    assert receiver.of_type("consent.granted")
+    rows = await db.fetch("select * from outbox where kind = 'webhook'")
+    assert {row["topic"] for row in rows} >= {"subject.erased", "consent.granted"}
+    for row in rows:
+        assert row["status"] == "sent"
+        assert row["subject_id"] is None, row["topic"]
+        assert row["payload"] is None
+    assert await db.fetchval("select count(*) from outbox where subject_id = $1", SUBJECT) == 0
