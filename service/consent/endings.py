@@ -338,8 +338,8 @@ async def _erase_withdrawn(
 ) -> None:
     """After a full withdrawal (``CONSENT_WITHDRAWAL_ERASES``), delete what was held only for
     this consent and keep the pseudonymous evidence that it was given and withdrawn (GDPR Art.
-    7(1), 17(3)(e)): the consent and request records without address, lookup hash, tokens or
-    birth date, and the audit events.
+    7(1), 17(3)(e)): the consent and request records without address, lookup hash, consent
+    token or birth date, and the audit events.
 
     The withdrawal email just queued carries its own encrypted copy of the address; the outbox
     drops it, and every message's subject id, once the message is finished."""
