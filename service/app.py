@@ -88,6 +88,7 @@ def create_app(
             clock=runtime.clock,
             size=settings.check_cache_size,
             stats=metrics.caches.stats(CHECK_TOPIC),
+            pseudonym=runtime.protector.subject_pseudonym,
         )
         metrics.watch_pool(lambda: pool_stats(pool))
         try:

@@ -128,6 +128,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     complaint_due_working_days: int = 5
     # Days before a consent lapses (the child comes of age) that guardian and app are told.
     lapsing_notice_days: int = 30
+    # A full withdrawal erases the personal data held for the consent and asks the app to delete
+    # the child's data (the operator's policy: withdrawal means deletion).
+    withdrawal_erases: bool = True
     # Peers whose X-Forwarded-For is believed (``service.http.client_address``).
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # Deprecated: without trusted_proxies, believe one X-Forwarded-For hop from any peer.
@@ -285,6 +288,7 @@ def load_settings(
                     int_between(1, 20),
                 ),
                 "lapsing_notice_days": ("CONSENT_LAPSING_NOTICE_DAYS", int_between(0, 365)),
+                "withdrawal_erases": ("CONSENT_WITHDRAWAL_ERASES", parse_bool),
                 "trusted_proxies": ("CONSENT_TRUSTED_PROXIES", parse_networks),
                 "trust_forwarded_for": ("CONSENT_TRUST_FORWARDED_FOR", parse_bool),
                 **_schemas_dir_variable(),

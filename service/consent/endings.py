@@ -20,8 +20,9 @@ from service.consent.errors import (
     NotFound,
 )
 from service.consent.runtime import Runtime
+from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
-from service.db import locks
+from service.db import idempotency_keys, locks, rectification
 from service.db import outbox as outbox_table
 from service.db.audit_events import GUARDIAN_ACTOR, SYSTEM_ACTOR, record_event
 from service.db.connection import Connection
@@ -146,6 +147,7 @@ async def withdraw_purposes(
                     reason="withdrawn by the guardian",
                     actor=GUARDIAN_ACTOR,
                     now=now,
+                    erase=runtime.settings.withdrawal_erases,
                 )
             except AlreadyEnded:
                 raise LinkProblem(LinkProblemReason.NOT_LIVE) from None
@@ -287,6 +289,7 @@ async def _end(
     reason: str,
     actor: str,
     now: datetime,
+    erase: bool = False,
 ) -> Consent:
     ended = await consents_repo.end_consent(
         connection, consent.id, status=status, reason=reason, now=now
@@ -294,9 +297,11 @@ async def _end(
     if ended is None:
         raise AlreadyEnded
     await notifications.tell_consent_ended(
-        connection, runtime, consent, status=status, reason=reason, now=now
+        connection, runtime, consent, status=status, reason=reason, now=now, erased=erase
     )
     await notifications.consent_webhook(connection, runtime, consent, status, now)
+    if erase:
+        await _erase_withdrawn(connection, runtime, consent, now)
     await record_event(
         connection,
         actor=actor,
@@ -309,7 +314,41 @@ async def _end(
         to_status=status,
         reason=reason,
     )
+    if erase:
+        await record_event(
+            connection,
+            actor=actor,
+            action="consent.erased",
+            occurred_at=now,
+            subject_id=consent.subject_id,
+            request_id=consent.request_id,
+            consent_id=consent.id,
+            from_status=status,
+            to_status=status,
+            reason=WITHDRAWAL_ERASURE_REASON,
+        )
     return ended
+
+
+WITHDRAWAL_ERASURE_REASON = "erased on withdrawal; the app was asked to delete the child's data"
+
+
+async def _erase_withdrawn(
+    connection: Connection, runtime: Runtime, consent: Consent, now: datetime
+) -> None:
+    """After a full withdrawal (``CONSENT_WITHDRAWAL_ERASES``), delete what was held only for
+    this consent and keep the pseudonymous evidence that it was given and withdrawn (GDPR Art.
+    7(1), 17(3)(e)): the consent and request records without address, lookup hash, consent
+    token or birth date, and the audit events.
+
+    The withdrawal email just queued carries its own encrypted copy of the address; the outbox
+    drops it, and every message's subject id, once the message is finished."""
+    await notifications.subject_erasure_requested_webhook(connection, runtime, consent, now)
+    await requests_repo.erase_after_withdrawal(connection, consent.request_id)
+    await consents_repo.erase_after_withdrawal(connection, consent.id, now)
+    await idempotency_keys.delete_for_subject(connection, consent.subject_id)
+    await rectification.delete_for_consents(connection, [consent.id])
+    await outbox_table.scrub_subject(connection, consent.subject_id)
 
 
 async def consent_lapsed(

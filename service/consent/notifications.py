@@ -163,8 +163,13 @@ async def tell_consent_ended(
     status: ConsentStatus,
     reason: str,
     now: datetime,
+    erased: bool = False,
 ) -> None:
-    """Tell the guardian their consent was withdrawn (by them) or revoked (by staff)."""
+    """Tell the guardian their consent was withdrawn (by them) or revoked (by staff).
+
+    ``erased``: the withdrawal erases the guardian's data; the email says so, and it is the
+    last use of the address (the outbox keeps it, encrypted, only until the email is sent or
+    given up on)."""
     found = await _consent_guardian(connection, runtime, consent)
     if found is None:
         return
@@ -176,6 +181,7 @@ async def tell_consent_ended(
             operator_name=runtime.settings.operator_name,
             purposes=purposes,
             withdrawn_at=now,
+            erased=erased,
         )
     else:
         message = emails.render_revoked_email(
@@ -197,6 +203,7 @@ async def tell_consent_ended(
         locale=request.locale,
         email=message,
         now=now,
+        scrub_when_done=erased,
     )
 
 
@@ -369,4 +376,28 @@ async def subject_erased_webhook(
         related_id=uuid.uuid4(),
         data={"subject_id": subject_id, "status": "erased"},
         now=now,
+        scrub_when_done=True,
+    )
+
+
+async def subject_erasure_requested_webhook(
+    connection: Connection, runtime: Runtime, consent: Consent, now: datetime
+) -> None:
+    """``subject.erasure_requested``: the guardian withdrew and this service erased what it
+    held, so the main app must delete the child's data too."""
+    if runtime.settings.webhook_url is None:
+        return
+    await outbox.enqueue_webhook(
+        connection,
+        event_type="subject.erasure_requested",
+        subject_id=consent.subject_id,
+        related_id=consent.id,
+        data={
+            "subject_id": consent.subject_id,
+            "reason": "withdrawal",
+            "request_id": str(consent.request_id),
+            "consent_id": str(consent.id),
+        },
+        now=now,
+        scrub_when_done=True,
     )

@@ -1,8 +1,12 @@
 """Retention: personal data of finished records is purged after configurable periods.
 
 A purge keeps the record's status (so check can still answer) but removes the guardian's
-address, its lookup hash, link tokens and the consent token. Each purge writes an anonymous
-audit event: no subject id, no reason, only the record ids.
+address, its lookup hash, link tokens and the consent token, replaces the subject id and the
+guardian reference by keyed pseudonyms (``DataProtector.subject_pseudonym``: check finds the
+record by the pseudonym of the id it is asked about), blanks the personal fields of the
+record's audit events (as erasure does; the chain still verifies) and strips the subject id
+from its messages in the outbox. Each purge writes an anonymous audit event: no subject id, no
+reason, only the record ids.
 
 Every period the worker enforces comes from one :class:`RetentionPolicy`, and the written
 retention policy (``consent-service retention-policy``, ``GET /privacy/retention``) is rendered
@@ -11,6 +15,7 @@ from that same object, so what the policy says is what the sweeps do.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import msgspec
@@ -19,9 +24,9 @@ from service.consent.purposes import Catalogue
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
-from service.db import idempotency_keys, rate_limits
+from service.db import idempotency_keys, rate_limits, rectification
 from service.db import outbox as outbox_table
-from service.db.audit_events import SYSTEM_ACTOR, record_event
+from service.db.audit_events import SYSTEM_ACTOR, record_event, redact_events_of_records
 from service.db.connection import Connection
 from service.settings import Settings
 
@@ -59,6 +64,8 @@ class RetentionPolicy(msgspec.Struct, frozen=True, kw_only=True):
     consent_max_validity: timedelta
     # How long before a consent lapses the guardian and the app are told (zero: not told).
     lapsing_notice: timedelta
+    # A full withdrawal erases the guardian's data at once (CONSENT_WITHDRAWAL_ERASES).
+    withdrawal_erases: bool
     purposes: tuple[PurposeRetention, ...]
 
 
@@ -74,6 +81,7 @@ def retention_policy(settings: Settings, catalogue: Catalogue) -> RetentionPolic
         rate_limit_window=RATE_WINDOW_RETENTION,
         consent_max_validity=timedelta(seconds=settings.consent_max_validity),
         lapsing_notice=timedelta(days=settings.lapsing_notice_days),
+        withdrawal_erases=settings.withdrawal_erases,
         purposes=tuple(
             PurposeRetention(
                 id=purpose.id,
@@ -101,6 +109,14 @@ async def purge_requests(connection: Connection, runtime: Runtime) -> int:
             closed_before=now - policy.closed_request,
             limit=BATCH,
         )
+        await _pseudonymize_requests(
+            connection,
+            runtime,
+            [(request.id, request.subject_id, request.guardian_ref) for request in purged],
+        )
+        await redact_events_of_records(
+            connection, sorted({r.subject_id for r in purged}), [r.id for r in purged], []
+        )
         for request in purged:
             await record_event(
                 connection,
@@ -126,6 +142,24 @@ async def purge_consents(connection: Connection, runtime: Runtime) -> int:
             limit=BATCH,
         )
         await requests_repo.purge_answered(connection, [c.request_id for c in purged], now)
+        protector = runtime.protector
+        await consents_repo.pseudonymize(
+            connection,
+            [c.id for c in purged],
+            [protector.subject_pseudonym(c.subject_id) for c in purged],
+            [protector.guardian_pseudonym(c.guardian_ref) for c in purged],
+        )
+        await rectification.delete_for_consents(connection, [c.id for c in purged])
+        await outbox_table.scrub_related(connection, [c.id for c in purged])
+        await _pseudonymize_requests(
+            connection, runtime, [(c.request_id, c.subject_id, c.guardian_ref) for c in purged]
+        )
+        await redact_events_of_records(
+            connection,
+            sorted({c.subject_id for c in purged}),
+            [c.request_id for c in purged],
+            [c.id for c in purged],
+        )
         for consent in purged:
             await record_event(
                 connection,
@@ -138,6 +172,22 @@ async def purge_consents(connection: Connection, runtime: Runtime) -> int:
                 to_status=consent.status,
             )
     return len(purged)
+
+
+async def _pseudonymize_requests(
+    connection: Connection, runtime: Runtime, purged: list[tuple[uuid.UUID, str, str]]
+) -> None:
+    """Purged requests (id, subject id, guardian reference) keep only pseudonyms of both; their
+    messages lose the subject id."""
+    protector = runtime.protector
+    request_ids = [request_id for request_id, _, _ in purged]
+    await requests_repo.pseudonymize(
+        connection,
+        request_ids,
+        [protector.subject_pseudonym(subject_id) for _, subject_id, _ in purged],
+        [protector.guardian_pseudonym(guardian_ref) for _, _, guardian_ref in purged],
+    )
+    await outbox_table.scrub_related(connection, request_ids)
 
 
 async def purge_outbox(connection: Connection, runtime: Runtime) -> int:

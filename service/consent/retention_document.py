@@ -192,6 +192,32 @@ def policy_document(policy: RetentionPolicy, *, locale: str, operator_name: str)
             deletion=_("The worker deletes them."),
         ),
     ]
+    if policy.withdrawal_erases:
+        ending_paragraphs = [
+            _(
+                "A withdrawal of the whole consent deletes at once the guardian's email address "
+                "(kept, encrypted, only until the confirmation email has been sent), the birth "
+                "date and the consent token, and tells the app to delete the child's data. Kept "
+                "for the period above: the consent's status, purposes and dates under the child's "
+                "pseudonymous id, and the audit trail, so that it can be shown what was consented "
+                "to and when it was withdrawn."
+            ),
+            _(
+                "Kept after a revocation: the consent's status, purposes and dates under the "
+                "child's pseudonymous id, and the audit trail, so that it can be shown what was "
+                "consented to and when it ended; the guardian's email address is deleted after "
+                "the period above."
+            ),
+        ]
+    else:
+        ending_paragraphs = [
+            _(
+                "Kept after a withdrawal or revocation without erasure: the consent's status, "
+                "purposes and dates under the child's pseudonymous id, and the audit trail, so "
+                "that it can be shown what was consented to and when it ended; the guardian's "
+                "email address is deleted after the period above."
+            )
+        ]
     after = [
         _(
             "Erasure (at the guardian's request, or by the operator) deletes at once every "
@@ -204,11 +230,12 @@ def policy_document(policy: RetentionPolicy, *, locale: str, operator_name: str)
             "when), and one entry that an erasure took place. They keep the hash chain that "
             "shows the trail was not altered and identify no one."
         ),
+        *ending_paragraphs,
         _(
-            "Kept after a withdrawal or revocation without erasure: the consent's status, "
-            "purposes and dates under the child's pseudonymous id, and the audit trail, so that "
-            "it can be shown what was consented to and when it ended; the guardian's email "
-            "address is deleted after the period above."
+            "When the periods above end, the records that stay keep the child's id and the "
+            "guardian's reference only as keyed pseudonyms that identify no one without the "
+            "service's key, and the audit trail's entries about them lose the child's id, "
+            "reasons and details."
         ),
         _("Logs hold no email addresses and no links. Backups follow the operator's own schedule."),
     ]

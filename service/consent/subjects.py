@@ -150,7 +150,8 @@ async def _requests(
     status as it is now."""
     now = runtime.clock.now()
     requests = []
-    for row in await subjects_repo.requests_of(connection, subject_id):
+    pseudonym = runtime.protector.subject_pseudonym(subject_id)
+    for row in await subjects_repo.requests_of(connection, subject_id, pseudonym):
         request = msgspec.structs.asdict(row)
         request["status"] = lifecycle.request_status_at(row.status, row.expires_at, now)
         blob = request.pop("guardian_email_enc")
@@ -166,7 +167,8 @@ async def _consents(
 ) -> list[dict[str, Any]]:
     now = runtime.clock.now()
     consents = []
-    for row in await subjects_repo.consents_of(connection, subject_id):
+    pseudonym = runtime.protector.subject_pseudonym(subject_id)
+    for row in await subjects_repo.consents_of(connection, subject_id, pseudonym):
         consent = msgspec.structs.asdict(row)
         consent["status"] = lifecycle.consent_status_at(row.status, row.expires_at, now)
         consents.append(consent)
@@ -252,7 +254,9 @@ async def erase(
     now = runtime.clock.now()
     async with connection.transaction():
         request_ids = await lock_subject_records(connection, subject_id)
-        erased = await subjects_repo.erase_rows(connection, subject_id, now)
+        erased = await subjects_repo.erase_rows(
+            connection, subject_id, now, runtime.protector.subject_pseudonym(subject_id)
+        )
         await notifications.subject_erased_webhook(connection, runtime, subject_id, now)
         receipt = ErasureReceipt(
             subject_id=subject_id,

@@ -227,3 +227,31 @@ def _check_row(row: asyncpg.Record, prev: bytes) -> str | None:
     if chain_hash(prev, content) != row["chain_hash"]:
         return "chain_hash does not match"
     return None
+
+
+async def redact_events_of_records(
+    connection: Connection,
+    subject_ids: list[str],
+    request_ids: list[uuid.UUID],
+    consent_ids: list[uuid.UUID],
+) -> int:
+    """Blank the personal fields (subject id, reason, details, salt) of the events about
+    these requests and consents, as erasure does: the chain still verifies. How many."""
+    await connection.execute("set local consent.redaction = 'on'")
+    redacted = await connection.fetchval(
+        """
+        with done as (
+            update audit_events
+            set subject_id = null, reason = null, details = '{}'::jsonb,
+                personal_salt = null, redacted = true
+            where subject_id = any($3::text[])
+              and (request_id = any($1::uuid[]) or consent_id = any($2::uuid[]))
+            returning 1
+        ) select count(*) from done
+        """,
+        request_ids,
+        consent_ids,
+        subject_ids,
+    )
+    await connection.execute("set local consent.redaction = 'off'")
+    return int(redacted)

@@ -11,6 +11,7 @@ Every other change arrives as a notice ``consent_check:<subject_id>``, sent by t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import asyncpg
@@ -37,8 +38,11 @@ class CheckRows:
         clock: Clock,
         size: int,
         stats: CacheStats | None = None,
+        pseudonym: Callable[[str], str] | None = None,
     ) -> None:
         self._pool = pool
+        # what records purged after retention keep instead of the subject id
+        self._pseudonym = pseudonym
         self.cache: InvalidatedCache[str, CheckRow] = InvalidatedCache(
             topic=CHECK_TOPIC,
             ttl=ttl,
@@ -53,7 +57,8 @@ class CheckRows:
         async def load() -> CheckRow:
             # The hot path: borrow a connection for the one query, not for the whole request.
             async with borrow(self._pool) as connection:
-                return await check_row(connection, subject_id)
+                pseudonym = self._pseudonym(subject_id) if self._pseudonym else None
+                return await check_row(connection, subject_id, pseudonym)
 
         row = await self.cache.get_or_load(subject_id, load)
         assert row is not None  # check_row always answers, with a row of nulls at least

@@ -213,6 +213,20 @@ async def forget_guardian(connection: Connection, request_id: uuid.UUID) -> None
     )
 
 
+async def erase_after_withdrawal(connection: Connection, request_id: uuid.UUID) -> None:
+    """The request of a consent the guardian withdrew: address, lookup hash and birth date go;
+    what it asked, when and under which notice stays as evidence (and the link's hash until
+    the purge, so the used link still says so)."""
+    await connection.execute(
+        """
+        update consent_requests
+        set guardian_email_enc = null, guardian_email_hash = null, birth_date = null
+        where id = $1
+        """,
+        request_id,
+    )
+
+
 async def recent_requests_for_guardian(
     connection: Connection, email_hashes: list[bytes], since: datetime
 ) -> list[datetime]:
@@ -253,6 +267,8 @@ async def expire_overdue(connection: Connection, now: datetime) -> list[ConsentR
 class PurgedRequest(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     status: RequestStatus
+    subject_id: str
+    guardian_ref: str
 
 
 async def purge_closed(
@@ -277,7 +293,7 @@ async def purge_closed(
             order by decided_at limit $4
             for update skip locked
         )
-        returning id, status
+        returning id, status, subject_id, guardian_ref
         """,
         now,
         denied_before,
@@ -300,4 +316,23 @@ async def purge_answered(
         """,
         request_ids,
         now,
+    )
+
+
+async def pseudonymize(
+    connection: Connection,
+    request_ids: list[uuid.UUID],
+    subject_pseudonyms: list[str],
+    guardian_pseudonyms: list[str],
+) -> None:
+    """Replace the subject id and guardian reference of purged requests by their pseudonyms."""
+    await connection.execute(
+        """
+        update consent_requests r set subject_id = p.subject_id, guardian_ref = p.guardian_ref
+        from unnest($1::uuid[], $2::text[], $3::text[]) as p (id, subject_id, guardian_ref)
+        where r.id = p.id
+        """,
+        request_ids,
+        subject_pseudonyms,
+        guardian_pseudonyms,
     )

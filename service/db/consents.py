@@ -194,6 +194,22 @@ async def end_consent(
     return _convert(row)
 
 
+async def erase_after_withdrawal(
+    connection: Connection, consent_id: uuid.UUID, now: datetime
+) -> None:
+    """A withdrawn consent keeps its record (the evidence) but not its token, which names
+    the child and the guardian. The withdrawal link's hash stays until the purge: it is no
+    personal data, and a link opened again says the consent was withdrawn."""
+    await connection.execute(
+        """
+        update consents set token = null, erased_at = $2
+        where id = $1 and status <> 'granted'
+        """,
+        consent_id,
+        now,
+    )
+
+
 async def withdraw_purposes(
     connection: Connection,
     consent_id: uuid.UUID,
@@ -358,12 +374,13 @@ select c.id as consent_id, c.status as consent_status, c.purposes as consent_pur
 from (select 1) as one
 left join lateral (
     select id, status, purposes, expires_at, ended_at, granted_at, token
-    from consents where subject_id = $1
+    from consents where subject_id in ($1, $2)
     order by granted_at desc limit 1
 ) as c on true
 left join lateral (
     select status, expires_at, decided_at, created_at
-    from consent_requests where subject_id = $1 and status in ('pending', 'denied', 'expired')
+    from consent_requests
+    where subject_id in ($1, $2) and status in ('pending', 'denied', 'expired')
     order by created_at desc limit 1
 ) as r on true
 """
@@ -392,7 +409,11 @@ _RESTRICTED = CheckRow(
 )
 
 
-async def check_row(connection: Connection, subject_id: str) -> CheckRow:
+async def check_row(
+    connection: Connection, subject_id: str, pseudonym: str | None = None
+) -> CheckRow:
+    """The subject's check state; ``pseudonym``: what its records purged after retention keep
+    instead of its id (``DataProtector.subject_pseudonym``), so they still answer."""
     # Most checks are for a subject with a live consent, and a live consent answers alone:
     # one probe of the partial unique index (and one of the restrictions' primary key). Only
     # without one is the history read.
@@ -412,7 +433,7 @@ async def check_row(connection: Connection, subject_id: str) -> CheckRow:
             request_expires_at=None,
             request_changed_at=None,
         )
-    row = await connection.fetchrow(CHECK_QUERY, subject_id)
+    row = await connection.fetchrow(CHECK_QUERY, subject_id, pseudonym or subject_id)
     assert row is not None  # the query always yields exactly one row
     return msgspec.convert(dict(row), CheckRow)
 
@@ -421,6 +442,8 @@ class PurgedConsent(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     request_id: uuid.UUID
     status: ConsentStatus
+    subject_id: str
+    guardian_ref: str
 
 
 async def purge_ended(
@@ -448,7 +471,7 @@ async def purge_ended(
             order by c.ended_at limit $4
             for update of r, c skip locked
         )
-        returning id, request_id, status
+        returning id, request_id, status, subject_id, guardian_ref
         """,
         now,
         ended_before,
@@ -456,3 +479,22 @@ async def purge_ended(
         limit,
     )
     return [msgspec.convert(dict(row), PurgedConsent) for row in rows]
+
+
+async def pseudonymize(
+    connection: Connection,
+    consent_ids: list[uuid.UUID],
+    subject_pseudonyms: list[str],
+    guardian_pseudonyms: list[str],
+) -> None:
+    """Replace the subject id and guardian reference of purged consents by their pseudonyms."""
+    await connection.execute(
+        """
+        update consents c set subject_id = p.subject_id, guardian_ref = p.guardian_ref
+        from unnest($1::uuid[], $2::text[], $3::text[]) as p (id, subject_id, guardian_ref)
+        where c.id = p.id
+        """,
+        consent_ids,
+        subject_pseudonyms,
+        guardian_pseudonyms,
+    )

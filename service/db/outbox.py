@@ -53,12 +53,13 @@ async def insert_email(
     payload_enc: bytes,
     next_attempt_at: datetime,
     created_at: datetime,
+    scrub_when_done: bool = False,
 ) -> None:
     await connection.execute(
         """
         insert into outbox (id, kind, topic, subject_id, related_id, payload_enc,
-                            next_attempt_at, created_at)
-        values ($1, 'email', $2, $3, $4, $5, $6, $7)
+                            next_attempt_at, created_at, scrub_when_done)
+        values ($1, 'email', $2, $3, $4, $5, $6, $7, $8)
         """,
         item_id,
         topic,
@@ -67,6 +68,7 @@ async def insert_email(
         payload_enc,
         next_attempt_at,
         created_at,
+        scrub_when_done,
     )
 
 
@@ -79,12 +81,13 @@ async def insert_webhook(
     related_id: uuid.UUID,
     payload: dict[str, Any],
     created_at: datetime,
+    scrub_when_done: bool = False,
 ) -> None:
     await connection.execute(
         """
         insert into outbox (id, kind, topic, subject_id, related_id, payload,
-                            next_attempt_at, created_at)
-        values ($1, 'webhook', $2, $3, $4, $5::jsonb, $6, $6)
+                            next_attempt_at, created_at, scrub_when_done)
+        values ($1, 'webhook', $2, $3, $4, $5::jsonb, $6, $6, $7)
         """,
         item_id,
         topic,
@@ -92,6 +95,7 @@ async def insert_webhook(
         related_id,
         json.dumps(payload),
         created_at,
+        scrub_when_done,
     )
 
 
@@ -148,12 +152,14 @@ async def renew_claims(
 
 
 async def mark_sent(connection: Connection, item: OutboxItem, now: datetime) -> None:
-    # The payload has done its job; keep no copy of the guardian's address or link.
-    # Only our own claim: a worker whose lease ran out must not touch the row any more.
+    # The payload has done its job; keep no copy of the guardian's address or link, nor the
+    # subject id of an erased subject. Only our own claim: a worker whose lease ran out must
+    # not touch the row any more.
     await connection.execute(
         """
         update outbox set status = 'sent', sent_at = $2, payload = null, payload_enc = null,
-                          last_error = null
+                          last_error = null,
+                          subject_id = case when scrub_when_done then null else subject_id end
         where id = $1 and status = 'pending' and claim_id = $3
         """,
         item.id,
@@ -171,10 +177,16 @@ async def mark_failed(
     next_attempt_at: datetime,
 ) -> OutboxStatus | None:
     """Record a failed attempt; the new status, or None when our claim was taken over."""
+    # A dead message about an erased subject keeps nothing personal (and cannot be retried).
     status: str | None = await connection.fetchval(
         """
         update outbox set status = case when $3 then 'dead' else 'pending' end,
-                          next_attempt_at = $4, last_error = $2
+                          next_attempt_at = $4, last_error = $2,
+                          payload = case when $3 and scrub_when_done then null else payload end,
+                          payload_enc = case when $3 and scrub_when_done then null
+                                             else payload_enc end,
+                          subject_id = case when $3 and scrub_when_done then null
+                                            else subject_id end
         where id = $1 and status = 'pending' and claim_id = $5
         returning status
         """,
@@ -216,13 +228,49 @@ async def drop_undelivered_payloads(connection: Connection, before: datetime) ->
     return int(result.split()[-1])
 
 
+async def scrub_subject(connection: Connection, subject_id: str) -> None:
+    """The subject's personal data is being erased: finished messages lose their subject id
+    (and any payload left), pending ones will lose it once they are finished."""
+    await connection.execute(
+        """
+        update outbox set subject_id = null, payload = null, payload_enc = null
+        where subject_id = $1 and status <> 'pending'
+        """,
+        subject_id,
+    )
+    await connection.execute(
+        "update outbox set scrub_when_done = true where subject_id = $1 and status = 'pending'",
+        subject_id,
+    )
+
+
+async def scrub_related(connection: Connection, related_ids: list[uuid.UUID]) -> None:
+    """``scrub_subject`` for the messages about some records (purged ones)."""
+    await connection.execute(
+        """
+        update outbox set subject_id = null, payload = null, payload_enc = null
+        where related_id = any($1::uuid[]) and status <> 'pending'
+          and (subject_id is not null or payload is not null or payload_enc is not null)
+        """,
+        related_ids,
+    )
+    await connection.execute(
+        """
+        update outbox set scrub_when_done = true
+        where related_id = any($1::uuid[]) and status = 'pending'
+        """,
+        related_ids,
+    )
+
+
 async def cancel_emails_for(connection: Connection, related_id: uuid.UUID) -> None:
     """Cancel the pending and dead emails about one record, dropping their payloads: they would
     now tell the guardian something stale. Webhooks are never cancelled: the main app must hear
     of every change, in order."""
     await connection.execute(
         """
-        update outbox set status = 'cancelled', payload = null, payload_enc = null
+        update outbox set status = 'cancelled', payload = null, payload_enc = null,
+                          subject_id = case when scrub_when_done then null else subject_id end
         where related_id = $1 and kind = 'email' and status in ('pending', 'dead')
         """,
         related_id,

@@ -128,6 +128,14 @@ async def changes_since(
     return [row["created_at"] for row in rows]
 
 
+async def delete_for_consents(connection: Connection, consent_ids: list[uuid.UUID]) -> None:
+    """A consent erased on withdrawal or purged keeps no record of address changes: they hold
+    the plain subject id and prove nothing about the consent itself."""
+    await connection.execute(
+        "delete from guardian_address_changes where consent_id = any($1::uuid[])", consent_ids
+    )
+
+
 async def delete_for_subject(connection: Connection, subject_id: str) -> None:
     await connection.execute(
         "delete from guardian_address_changes where subject_id = $1", subject_id

@@ -8,8 +8,10 @@ from datetime import date, datetime
 import msgspec
 
 from service.db import data_requests, idempotency_keys, rectification
+from service.db.check_cache import CHECK_TOPIC
 from service.db.connection import Connection
 from service.db.consents import PurposeWithdrawal
+from service.db.invalidation import publish
 from service.states import ConsentStatus, OutboxKind, OutboxStatus, RequestStatus
 
 
@@ -91,28 +93,35 @@ async def subjects_of_guardian(
     return [msgspec.convert(dict(row), GuardianSubject) for row in rows]
 
 
-async def requests_of(connection: Connection, subject_id: str) -> list[SubjectRequest]:
+async def requests_of(
+    connection: Connection, subject_id: str, pseudonym: str
+) -> list[SubjectRequest]:
+    """The subject's requests, those purged after retention (found by ``pseudonym``) too."""
     rows = await connection.fetch(
         """
         select id, status, country, age_of_consent, basis, birth_date, consent_required_until,
                guardian_email_enc, guardian_ref as guardian, purposes, locale, policy_version,
                created_at, expires_at, decided_at, purged_at, joint_consent, child_agreed
-        from consent_requests where subject_id = $1 order by created_at
+        from consent_requests where subject_id in ($1, $2) order by created_at
         """,
         subject_id,
+        pseudonym,
     )
     return [msgspec.convert(dict(row), SubjectRequest) for row in rows]
 
 
-async def consents_of(connection: Connection, subject_id: str) -> list[SubjectConsent]:
+async def consents_of(
+    connection: Connection, subject_id: str, pseudonym: str
+) -> list[SubjectConsent]:
     rows = await connection.fetch(
         """
         select id, request_id, status, purposes, jurisdiction, method, policy_version,
                guardian_ref as guardian, granted_at, expires_at, ended_at, end_reason, token,
                purpose_methods, withdrawn_purposes
-        from consents where subject_id = $1 order by granted_at
+        from consents where subject_id in ($1, $2) order by granted_at
         """,
         subject_id,
+        pseudonym,
     )
     return [
         msgspec.convert(
@@ -149,9 +158,12 @@ async def lock_rows(connection: Connection, subject_id: str) -> list[uuid.UUID]:
     return [row["id"] for row in rows]
 
 
-async def erase_rows(connection: Connection, subject_id: str, now: datetime) -> ErasedRows:
-    """Delete the subject's records and emails, and blank its audit events' and rights
-    requests' personal fields.
+async def erase_rows(
+    connection: Connection, subject_id: str, now: datetime, pseudonym: str
+) -> ErasedRows:
+    """Delete the subject's records (those purged after retention too, found by their
+    ``pseudonym``) and emails, and blank its audit events' and rights requests' personal
+    fields.
 
     Webhooks still pending stay: the main app must still learn what changed. A rights request
     keeps its anonymous facts: that it was made, and when it was due and answered.
@@ -160,12 +172,17 @@ async def erase_rows(connection: Connection, subject_id: str, now: datetime) -> 
     # before the consents they point to
     await rectification.delete_for_subject(connection, subject_id)
     consents = await connection.fetchval(
-        "with gone as (delete from consents where subject_id = $1 returning 1) "
+        "with gone as (delete from consents where subject_id in ($1, $2) returning 1) "
         "select count(*) from gone",
         subject_id,
+        pseudonym,
     )
-    await connection.execute("delete from consent_requests where subject_id = $1", subject_id)
+    await connection.execute(
+        "delete from consent_requests where subject_id in ($1, $2)", subject_id, pseudonym
+    )
     await connection.execute("delete from subject_restrictions where subject_id = $1", subject_id)
+    # the triggers name the pseudonym of a purged record; replicas cache the check by the id
+    await publish(connection, f"{CHECK_TOPIC}:{subject_id}")
     messages = await connection.fetchval(
         """
         with gone as (
@@ -174,6 +191,10 @@ async def erase_rows(connection: Connection, subject_id: str, now: datetime) -> 
         ) select count(*) from gone
         """,
         subject_id,
+    )
+    # the webhooks still queued tell the app what changed; then they keep nothing personal
+    await connection.execute(
+        "update outbox set scrub_when_done = true where subject_id = $1", subject_id
     )
     erased_requests = await data_requests.erase_for_subject(connection, subject_id, now)
     await connection.execute("set local consent.redaction = 'on'")

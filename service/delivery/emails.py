@@ -150,8 +150,10 @@ def render_withdrawn_email(
     operator_name: str,
     purposes: Sequence[Purpose],
     withdrawn_at: datetime,
+    erased: bool = False,
 ) -> RenderedEmail:
-    """Confirms a withdrawal made by the guardian."""
+    """Confirms a withdrawal made by the guardian; ``erased``: and that the data held for the
+    consent is deleted and the app told to delete the child's data."""
     loc = negotiate_locale(locale)
     return _render(
         "withdrawn",
@@ -160,6 +162,7 @@ def render_withdrawn_email(
         operator_name,
         purposes=_purpose_views(purposes, loc),
         withdrawn_at=format_datetime(withdrawn_at, loc),
+        erased=erased,
     )
 
 

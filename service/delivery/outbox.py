@@ -52,6 +52,7 @@ async def enqueue_email(
     email: RenderedEmail,
     now: datetime,
     deliver_at: datetime | None = None,
+    scrub_when_done: bool = False,
 ) -> uuid.UUID:
     item_id = uuid.uuid4()
     payload = msgspec.json.encode(EmailPayload(to=to, locale=locale, email=email))
@@ -64,6 +65,7 @@ async def enqueue_email(
         payload_enc=protector.encrypt(payload, item_id.bytes),
         next_attempt_at=deliver_at or now,
         created_at=now,
+        scrub_when_done=scrub_when_done,
     )
     return item_id
 
@@ -76,6 +78,7 @@ async def enqueue_webhook(
     related_id: uuid.UUID,
     data: dict[str, Any],
     now: datetime,
+    scrub_when_done: bool = False,
 ) -> uuid.UUID:
     item_id = uuid.uuid4()
     await outbox_table.insert_webhook(
@@ -86,6 +89,7 @@ async def enqueue_webhook(
         related_id=related_id,
         payload={"type": event_type, "timestamp": now.isoformat(), "data": data},
         created_at=now,
+        scrub_when_done=scrub_when_done,
     )
     return item_id
 

@@ -266,6 +266,8 @@ class GuardianController(Controller):
             **form_errors(errors, locale),
             selected=selected,
             erase=erase,
+            # with CONSENT_WITHDRAWAL_ERASES a full withdrawal erases anyway: nothing to choose
+            offer_erase=not runtime.settings.withdrawal_erases,
         )
 
     @get("/withdraw/{token:str}")
@@ -284,7 +286,7 @@ class GuardianController(Controller):
         _require_plausible_token(token)
         form = await request.form()
         chosen = [str(value) for value in form.getall("purposes", [])]
-        erase = form.get("erase") == "yes"
+        erase = form.get("erase") == "yes" and not runtime.settings.withdrawal_erases
         if form.get("confirm") != "yes":
             consent = await endings.load_for_withdrawal(db, runtime, token)
             return await self._withdraw_form(
@@ -331,6 +333,7 @@ class GuardianController(Controller):
             remaining=[] if outcome.ended else _titles(runtime, outcome.consent.purposes, locale),
             withdraw_url=None if outcome.ended else f"/guardian/withdraw/{token}",
             erased=erase,
+            erased_on_withdrawal=outcome.ended and runtime.settings.withdrawal_erases,
         )
 
     async def _address_form(

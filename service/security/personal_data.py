@@ -1,7 +1,8 @@
 """Protection of personal data at rest: encryption and keyed lookup hashes.
 
-Two independent subkeys are derived from ``CONSENT_DATA_KEY`` with HKDF, so the lookup hash
-reveals nothing about the encryption key and vice versa.
+Independent subkeys are derived from ``CONSENT_DATA_KEY`` with HKDF, so the lookup hash
+reveals nothing about the encryption key and vice versa, and neither about the pseudonyms that
+replace a subject id and a guardian reference once a record's retention period is over.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class DataProtector:
         self._aead = AESGCM(_derive(data_key, b"consent/encryption/v1"))
         self._lookup_key = _derive(data_key, b"consent/lookup-hash/v1")
         self._reference_key = _derive(data_key, b"consent/guardian-reference/v1")
+        self._pseudonym_key = _derive(data_key, b"consent/retention-pseudonym/v1")
 
     def encrypt(self, plaintext: bytes, context: bytes = b"") -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
@@ -52,6 +54,24 @@ class DataProtector:
         """An opaque, stable reference to a guardian: the same for siblings, never the email."""
         digest = hmac.new(self._reference_key, normalized_email.encode(), hashlib.sha256).digest()
         return "g_" + base64.b32encode(digest[:15]).decode().lower()
+
+    def subject_pseudonym(self, subject_id: str) -> str:
+        """What a purged record keeps instead of the app's subject id: stable, so check still
+        finds the record for that id, but nobody without the data key can tell whose it is."""
+        return self._pseudonym(b"subject", subject_id)
+
+    def guardian_pseudonym(self, guardian_ref: str) -> str:
+        """What a purged record keeps instead of the guardian reference."""
+        return self._pseudonym(b"guardian", guardian_ref)
+
+    def _pseudonym(self, kind: bytes, value: str) -> str:
+        digest = hmac.new(self._pseudonym_key, kind + b"\0" + value.encode(), hashlib.sha256)
+        # '#' never appears in a subject id or a guardian reference: a pseudonym is never
+        # taken for one.
+        return PSEUDONYM_PREFIX + base64.b32encode(digest.digest()[:20]).decode().lower()
+
+
+PSEUDONYM_PREFIX = "#"
 
 
 def normalize_email(email: str) -> str:

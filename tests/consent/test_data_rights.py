@@ -38,8 +38,9 @@ BYSTANDER_GUARDIAN = "bystander.parent@example.com"
 
 @pytest.fixture
 def svc_env() -> dict[str, str]:
-    # A delayed email-plus confirmation: still queued when the subject is erased.
-    return {"CONSENT_CONFIRMATION_DELAY": "3600"}
+    # A delayed email-plus confirmation: still queued when the subject is erased. The
+    # withdrawal page's opt-in erasure exists only when a withdrawal does not erase anyway.
+    return {"CONSENT_CONFIRMATION_DELAY": "3600", "CONSENT_WITHDRAWAL_ERASES": "false"}
 
 
 async def _granted(svc: Service, api: dict[str, str], mailbox: Any, birth: str) -> Any:

@@ -129,6 +129,8 @@ async def assert_subject_erased(
 # ---- withdraw + erase while a sweep holds a row and then wants the audit chain ---------------
 
 
+# the guardian's opt-in erasure: offered only when a withdrawal does not erase anyway
+@pytest.mark.parametrize("svc_env", [{"CONSENT_WITHDRAWAL_ERASES": "false"}])
 async def test_withdraw_and_erase_while_a_sweep_holds_an_overdue_request_does_not_deadlock(
     svc: Service,
     api: dict[str, str],

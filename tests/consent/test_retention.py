@@ -23,6 +23,13 @@ SUBJECT = "child-retention-1"
 
 
 @pytest.fixture
+def svc_env() -> dict[str, str]:
+    # What a withdrawal keeps until retention ends; with erasure on withdrawal (the default)
+    # it keeps less at once: tests/consent/test_erasure_on_withdrawal.py.
+    return {"CONSENT_WITHDRAWAL_ERASES": "false"}
+
+
+@pytest.fixture
 def svc(svc: Service) -> Service:
     """The staff-enabled service of conftest, with the default retention periods."""
     assert svc.settings.retention_denied == 30 * 86_400

@@ -235,6 +235,7 @@ def test_withdraw_pages(pages: jinja2.Environment) -> None:
         form_action="/guardian/withdraw/abc",
         errors=["Something to fix"],
         csrf_input=CSRF_INPUT,
+        offer_erase=True,
     )
     assert_csp_clean(page)
     assert CSRF_INPUT in page
@@ -254,6 +255,7 @@ def test_withdraw_pages(pages: jinja2.Environment) -> None:
             operator_name="Astra Tutoring",
             purposes=[{"id": "tutoring", "title": "Inštrukcije"}],
             erased=erased,
+            erased_on_withdrawal=False,
         )
         assert_csp_clean(done)
         assert "Inštrukcije" in done

@@ -102,7 +102,7 @@ async def test_five_honest_withdrawal_mistakes_then_a_valid_withdrawal_succeeds(
         {"confirm": "yes"},
         {"purposes": ["newsletter"]},  # not confirmed
         {"confirm": "yes", "purposes": ["pony"]},
-        {"confirm": "yes", "purposes": ["newsletter"], "erase": "yes"},
+        {"confirm": "yes", "purposes": ["newsletter", "pony"]},
         {"confirm": "yes"},
     ]
     for form in mistakes:

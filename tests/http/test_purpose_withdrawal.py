@@ -76,7 +76,9 @@ TEXTS = {
 
 @pytest.fixture
 def svc_env(receiver: WebhookReceiver) -> dict[str, str]:
-    return webhook_env(receiver)
+    # The opt-in erasure on the page (without erasure on withdrawal, which
+    # tests/consent/test_erasure_on_withdrawal.py covers).
+    return {**webhook_env(receiver), "CONSENT_WITHDRAWAL_ERASES": "false"}
 
 
 @dataclass(frozen=True)
