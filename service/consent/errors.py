@@ -78,6 +78,9 @@ class FormError(StrEnum):
     ERASE_PARTIAL = "erase_partial"
     # The notice changed between showing the page and its submission: read it again.
     NOTICE_CHANGED = "notice_changed"
+    # the rights page: an erasure not confirmed, a complaint empty or too long
+    ERASE_CONFIRM = "erase_confirm"
+    COMPLAINT = "complaint"
 
 
 class InvalidSubmission(Exception):

@@ -44,6 +44,12 @@ FORM_ERRORS = {
         "The information on this page changed after you opened it. Please read it again "
         "before you decide."
     ),
+    FormError.ERASE_CONFIRM: N_(
+        "Please confirm that you want your child's data and your email address deleted."
+    ),
+    FormError.COMPLAINT: N_(
+        "Please write what your complaint is about, in at most 2,000 characters."
+    ),
 }
 # The form field each problem is shown next to (its id on the page is "<field>-error").
 FIELD_OF_ERROR = {
@@ -56,6 +62,8 @@ FIELD_OF_ERROR = {
     # The page is shown again with the current notice; the decision is what must be made anew.
     FormError.NOTICE_CHANGED: "decision",
     FormError.ERASE_PARTIAL: "erase",
+    FormError.ERASE_CONFIRM: "erase_confirm",
+    FormError.COMPLAINT: "complaint",
 }
 TOO_MANY_SUBMISSIONS = N_(
     "Too many forms have been sent from your network in a short time, so this one was not accepted."
