@@ -208,7 +208,7 @@ async def overview(
         connection,
         reader=reader,
         action="subject.viewed",
-        subject_id=subject_id,
+        subject_id=subject_id if requests or consents else None,
         now=runtime.clock.now(),
     )
     return SubjectOverview(subject_id=subject_id, requests=requests, consents=consents)
@@ -235,6 +235,7 @@ async def export(
     messages = await subjects_repo.messages_of(connection, subject_id)
     events = await subject_events(connection, subject_id)
     rights_requests = await data_requests.of_subject(connection, runtime, subject_id)
+    stored = bool(requests or consents or events or rights_requests)
     guardian = None
     if guardian_of is not None:
         guardian = next((c["guardian"] for c in consents if c["id"] == guardian_of), None)
@@ -254,7 +255,7 @@ async def export(
         connection,
         reader=reader,
         action="subject.exported",
-        subject_id=subject_id,
+        subject_id=subject_id if stored else None,
         now=now,
         details={"guardian_scope": guardian_of is not None},
         consent_id=guardian_of,
@@ -299,7 +300,10 @@ async def _record_read(
     details: dict[str, Any] | None = None,
     consent_id: uuid.UUID | None = None,
 ) -> None:
-    """Who read a subject's data (GDPR Art. 5(2), 32): an audit event, like every change."""
+    """Who read a subject's data (GDPR Art. 5(2), 32): an audit event, like every change.
+
+    ``subject_id`` is None when nothing is stored about the subject (never seen, or erased):
+    nothing was disclosed, and the read must not bring an erased subject's id back."""
     async with connection.transaction():
         await record_event(
             connection,
@@ -321,7 +325,7 @@ async def events(
         connection,
         reader=reader,
         action="subject.events_read",
-        subject_id=subject_id,
+        subject_id=subject_id if trail else None,
         now=runtime.clock.now(),
     )
     return trail

@@ -23,6 +23,7 @@ from service.security.personal_data import normalize_email
 from tests.support.flows import check, create_request, grant_via_link, granted_consent
 from tests.support.guardian_client import csrf_token, guardian_link
 from tests.support.service import Service
+from tests.support.stored_data import personal_traces
 
 GUARDIAN = "Rights.Parent@Example.COM"
 EARLIER_GUARDIAN = "earlier.guardian@example.com"
@@ -163,6 +164,7 @@ async def test_erasure_needs_confirming_then_erases_at_once(
     assert _moment(tracked["due_at"]) == asked_at + timedelta(days=10)
     assert tracked["answered_on_time"] is True
     assert await db.fetchval("select count(*) from consent_requests") == 0
+    assert await personal_traces(db, texts=[SUBJECT, normalize_email(GUARDIAN)]) == []
     assert (await check(svc.client, api, SUBJECT))["allowed"] is False
     # the link is used up with the consent
     assert (await svc.client.get(_rights_path(granted.withdraw_path))).status_code == 404

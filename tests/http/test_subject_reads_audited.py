@@ -14,6 +14,7 @@ from service.db.audit_events import verify_chain
 from service.security.personal_data import normalize_email
 from tests.support.flows import granted_consent
 from tests.support.service import Service
+from tests.support.stored_data import personal_traces
 
 SUBJECT = "child-read-audit-1"
 GUARDIAN = "read.audit.parent@example.com"
@@ -156,3 +157,18 @@ async def test_an_export_scoped_to_a_consent_holds_only_its_guardians_data(
         url, params={"consent_id": "00000000-0000-4000-8000-000000000000"}, headers=admin
     )
     assert unknown.status_code == 404
+
+
+async def test_reading_an_erased_subject_brings_no_subject_id_back(
+    svc: Service, api: dict[str, str], mailbox: Any, db: asyncpg.Connection
+) -> None:
+    await granted_consent(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
+    erased = await svc.client.delete(f"/v1/subjects/{SUBJECT}", headers=svc.staff("admin"))
+    assert erased.status_code == 200, erased.text
+    for path in ("", "/events", "/export"):
+        read = await svc.client.get(f"/v1/subjects/{SUBJECT}{path}", headers=svc.staff("admin"))
+        assert read.status_code == 200, read.text
+    assert [(actor, subject) for actor, _, subject in await _reads(db)] == [
+        ("staff:alice", None)
+    ] * 3
+    assert await personal_traces(db, texts=[SUBJECT, GUARDIAN], dates=[]) == []
