@@ -15,7 +15,12 @@ from service.consent.runtime import Runtime
 from service.db.audit_events import AuditEvent
 from service.http.app_api import ConsentRecord, consent_record
 from service.http.dependencies import Db
-from service.http.patterns import EMAIL_LOOKUP_PATTERN, SUBJECT_ID_PATTERN, TEXT_PATTERN
+from service.http.patterns import (
+    EMAIL_LOOKUP_PATTERN,
+    LANGUAGE_TAG_PATTERN,
+    SUBJECT_ID_PATTERN,
+    TEXT_PATTERN,
+)
 from service.http.problems import API_PROBLEMS, ProblemError, problem_responses
 from service.http.staff_auth import staff_guard
 from service.i18n import negotiate_locale
@@ -166,7 +171,7 @@ class StaffController(Controller):
             QueryParameter(
                 min_length=2,
                 max_length=35,
-                pattern=r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$",
+                pattern=LANGUAGE_TAG_PATTERN,
                 description="The language of the `information` texts; English if not shipped.",
             ),
         ] = None,
