@@ -299,6 +299,27 @@ async def test_the_rights_page_and_its_answers_in_the_guardians_language(
         assert copy.subject == language.gettext(
             "%(operator)s: the copy of your data", operator=svc.settings.operator_name
         )
+        body = language.gettext(
+            "If you did not ask for this copy, reply to this email.",
+        )
+        assert body in copy.text
         information = _attachment(copy)["information"]
         assert information["locale"] == locale
         assert information["rights"][0]["name"] == language.gettext("Access")
+
+
+async def test_refused_submissions_on_the_rights_page_strike_the_withdrawal_link(
+    svc: Service, api: dict[str, str], mailbox: Any, db: asyncpg.Connection
+) -> None:
+    granted = await granted_consent(svc, api, mailbox, subject_id=SUBJECT, email=GUARDIAN)
+    rights = _rights_path(granted.withdraw_path)
+    forged = {"complaint": "Forged.", "_csrf_token": "0" * 128}
+    statuses = [
+        (await svc.client.post(f"{rights}/{action}", data=forged)).status_code
+        for action in ("complaint", "copy", "erase", "object", "complaint")
+    ]
+    assert statuses == [403, 403, 403, 403, 429]
+    # the link is locked for the rights page and the withdrawal page alike; nothing recorded
+    assert (await svc.client.get(rights)).status_code == 429
+    assert (await svc.client.get(granted.withdraw_path)).status_code == 429
+    assert await db.fetchval("select count(*) from data_requests") == 0
