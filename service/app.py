@@ -35,6 +35,7 @@ from service.http.contract import COMPONENTS, apply_contract
 from service.http.dependencies import provide_connection
 from service.http.guardian import GuardianController
 from service.http.guardian_pages import prepare_templates
+from service.http.guardian_rights import GuardianRightsController
 from service.http.headers import security_headers
 from service.http.json_request import JsonRequest
 from service.http.media_type import document_unsupported_media_type, require_json_media_type
@@ -128,6 +129,7 @@ def create_app(
         DataRequestController,
         RectificationController,
         GuardianController,
+        GuardianRightsController,
         retention_policy_page,
         create_static_files_router(
             path="/static", directories=[PACKAGE_DIR / "static"], include_in_schema=False

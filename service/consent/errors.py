@@ -85,6 +85,9 @@ class FormError(StrEnum):
     EMAIL_INVALID = "email_invalid"
     EMAIL_UNCHANGED = "email_unchanged"
     ADDRESS_CHANGES_EXHAUSTED = "address_changes_exhausted"
+    # the rights page: an erasure not confirmed, a complaint empty or too long
+    ERASE_CONFIRM = "erase_confirm"
+    COMPLAINT = "complaint"
 
 
 class InvalidSubmission(Exception):

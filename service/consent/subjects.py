@@ -8,12 +8,14 @@ from typing import Any
 
 import msgspec
 
-from service.consent import data_requests, lifecycle, notifications, restrictions
+from service.consent import access, data_requests, lifecycle, notifications, restrictions
+from service.consent.errors import NotFound
 from service.consent.runtime import Runtime
 from service.db import locks, notice_versions
 from service.db import subjects as subjects_repo
 from service.db.audit_events import AuditEvent, record_event, subject_events
 from service.db.connection import Connection
+from service.i18n import DEFAULT_LOCALE
 from service.security.email_address import InvalidEmailAddress, parse_email_address
 from service.security.personal_data import mask_email
 from service.states import ConsentStatus, OutboxKind, OutboxStatus, RequestStatus
@@ -83,8 +85,16 @@ class NoticeRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SubjectExport(msgspec.Struct, frozen=True, kw_only=True):
+    """A copy of the data (GDPR Art. 15(3), 20) and the information of Art. 15(1).
+
+    ``guardian``: the guardian the copy is for (their pseudonymous reference), or None for
+    the operator's complete record of the subject, every guardian's address included.
+    """
+
     subject_id: str
     exported_at: datetime
+    guardian: str | None
+    information: access.AccessInformation
     requests: list[dict[str, Any]]
     consents: list[dict[str, Any]]
     events: list[AuditEvent]
@@ -116,7 +126,7 @@ class SubjectSearch(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def find_by_guardian(
-    connection: Connection, runtime: Runtime, guardian_email: str
+    connection: Connection, runtime: Runtime, guardian_email: str, *, reader: str
 ) -> SubjectSearch:
     """Support's lookup when a parent calls: which children did this address answer for?
 
@@ -131,6 +141,18 @@ async def find_by_guardian(
     else:
         found = await subjects_repo.subjects_of_guardian(
             connection, runtime.protector.address_hashes(address)
+        )
+    # one event in each found subject's trail; a search that found nothing is recorded too
+    now = runtime.clock.now()
+    read: list[str | None] = [s.subject_id for s in found]
+    for subject_id in read or [None]:
+        await _record_read(
+            connection,
+            reader=reader,
+            action="subject.looked_up",
+            subject_id=subject_id,
+            now=now,
+            details={"by": "guardian_email", "subjects_found": len(found)},
         )
     return SubjectSearch(
         guardian_email=mask_email(guardian_email),
@@ -175,7 +197,9 @@ async def _consents(
     return consents
 
 
-async def overview(connection: Connection, runtime: Runtime, subject_id: str) -> SubjectOverview:
+async def overview(
+    connection: Connection, runtime: Runtime, subject_id: str, *, reader: str
+) -> SubjectOverview:
     """What support staff see: everything needed to help, the guardian email masked."""
     requests = []
     for request in await _requests(connection, runtime, subject_id):
@@ -185,6 +209,13 @@ async def overview(connection: Connection, runtime: Runtime, subject_id: str) ->
     consents = [
         msgspec.convert(c, ConsentView) for c in await _consents(connection, runtime, subject_id)
     ]
+    await _record_read(
+        connection,
+        reader=reader,
+        action="subject.viewed",
+        subject_id=subject_id if requests or consents else None,
+        now=runtime.clock.now(),
+    )
     return SubjectOverview(
         subject_id=subject_id,
         requests=requests,
@@ -193,19 +224,60 @@ async def overview(connection: Connection, runtime: Runtime, subject_id: str) ->
     )
 
 
-async def export(connection: Connection, runtime: Runtime, subject_id: str) -> SubjectExport:
-    """Everything stored about the child and the guardian, decrypted (GDPR Art. 15 and 20)."""
+async def export(
+    connection: Connection,
+    runtime: Runtime,
+    subject_id: str,
+    *,
+    reader: str,
+    guardian_of: uuid.UUID | None = None,
+    locale: str = DEFAULT_LOCALE,
+) -> SubjectExport:
+    """Everything stored about the child and the guardian, decrypted (GDPR Art. 15 and 20).
+
+    ``guardian_of`` (a consent id of the subject) narrows the copy to what that consent's
+    guardian may receive (Art. 15(4)): the requests sent to their address and what followed
+    from them, never another guardian's address, emails or staff notes. Without it, the
+    operator's complete record. Either way the export is an audit event naming ``reader``.
+    """
     requests = await _requests(connection, runtime, subject_id)
     consents = await _consents(connection, runtime, subject_id)
     messages = await subjects_repo.messages_of(connection, subject_id)
+    events = await subject_events(connection, subject_id)
+    rights_requests = await data_requests.of_subject(connection, runtime, subject_id)
+    stored = bool(requests or consents or events or rights_requests)
+    guardian = None
+    if guardian_of is not None:
+        guardian = next((c["guardian"] for c in consents if c["id"] == guardian_of), None)
+        if guardian is None:
+            raise NotFound("This subject has no consent with this id.")
+        requests = [r for r in requests if r["guardian"] == guardian]
+        consents = [c for c in consents if c["guardian"] == guardian]
+        own = {r["id"] for r in requests} | {c["id"] for c in consents}
+        messages = [m for m in messages if m.related_id in own]
+        events = [e for e in events if e.request_id in own or e.consent_id in own]
+        # staff notes and requests of other guardians; their own show in ``events``
+        rights_requests = []
     versions = sorted({str(r["policy_version"]) for r in [*requests, *consents]})
     shown = await notice_versions.find_many(connection, versions)
+    now = runtime.clock.now()
+    await _record_read(
+        connection,
+        reader=reader,
+        action="subject.exported",
+        subject_id=subject_id if stored else None,
+        now=now,
+        details={"guardian_scope": guardian_of is not None},
+        consent_id=guardian_of,
+    )
     return SubjectExport(
         subject_id=subject_id,
-        exported_at=runtime.clock.now(),
+        exported_at=now,
+        guardian=guardian,
+        information=access.information(runtime, locale),
         requests=[msgspec.to_builtins(r) for r in requests],
         consents=[msgspec.to_builtins(c) for c in consents],
-        events=await subject_events(connection, subject_id),
+        events=events,
         messages=[
             MessageRecord(
                 id=m.id,
@@ -218,7 +290,7 @@ async def export(connection: Connection, runtime: Runtime, subject_id: str) -> S
             )
             for m in messages
         ],
-        data_requests=await data_requests.of_subject(connection, runtime, subject_id),
+        data_requests=rights_requests,
         notices=[
             NoticeRecord(
                 version=n.version, locale=n.locale, text=n.text, first_used_at=n.first_used_at
@@ -227,6 +299,47 @@ async def export(connection: Connection, runtime: Runtime, subject_id: str) -> S
         ],
         restriction=await restrictions.current(connection, subject_id),
     )
+
+
+async def _record_read(
+    connection: Connection,
+    *,
+    reader: str,
+    action: str,
+    subject_id: str | None,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+    consent_id: uuid.UUID | None = None,
+) -> None:
+    """Who read a subject's data (GDPR Art. 5(2), 32): an audit event, like every change.
+
+    ``subject_id`` is None when nothing is stored about the subject (never seen, or erased):
+    nothing was disclosed, and the read must not bring an erased subject's id back."""
+    async with connection.transaction():
+        await record_event(
+            connection,
+            actor=reader,
+            action=action,
+            occurred_at=now,
+            subject_id=subject_id,
+            consent_id=consent_id,
+            details=details,
+        )
+
+
+async def events(
+    connection: Connection, runtime: Runtime, subject_id: str, *, reader: str
+) -> list[AuditEvent]:
+    """The subject's audit trail as it was before this reading of it, which is recorded."""
+    trail = await subject_events(connection, subject_id)
+    await _record_read(
+        connection,
+        reader=reader,
+        action="subject.events_read",
+        subject_id=subject_id if trail else None,
+        now=runtime.clock.now(),
+    )
+    return trail
 
 
 async def lock_subject_records(connection: Connection, subject_id: str) -> list[uuid.UUID]:

@@ -64,6 +64,8 @@ class SubjectConsent(msgspec.Struct, frozen=True, kw_only=True):
 
 class SubjectMessage(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
+    # the request or consent the message is about
+    related_id: uuid.UUID | None
     kind: OutboxKind
     topic: str
     status: OutboxStatus
@@ -139,7 +141,7 @@ async def consents_of(
 async def messages_of(connection: Connection, subject_id: str) -> list[SubjectMessage]:
     rows = await connection.fetch(
         """
-        select id, kind, topic, status, attempts, created_at, sent_at
+        select id, related_id, kind, topic, status, attempts, created_at, sent_at
         from outbox where subject_id = $1 order by created_at
         """,
         subject_id,

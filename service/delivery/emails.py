@@ -75,10 +75,17 @@ _environment = jinja2.Environment(
 install_translations(_environment)
 
 
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    filename: str
+    content_type: str
+    text: str
+
+
 class RenderedEmail(msgspec.Struct, frozen=True, kw_only=True):
     subject: str
     text: str
     html: str
+    attachments: tuple[Attachment, ...] = ()
 
 
 def render_request_email(
@@ -163,6 +170,32 @@ def render_withdrawn_email(
         purposes=_purpose_views(purposes, loc),
         withdrawn_at=format_datetime(withdrawn_at, loc),
         erased=erased,
+    )
+
+
+def render_copy_email(
+    *,
+    locale: str,
+    operator_name: str,
+    requested_at: datetime,
+    filename: str,
+    copy_json: str,
+) -> RenderedEmail:
+    """The copy of the data a guardian asked for (GDPR Art. 15(3), 20), as a JSON file."""
+    loc = negotiate_locale(locale)
+    rendered = _render(
+        "copy",
+        N_("%(operator)s: the copy of your data"),
+        loc,
+        operator_name,
+        requested_at=format_datetime(requested_at, loc),
+        filename=filename,
+    )
+    return msgspec.structs.replace(
+        rendered,
+        attachments=(
+            Attachment(filename=filename, content_type="application/json", text=copy_json),
+        ),
     )
 
 

@@ -48,6 +48,14 @@ def build_message(
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
+    for attachment in email.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.text.encode(),
+            maintype=maintype,
+            subtype=subtype,
+            filename=attachment.filename,
+        )
     # After the body: set_content() drops every Content-* header set before it.
     message["Content-Language"] = locale
     return message

@@ -84,7 +84,26 @@ def client_address(request: Request[Any, Any, Any], settings: Settings) -> IPAdd
     )
 
 
-def _require_plausible_token(token: str) -> None:
+async def limit_submissions(request: Request[Any, Any, Any], runtime: Runtime, db: Db) -> None:
+    """Every guardian form counts against its network's limits (``_SUBMISSION_LIMITS``)."""
+    waits = []
+    for kind, key in limit_keys(client_address(request, runtime.settings)):
+        prefix, limit = _SUBMISSION_LIMITS[kind]
+        # A keyed hash: a client's address is personal data.
+        bucket = prefix + runtime.protector.lookup_hash(key).hex()[:32]
+        wait = await rate_limits.hit(
+            db, bucket=bucket, limit=limit, window=60, now=runtime.clock.now()
+        )
+        if wait is not None:
+            waits.append(wait)
+    if waits:
+        raise LimitExceeded(
+            "Too many submissions from this network; try again later.",
+            retry_after_seconds=max(waits),
+        )
+
+
+def require_plausible_token(token: str) -> None:
     """A token that cannot be one of ours is not looked up at all."""
     if not looks_like_link_token(token):
         raise LinkProblem(LinkProblemReason.UNKNOWN)
@@ -129,21 +148,7 @@ class GuardianController(Controller):
     async def _limit_submissions(
         self, request: Request[Any, Any, Any], runtime: Runtime, db: Db
     ) -> None:
-        waits = []
-        for kind, key in limit_keys(client_address(request, runtime.settings)):
-            prefix, limit = _SUBMISSION_LIMITS[kind]
-            # A keyed hash: a client's address is personal data.
-            bucket = prefix + runtime.protector.lookup_hash(key).hex()[:32]
-            wait = await rate_limits.hit(
-                db, bucket=bucket, limit=limit, window=60, now=runtime.clock.now()
-            )
-            if wait is not None:
-                waits.append(wait)
-        if waits:
-            raise LimitExceeded(
-                "Too many submissions from this network; try again later.",
-                retry_after_seconds=max(waits),
-            )
+        await limit_submissions(request, runtime, db)
 
     def _review(
         self,
@@ -189,7 +194,7 @@ class GuardianController(Controller):
     @get("/{token:str}")
     async def review(self, token: FromPath[str], state: State, db: Db) -> Template:
         runtime: Runtime = state.runtime
-        _require_plausible_token(token)
+        require_plausible_token(token)
         request = await decisions.load_for_review(db, runtime, token)
         return self._review(runtime, request, token)
 
@@ -199,7 +204,7 @@ class GuardianController(Controller):
     ) -> Template:
         runtime: Runtime = state.runtime
         await self._limit_submissions(request, runtime, db)
-        _require_plausible_token(token)
+        require_plausible_token(token)
         form = await request.form()
         decision = str(form.get("decision", ""))
         chosen = [str(value) for value in form.getall("purposes", [])]
@@ -263,6 +268,7 @@ class GuardianController(Controller):
             granted_at=format_datetime(consent.granted_at, locale),
             form_action=f"/guardian/withdraw/{token}",
             address_url=f"/guardian/address/{token}",
+            rights_url=f"/guardian/rights/{token}",
             **form_errors(errors, locale),
             selected=selected,
             erase=erase,
@@ -273,7 +279,7 @@ class GuardianController(Controller):
     @get("/withdraw/{token:str}")
     async def withdraw_page(self, token: FromPath[str], state: State, db: Db) -> Template:
         runtime: Runtime = state.runtime
-        _require_plausible_token(token)
+        require_plausible_token(token)
         consent = await endings.load_for_withdrawal(db, runtime, token)
         return await self._withdraw_form(db, runtime, consent, token)
 
@@ -283,7 +289,7 @@ class GuardianController(Controller):
     ) -> Template:
         runtime: Runtime = state.runtime
         await self._limit_submissions(request, runtime, db)
-        _require_plausible_token(token)
+        require_plausible_token(token)
         form = await request.form()
         chosen = [str(value) for value in form.getall("purposes", [])]
         erase = form.get("erase") == "yes" and not runtime.settings.withdrawal_erases
@@ -365,7 +371,7 @@ class GuardianController(Controller):
     @get("/address/{token:str}")
     async def address_page(self, token: FromPath[str], state: State, db: Db) -> Template:
         runtime: Runtime = state.runtime
-        _require_plausible_token(token)
+        require_plausible_token(token)
         consent = await endings.load_for_withdrawal(db, runtime, token)
         return await self._address_form(db, runtime, consent, token)
 
@@ -377,7 +383,7 @@ class GuardianController(Controller):
         confirmed from there."""
         runtime: Runtime = state.runtime
         await self._limit_submissions(request, runtime, db)
-        _require_plausible_token(token)
+        require_plausible_token(token)
         form = await request.form()
         email = str(form.get("email", ""))
         consent = await endings.load_for_withdrawal(db, runtime, token)
@@ -427,7 +433,7 @@ class GuardianController(Controller):
     async def address_confirm_page(self, token: FromPath[str], state: State, db: Db) -> Template:
         """Shows what a press of the button does; a mail scanner's GET changes nothing."""
         runtime: Runtime = state.runtime
-        _require_plausible_token(token)
+        require_plausible_token(token)
         pending = await rectification.load_for_confirmation(db, runtime, token)
         return page(
             "address_confirm",
@@ -443,7 +449,7 @@ class GuardianController(Controller):
     ) -> Template:
         runtime: Runtime = state.runtime
         await self._limit_submissions(request, runtime, db)
-        _require_plausible_token(token)
+        require_plausible_token(token)
         confirmed = await rectification.confirm_address_change(db, runtime, token)
         return page(
             "address_changed",

@@ -55,6 +55,12 @@ FORM_ERRORS = {
         "Your address has been changed too often today, so this change was not accepted. "
         "Please try again tomorrow."
     ),
+    FormError.ERASE_CONFIRM: N_(
+        "Please confirm that you want your child's data and your email address deleted."
+    ),
+    FormError.COMPLAINT: N_(
+        "Please write what your complaint is about, in at most 2,000 characters."
+    ),
 }
 # The form field each problem is shown next to (its id on the page is "<field>-error").
 FIELD_OF_ERROR = {
@@ -70,6 +76,8 @@ FIELD_OF_ERROR = {
     FormError.EMAIL_INVALID: "email",
     FormError.EMAIL_UNCHANGED: "email",
     FormError.ADDRESS_CHANGES_EXHAUSTED: "email",
+    FormError.ERASE_CONFIRM: "erase_confirm",
+    FormError.COMPLAINT: "complaint",
 }
 TOO_MANY_SUBMISSIONS = N_(
     "Too many forms have been sent from your network in a short time, so this one was not accepted."

@@ -23,3 +23,5 @@ PRINTABLE_ASCII_PATTERN = whole("[\\x20-\\x7e]+")
 # No control characters except tab and line breaks: text a person wrote, kept and shown.
 TEXT_PATTERN = whole("[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]+")
 EMAIL_LOOKUP_PATTERN = whole("[^\\s@]+@[^\\s@]+")
+# A language tag ("sl", "sl-SI", "pt_BR"); which languages are shipped is decided after it.
+LANGUAGE_TAG_PATTERN = whole("[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*")

@@ -9,17 +9,23 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody, PathParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from service.consent import endings, subjects
 from service.consent.runtime import Runtime
 from service.db.api_keys import ApiKey
-from service.db.audit_events import AuditEvent, subject_events
+from service.db.audit_events import AuditEvent
 from service.http.app_api import ConsentRecord, consent_record
 from service.http.dependencies import Db
-from service.http.patterns import EMAIL_LOOKUP_PATTERN, SUBJECT_ID_PATTERN, TEXT_PATTERN
+from service.http.patterns import (
+    EMAIL_LOOKUP_PATTERN,
+    LANGUAGE_TAG_PATTERN,
+    SUBJECT_ID_PATTERN,
+    TEXT_PATTERN,
+)
 from service.http.problems import API_PROBLEMS, ProblemError, problem_responses
 from service.http.staff_auth import api_key_or_staff_guard, staff_guard
+from service.i18n import negotiate_locale
 from service.security.staff_tokens import StaffPrincipal
 
 SubjectPath = Annotated[
@@ -46,6 +52,11 @@ class EventList(msgspec.Struct, frozen=True, kw_only=True):
 def _staff(request: Request[Any, Any, Any]) -> StaffPrincipal:
     principal: StaffPrincipal = request.state.staff
     return principal
+
+
+def _reader(request: Request[Any, Any, Any]) -> str:
+    """The staff member reading a subject's data, as the audit trail names them."""
+    return f"staff:{_staff(request).sub}"
 
 
 class StaffController(Controller):
@@ -89,9 +100,15 @@ class StaffController(Controller):
         responses=problem_responses(*API_PROBLEMS),
     )
     async def find_subjects(
-        self, data: JSONBody[SubjectSearchIn], state: State, db: Db
+        self,
+        data: JSONBody[SubjectSearchIn],
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
     ) -> subjects.SubjectSearch:
-        return await subjects.find_by_guardian(db, state.runtime, data.guardian_email)
+        return await subjects.find_by_guardian(
+            db, state.runtime, data.guardian_email, reader=_reader(request)
+        )
 
     @get(
         "/subjects",
@@ -115,9 +132,9 @@ class StaffController(Controller):
         responses=problem_responses(*API_PROBLEMS),
     )
     async def subject(
-        self, subject_id: SubjectPath, state: State, db: Db
+        self, subject_id: SubjectPath, request: Request[Any, Any, Any], state: State, db: Db
     ) -> subjects.SubjectOverview:
-        return await subjects.overview(db, state.runtime, subject_id)
+        return await subjects.overview(db, state.runtime, subject_id, reader=_reader(request))
 
     @get(
         "/subjects/{subject_id:str}/events",
@@ -125,17 +142,50 @@ class StaffController(Controller):
         summary="The subject's audit trail, oldest first (support)",
         responses=problem_responses(*API_PROBLEMS),
     )
-    async def events(self, subject_id: SubjectPath, db: Db) -> EventList:
-        return EventList(subject_id=subject_id, events=await subject_events(db, subject_id))
+    async def events(
+        self, subject_id: SubjectPath, request: Request[Any, Any, Any], state: State, db: Db
+    ) -> EventList:
+        trail = await subjects.events(db, state.runtime, subject_id, reader=_reader(request))
+        return EventList(subject_id=subject_id, events=trail)
 
     @get(
         "/subjects/{subject_id:str}/export",
         opt={"roles": ("admin",)},
         summary="Everything stored about the child and guardian (admin; GDPR Art. 15/20)",
-        responses=problem_responses(*API_PROBLEMS),
+        description=(
+            "With the Art. 15(1)(a)-(h) information in `information`. Without `consent_id`: "
+            "the operator's complete record, every guardian's address included (for the "
+            "operator's own use). With `consent_id`: the copy for that consent's guardian, "
+            "which is what a guardian who asks for their data receives (Art. 15(4): no other "
+            "guardian's address, emails or staff notes). Every export is an audit event."
+        ),
+        responses=problem_responses(*API_PROBLEMS, 404),
     )
-    async def export(self, subject_id: SubjectPath, state: State, db: Db) -> subjects.SubjectExport:
-        return await subjects.export(db, state.runtime, subject_id)
+    async def export(
+        self,
+        subject_id: SubjectPath,
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
+        consent_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
+        locale: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=2,
+                max_length=35,
+                pattern=LANGUAGE_TAG_PATTERN,
+                description="The language of the `information` texts; English if not shipped.",
+            ),
+        ] = None,
+    ) -> subjects.SubjectExport:
+        return await subjects.export(
+            db,
+            state.runtime,
+            subject_id,
+            reader=_reader(request),
+            guardian_of=consent_id,
+            locale=negotiate_locale(locale),
+        )
 
 
 @delete(

@@ -194,9 +194,11 @@ async def test_staff_lookup_by_address_finds_every_variant_of_the_mailbox(
         clock.advance(timedelta(minutes=1))
 
     for asked in ["guardian@lookup.example", "GUARDIAN+two@LOOKUP.EXAMPLE"]:
-        found = await subjects.find_by_guardian(db, app.state.runtime, asked)
+        found = await subjects.find_by_guardian(db, app.state.runtime, asked, reader="staff:test")
         assert {s.subject_id for s in found.subjects} == {"child-lookup-1", "child-lookup-2"}
-    nothing = await subjects.find_by_guardian(db, app.state.runtime, "guardian @lookup.example")
+    nothing = await subjects.find_by_guardian(
+        db, app.state.runtime, "guardian @lookup.example", reader="staff:test"
+    )
     assert nothing.subjects == []
 
 
