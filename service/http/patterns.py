@@ -23,3 +23,9 @@ PRINTABLE_ASCII_PATTERN = whole("[\\x20-\\x7e]+")
 # No control characters except tab and line breaks: text a person wrote, kept and shown.
 TEXT_PATTERN = whole("[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]+")
 EMAIL_LOOKUP_PATTERN = whole("[^\\s@]+@[^\\s@]+")
+# One line of text shown to a guardian: no control characters (C0, C1), no bidirectional
+# overrides, isolates or marks, no zero-width or invisible formatting characters, no line or
+# paragraph separators, so what the guardian reads is what was sent.
+SHOWN_TEXT_PATTERN = whole(
+    "[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]+"
+)
