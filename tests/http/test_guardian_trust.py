@@ -21,6 +21,7 @@ from tests.support.dates import birth_date_years_ago
 from tests.support.flows import request_body
 from tests.support.guardian_client import guardian_link, path_of
 from tests.support.problems import assert_problem
+from tests.support.service import Service
 
 GUARDIAN = "trusting.parent@example.com"
 OPERATOR = "Učilnica Tutoring"
@@ -178,3 +179,27 @@ async def test_error_pages_name_the_operator_and_its_contact(
     for page in (unknown_link, refused_form):
         assert question in page.text
         assert f'<a href="mailto:{OPERATOR_EMAIL}">{OPERATOR_EMAIL}</a>' in page.text
+
+
+async def test_the_hint_is_in_the_guardians_data_copy_and_goes_with_erasure(
+    svc: Service, api: dict[str, str], db: asyncpg.Connection
+) -> None:
+    body = request_body(
+        "child-exported", GUARDIAN, birth_date_years_ago(svc.clock), child_hint="mia"
+    )
+    assert (
+        await svc.client.post("/v1/consent-requests", json=body, headers=api)
+    ).status_code == 201
+    exported = await svc.client.get(
+        "/v1/subjects/child-exported/export", headers=svc.staff("admin")
+    )
+    assert exported.status_code == 200, exported.text
+    [request] = exported.json()["requests"]
+    assert request["child_hint"] == "mia"
+    assert "child_hint_enc" not in request
+    erased = await svc.client.delete("/v1/subjects/child-exported", headers=svc.staff("admin"))
+    assert erased.status_code == 200, erased.text
+    assert (
+        await db.fetchval("select count(*) from consent_requests where child_hint_enc is not null")
+        == 0
+    )
