@@ -47,7 +47,7 @@ def test_the_reminder_is_whole_in_every_language(locale: str) -> None:
     assert "https://consent.example.test/guardian/abc" in email.text
     if locale == "sl":
         assert email.subject == (
-            "Astra Tutoring – opomnik: za račun vašega otroka potrebujemo vaše soglasje"
+            "Astra Tutoring \u2013 opomnik: za račun vašega otroka potrebujemo vaše soglasje"
         )
         assert "3. decembra 2027 ob 14:00 (srednjeevropski standardni čas)" in email.text
     if locale == "en":
