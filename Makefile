@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d'
 CHROMIUM ?= /usr/bin/chromium
 UV_VERSION := 0.13.9
 
-.PHONY: run test lint typecheck imports pytest browser bench openapi translations lock clean
+.PHONY: run test lint typecheck imports pytest browser axe bench openapi translations lock clean
 
 # A new virtualenv whenever pyproject.toml or the lock changed, so nothing unlocked lingers.
 $(STAMP): pyproject.toml $(LOCK)
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml $(LOCK)
 run: $(STAMP)
 	$(BIN)/consent-service dev
 
-test: $(STAMP) browser lint typecheck imports pytest
+test: $(STAMP) browser axe lint typecheck imports pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests
@@ -42,6 +42,16 @@ browser:
 		echo "installing chromium for the browser tests"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 			|| echo "chromium could not be installed; browser tests will be skipped"; \
+	fi
+
+# The accessibility tests inject axe-core (pinned in tests/axe/package-lock.json) into the
+# guardian pages; without Node.js they are skipped and say so.
+axe:
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix tests/axe --no-audit --no-fund --silent \
+			|| echo "axe-core could not be installed; accessibility tests will be skipped"; \
+	else \
+		echo "no npm: accessibility tests will be skipped"; \
 	fi
 
 bench: $(STAMP)
@@ -78,4 +88,4 @@ lock: $(STAMP)
 	$(BIN)/python -m tests.support.locks $(if $(UPGRADE),--upgrade)
 
 clean:
-	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache tests/axe/node_modules

@@ -168,7 +168,11 @@ def create_app(
         template_config=TemplateConfig(
             directory=PACKAGE_DIR / "templates",
             engine=JinjaTemplateEngine,
-            engine_callback=lambda engine: prepare_templates(engine.engine),
+            engine_callback=lambda engine: prepare_templates(
+                engine.engine,
+                operator_name=settings.operator_name,
+                operator_email=settings.operator_email,
+            ),
         ),
         openapi_config=OpenAPIConfig(
             title="Parental Consent Service",

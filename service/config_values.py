@@ -12,6 +12,8 @@ import ipaddress
 import re
 import ssl
 from collections.abc import Callable
+from email.errors import ObsoleteHeaderDefect
+from email.headerregistry import Address, HeaderRegistry
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -95,6 +97,15 @@ def int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def off_or(parse: Callable[[str], int]) -> Callable[[str], int]:
+    """``parse``, or 0 for ``off`` (a feature switched off by a duration of zero)."""
+
+    def parse_or_off(raw: str) -> int:
+        return 0 if raw.lower() == "off" else parse(raw)
+
+    return parse_or_off
+
+
 def parse_postgres_dsn(raw: str) -> str:
     if urlsplit(raw).scheme not in {"postgres", "postgresql"}:
         raise ConfigError("expected a postgresql://user@host:port/database URL")
@@ -136,6 +147,32 @@ def parse_email_address(raw: str) -> str:
     if not local or not domain or " " in raw:
         raise ConfigError(f"expected an email address, got {raw!r}")
     return raw
+
+
+def mailbox(raw: str) -> Address:
+    """An address with an optional display name, as a From or Reply-To header holds it:
+    ``Example Tutoring <consent@example.com>``, ``"Tutor (demo)" <consent@example.com>`` or a
+    bare address. One mailbox only; no control characters (no header injection)."""
+    if any(ord(char) < 32 or ord(char) == 127 for char in raw):
+        raise ConfigError("must not contain control characters")
+    header = HeaderRegistry()("from", raw)
+    addresses: tuple[Address, ...] = getattr(header, "addresses", ())
+    invalid = [defect for defect in header.defects if not isinstance(defect, ObsoleteHeaderDefect)]
+    if invalid or len(addresses) != 1:
+        raise ConfigError(
+            f"expected an email address, optionally with a display name "
+            f"(Example Tutoring <consent@example.com>), got {raw!r}"
+        )
+    address = addresses[0]
+    parse_email_address(address.addr_spec)
+    if "." in address.domain or address.domain == "localhost":
+        return Address(display_name=address.display_name, addr_spec=address.addr_spec)
+    raise ConfigError(f"expected an email address with a domain, got {raw!r}")
+
+
+def parse_mailbox(raw: str) -> str:
+    """:func:`mailbox`, kept as its normal written form (display name quoted where needed)."""
+    return str(mailbox(raw))
 
 
 # Values a template or a tutorial leaves behind; an operator's real identity is none of them.

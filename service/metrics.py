@@ -37,6 +37,7 @@ SWEEPS = (
     "expired_requests",
     "lapsed_consents",
     "lapsing_notices",
+    "reminders",
     "purged_requests",
     "purged_consents",
 )

@@ -39,6 +39,7 @@ from service.config_values import (
     existing_file,
     int_between,
     non_empty,
+    off_or,
     parse_bool,
     parse_ca_file,
     parse_data_key,
@@ -46,6 +47,7 @@ from service.config_values import (
     parse_http_url,
     parse_jwks_location,
     parse_log_level,
+    parse_mailbox,
     parse_postgres_dsn,
     parse_public_url,
     parse_supervisory_authority,
@@ -55,6 +57,9 @@ from service.config_values import (
 )
 from service.config_values import (
     load_ed25519_private_key as load_ed25519_private_key,
+)
+from service.config_values import (
+    mailbox as mailbox,
 )
 from service.config_values import (
     parse_networks as parse_networks,
@@ -81,6 +86,7 @@ WORKER_METRICS_HOST_DEFAULT = "0.0.0.0"  # noqa: S104
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
     smtp: SmtpConfig
+    # A mailbox: an address, optionally with a display name (``config_values.mailbox``).
     mail_from: str
     public_url: str
     signing_key_pem: bytes
@@ -98,6 +104,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconsent_grace_days: int = 30
     request_ttl: int = 7 * DAY
     consent_max_validity: int = 365 * DAY
+    # Where a guardian's reply to an email goes (a mailbox like mail_from); None: to mail_from.
+    mail_reply_to: str | None = None
+    # Seconds before an undecided request's link expires that the guardian is reminded, once;
+    # 0: no reminders.
+    reminder_before_expiry: int = 2 * DAY
     token_audience: str = "consent-clients"  # noqa: S105 - an audience name, not a secret
     # Who the guardian deals with (the direct notice). The defaults are visibly demo values for
     # `dev` and tests; `serve` and `worker` refuse to start without real ones.
@@ -243,7 +254,7 @@ def load_settings(
     settings = Settings(
         database_url=database_url_from(env),
         smtp=_smtp_config(reader),
-        mail_from=reader.required("CONSENT_MAIL_FROM", parse_email_address),
+        mail_from=reader.required("CONSENT_MAIL_FROM", parse_mailbox),
         public_url=reader.required("CONSENT_PUBLIC_URL", parse_public_url),
         signing_key_pem=reader.required("CONSENT_SIGNING_KEY_FILE", read_signing_key),
         data_key=reader.required("CONSENT_DATA_KEY", parse_data_key),
@@ -266,6 +277,11 @@ def load_settings(
                     int_between(DAY, 5 * 365 * DAY),
                 ),
                 "token_audience": ("CONSENT_TOKEN_AUDIENCE", non_empty),
+                "mail_reply_to": ("CONSENT_MAIL_REPLY_TO", parse_mailbox),
+                "reminder_before_expiry": (
+                    "CONSENT_REMINDER_BEFORE_EXPIRY",
+                    off_or(int_between(0, 30 * DAY)),
+                ),
                 **OPERATOR_VARIABLES,
                 **OPTIONAL_OPERATOR_VARIABLES,
                 "reconsent_grace_days": ("CONSENT_RECONSENT_GRACE_DAYS", int_between(1, 365)),

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from service.consent import rectification, retention, sweeps
+from service.consent import rectification, reminders, retention, sweeps
 from service.consent.runtime import Runtime
 from service.db import outbox as outbox_table
 from service.db.errors import DATABASE_ERRORS
@@ -65,7 +65,7 @@ class Worker:
         self.metrics = (metrics or Metrics()).worker
         settings = runtime.settings
         self.lease = timedelta(seconds=settings.outbox_lease)
-        self.mail = MailSender(settings.smtp, settings.mail_from)
+        self.mail = MailSender(settings.smtp, settings.mail_from, settings.mail_reply_to)
         self.webhooks = (
             WebhookSender(settings.webhook_url, settings.webhook_secret)
             if settings.webhook_url and settings.webhook_secret
@@ -171,6 +171,7 @@ class Worker:
             message = build_message(
                 item_id=item.id,
                 mail_from=self.mail.mail_from,
+                reply_to=self.mail.reply_to,
                 to=payload.to,
                 email=payload.email,
                 locale=payload.locale,
@@ -187,6 +188,7 @@ class Worker:
             expired_requests = await sweeps.expire_overdue_requests(connection, self.runtime)
             lapsed = await sweeps.expire_lapsed_consents(connection, self.runtime)
             lapsing = await sweeps.notify_lapsing_consents(connection, self.runtime)
+            reminded = await reminders.send_due_reminders(connection, self.runtime)
             purged_requests = await retention.purge_requests(connection, self.runtime)
             purged_consents = await retention.purge_consents(connection, self.runtime)
             await rectification.forget_expired_address_changes(connection, self.runtime)
@@ -197,6 +199,7 @@ class Worker:
             "expired_requests": expired_requests,
             "lapsed_consents": lapsed,
             "lapsing_notices": lapsing,
+            "reminders": reminded,
             "purged_requests": purged_requests,
             "purged_consents": purged_consents,
         }

@@ -19,6 +19,7 @@ from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
 from service.db import locks
+from service.db import outbox as outbox_table
 from service.db.audit_events import GUARDIAN_ACTOR, SYSTEM_ACTOR, record_event
 from service.db.connection import Connection
 from service.db.consent_requests import ConsentRequest
@@ -206,6 +207,8 @@ async def _grant(
     await register_signing_key(connection, runtime.signer, now)
     if not await requests_repo.set_decision(connection, request.id, RequestStatus.GRANTED, now):
         raise LinkProblem(LinkProblemReason.USED)
+    # a reminder still queued would ask for a decision already made
+    await outbox_table.cancel_emails_for(connection, request.id)
     # The notice the review page showed: the one the guardian consented under (it is the
     # request's, unless the notice changed since the email was sent).
     notice = runtime.notice(request.locale)
@@ -317,6 +320,7 @@ async def _deny(
 ) -> Decision:
     if not await requests_repo.set_decision(connection, request.id, RequestStatus.DENIED, now):
         raise LinkProblem(LinkProblemReason.USED)
+    await outbox_table.cancel_emails_for(connection, request.id)
     await notifications.webhook(
         connection,
         runtime,

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from service.consent import verification
+from service.consent import policy, verification
 from service.consent.notice import Notice
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
@@ -28,6 +28,22 @@ def guardian_email(runtime: Runtime, request: ConsentRequest) -> str | None:
     if request.guardian_email_enc is None:
         return None
     return runtime.protector.decrypt(request.guardian_email_enc, request.id.bytes).decode()
+
+
+def child_hint_context(request_id: uuid.UUID) -> bytes:
+    """What a child hint's ciphertext is bound to: its request, and being a child hint (so it
+    can never be passed off as the request's guardian address or the other way round)."""
+    return request_id.bytes + b"child_hint"
+
+
+def child_hint(runtime: Runtime, request: ConsentRequest) -> str | None:
+    """What the child said about themselves (``child_hint``), or None (none given, or deleted
+    with the guardian's address)."""
+    if request.child_hint_enc is None:
+        return None
+    return runtime.protector.decrypt(
+        request.child_hint_enc, child_hint_context(request.id)
+    ).decode()
 
 
 async def _consent_guardian(
@@ -56,6 +72,7 @@ async def ask_guardian(
     expires_at: datetime,
     now: datetime,
     reconsent_until: datetime | None = None,
+    child_hint: str | None = None,
 ) -> None:
     """The direct notice with the review link, for a request just opened."""
     asked = runtime.catalogue.among(purposes)
@@ -67,6 +84,8 @@ async def ask_guardian(
         purpose_ids=purposes,
         needs_stronger_method=verification.needs_stronger_method(asked, country, now),
         reconsent_until=reconsent_until,
+        child_hint=child_hint,
+        timezone=policy.display_timezone(country),
     )
     await outbox.enqueue_email(
         connection,
@@ -107,6 +126,7 @@ async def confirm_grant(
         withdraw_url=runtime.link(f"/guardian/withdraw/{withdraw_token}"),
         granted_at=now,
         valid_until=expires_at,
+        timezone=policy.display_timezone(request.country),
     )
     await outbox.enqueue_email(
         connection,
@@ -150,6 +170,7 @@ async def tell_replaced_guardian(
             operator_name=runtime.settings.operator_name,
             purposes=runtime.catalogue.among(old.purposes),
             replaced_at=now,
+            timezone=policy.display_timezone(old.jurisdiction),
         ),
         now=now,
     )
@@ -182,6 +203,7 @@ async def tell_consent_ended(
             purposes=purposes,
             withdrawn_at=now,
             erased=erased,
+            timezone=policy.display_timezone(consent.jurisdiction),
         )
     else:
         message = emails.render_revoked_email(
@@ -190,6 +212,7 @@ async def tell_consent_ended(
             purposes=purposes,
             reason=reason,
             revoked_at=now,
+            timezone=policy.display_timezone(consent.jurisdiction),
         )
     # A pending email-plus confirmation would now tell the guardian something untrue.
     await outbox_table.cancel_emails_for(connection, consent.id)
@@ -234,6 +257,7 @@ async def tell_consent_lapsing(
                 age_of_consent=request.age_of_consent,
                 lapses_at=consent.expires_at,
                 retention_policy_url=runtime.link("/privacy/retention"),
+                timezone=policy.display_timezone(consent.jurisdiction),
             ),
             now=now,
         )
@@ -278,6 +302,7 @@ async def tell_purposes_withdrawn(
             remaining=runtime.catalogue.among(consent.purposes),
             withdraw_url=withdraw_url,
             withdrawn_at=now,
+            timezone=policy.display_timezone(consent.jurisdiction),
         ),
         now=now,
     )

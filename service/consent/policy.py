@@ -17,6 +17,8 @@ MAX_AGE_YEARS = 120
 # The day begins last at UTC-12, so a child of a country without a row is never counted a day
 # older than they may really be.
 FALLBACK_TIMEZONE = "Etc/GMT+12"
+# Times shown to a guardian of a country without a row: in UTC, named as such.
+DISPLAY_FALLBACK_TIMEZONE = "UTC"
 
 # Start of the table for rows without a known change date, not the date each law took effect.
 _TABLE_START = date(2018, 5, 25)
@@ -38,6 +40,10 @@ class CountryRule(msgspec.Struct, frozen=True, kw_only=True):
     # The country's westernmost main zone: its calendar day starts last there, so a birthday
     # never counts early anywhere in the country.
     timezone: str
+    # The zone times are shown in to the guardian (pages, emails), where it is not ``timezone``:
+    # where most of the country lives (its capital's zone in the IANA tz database's
+    # zone1970.tab, or the most populous zone of a country spanning several).
+    display_timezone: str | None = None
     # Set where the child must consent together with the guardian: the law that says so.
     joint_consent_basis: str | None = None
     # The verification methods that may authorise disclosing the child's data to third parties
@@ -72,6 +78,7 @@ def _rule(
     joint_consent_basis: str | None = None,
     disclosure_methods: frozenset[VerificationMethod] | None = None,
     disclosure_basis: str | None = None,
+    display_timezone: str | None = None,
 ) -> CountryRule:
     return CountryRule(
         country=country,
@@ -82,6 +89,7 @@ def _rule(
         joint_consent_basis=joint_consent_basis,
         disclosure_methods=disclosure_methods,
         disclosure_basis=disclosure_basis,
+        display_timezone=display_timezone,
     )
 
 
@@ -104,7 +112,13 @@ COUNTRY_RULES: tuple[CountryRule, ...] = (
         since=date(2024, 1, 1),
     ),
     _rule("EE", 13, "Europe/Tallinn", "GDPR Art. 8(1); Isikuandmete kaitse seadus § 8 (EE)"),
-    _rule("ES", 14, "Atlantic/Canary", "GDPR Art. 8(1); LOPDGDD Art. 7 (ES)"),
+    _rule(
+        "ES",
+        14,
+        "Atlantic/Canary",
+        "GDPR Art. 8(1); LOPDGDD Art. 7 (ES)",
+        display_timezone="Europe/Madrid",
+    ),
     _rule("FI", 13, "Europe/Helsinki", "GDPR Art. 8(1); Tietosuojalaki 1050/2018 s. 5 (FI)"),
     _rule(
         "FR",
@@ -127,7 +141,13 @@ COUNTRY_RULES: tuple[CountryRule, ...] = (
     _rule("MT", 13, "Europe/Malta", "GDPR Art. 8(1); S.L. 586.11 (MT)"),
     _rule("NL", 16, "Europe/Amsterdam", "GDPR Art. 8(1); UAVG Art. 5 (NL)"),
     _rule("PL", 16, "Europe/Warsaw", f"{_GDPR_DEFAULT} (PL)"),
-    _rule("PT", 13, "Atlantic/Azores", "GDPR Art. 8(1); Lei 58/2019 Art. 16 (PT)"),
+    _rule(
+        "PT",
+        13,
+        "Atlantic/Azores",
+        "GDPR Art. 8(1); Lei 58/2019 Art. 16 (PT)",
+        display_timezone="Europe/Lisbon",
+    ),
     _rule("RO", 16, "Europe/Bucharest", f"{_GDPR_DEFAULT} (RO)"),
     _rule("SE", 13, "Europe/Stockholm", "GDPR Art. 8(1); Dataskyddslag 2018:218 ch. 2 s. 4 (SE)"),
     _rule("SI", 16, "Europe/Ljubljana", f"{_GDPR_DEFAULT} (SI, before ZVOP-2)"),
@@ -158,12 +178,29 @@ COUNTRY_RULES: tuple[CountryRule, ...] = (
             "consent to disclose to third parties; 16 CFR 312.5(b)(2): email plus only for an "
             "operator that does not disclose"
         ),
+        # Eastern Time: the zone of most of the population (US Census Bureau); the zone is
+        # always named with the time, so a guardian elsewhere can tell.
+        display_timezone="America/New_York",
     ),
-    _rule("BR", 12, "America/Rio_Branco", "LGPD Art. 14; ECA Art. 2 (BR)"),
+    # Brasília time: the legal time of the capital and of most of the population.
+    _rule(
+        "BR",
+        12,
+        "America/Rio_Branco",
+        "LGPD Art. 14; ECA Art. 2 (BR)",
+        display_timezone="America/Sao_Paulo",
+    ),
     # Quebec is the strictest province; one country-wide age keeps the rule fail closed.
-    _rule("CA", 14, "America/Vancouver", "Quebec Law 25, CQLR c. P-39.1 s. 4.1 (CA)"),
+    _rule(
+        "CA",
+        14,
+        "America/Vancouver",
+        "Quebec Law 25, CQLR c. P-39.1 s. 4.1 (CA)",
+        # Eastern Time: Quebec's, Ontario's and the capital's (and most of the population's).
+        display_timezone="America/Toronto",
+    ),
     # China officially keeps one time (Beijing), but Xinjiang time is in wide local use.
-    _rule("CN", 14, "Asia/Urumqi", "PIPL Art. 31 (CN)"),
+    _rule("CN", 14, "Asia/Urumqi", "PIPL Art. 31 (CN)", display_timezone="Asia/Shanghai"),
     _rule("KR", 14, "Asia/Seoul", "PIPA Art. 22-2 (KR)"),
     _rule("IN", 18, "Asia/Kolkata", "DPDP Act 2023 s. 9; DPDP Rules 2025 r. 10 (IN)"),
 )
@@ -263,6 +300,20 @@ def timezone_for(country: str) -> str:
     code = normalize_country(country)
     zones = {row.timezone for row in COUNTRY_RULES if row.country == code}
     return zones.pop() if len(zones) == 1 else FALLBACK_TIMEZONE
+
+
+def display_timezone(country: str) -> str:
+    """The zone a guardian of a child of ``country`` reads times in (``CountryRule``'s
+    ``display_timezone``, else its zone); UTC for a country without a row, where no single zone
+    can be assumed. Always shown named."""
+    try:
+        code = normalize_country(country)
+    except UnknownCountry:
+        return DISPLAY_FALLBACK_TIMEZONE
+    for row in COUNTRY_RULES:
+        if row.country == code:
+            return row.display_timezone or row.timezone
+    return DISPLAY_FALLBACK_TIMEZONE
 
 
 def decide_age(birth_date: date, country: str, now: datetime, operator_min_age: int) -> AgeDecision:

@@ -129,6 +129,8 @@ async def _open(
     due = now + timedelta(days=runtime.settings.reconsent_grace_days)
     request_id = uuid.uuid4()
     link_token = new_link_token()
+    # the account the guardian was told the first request was about
+    child_hint = notifications.child_hint(runtime, old)
     # Requests before consents, as in every transaction.
     await requests_repo.insert_request(
         connection,
@@ -153,6 +155,13 @@ async def _open(
         joint_consent=old.joint_consent,
         child_agreed=old.child_agreed,
         reconsent_of=consent.id,
+        child_hint_enc=(
+            runtime.protector.encrypt(
+                child_hint.encode(), notifications.child_hint_context(request_id)
+            )
+            if child_hint is not None
+            else None
+        ),
     )
     renewed = await consents_repo.set_reconsent_due(connection, consent.id, due, now)
     assert renewed is not None  # live, under the subject's lock
@@ -171,6 +180,7 @@ async def _open(
         expires_at=due,
         now=now,
         reconsent_until=renewed.expires_at,
+        child_hint=child_hint,
     )
     await record_event(
         connection,

@@ -27,6 +27,8 @@ from service.security.tokens import hash_link_token, new_link_token
 from service.states import CreatedStatus, RequestStatus
 
 GUARDIAN_REQUESTS_PER_DAY = 5
+# Enough for a username or a first name, too short for a message to the guardian.
+CHILD_HINT_MAX_LENGTH = 64
 
 
 class NewRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +40,8 @@ class NewRequest(msgspec.Struct, frozen=True, kw_only=True):
     locale: str | None = None
     # The app's attestation that the child agreed too, where the law asks for joint consent.
     child_agreed: bool | None = None
+    # What tells the guardian which account this is about (e.g. the username the child chose).
+    child_hint: str | None = None
 
 
 class RequestCreated(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +72,8 @@ def request_hash(runtime: Runtime, body: NewRequest) -> bytes:
         # a body without it hashes as it did before the field existed, so a retry of a
         # request made before an upgrade still replays
         del fields["child_agreed"]
+    if fields["child_hint"] is None:
+        del fields["child_hint"]
     return runtime.protector.lookup_hash(msgspec.json.encode(fields).decode())
 
 
@@ -86,6 +92,7 @@ async def create_request(
     email = guardian.address
     purposes = _validate_purposes(body.purposes, runtime)
     locale = _validate_locale(body.locale)
+    child_hint = validate_child_hint(body.child_hint)
     if not decision.consent_required:
         # Nothing is stored about a child who may consent alone.
         return CreateOutcome(
@@ -160,6 +167,7 @@ async def create_request(
             expires_at=expires_at,
             joint_consent=decision.joint_consent,
             child_agreed=body.child_agreed,
+            child_hint_enc=encrypt_child_hint(runtime, request_id, child_hint),
         )
         await notices.record_use(connection, notice, now)
         await notifications.ask_guardian(
@@ -175,6 +183,7 @@ async def create_request(
             country=decision.jurisdiction,
             expires_at=expires_at,
             now=now,
+            child_hint=child_hint,
         )
         created = RequestCreated(
             id=request_id,
@@ -263,6 +272,32 @@ def _validate_email(raw: str) -> EmailAddress:
         return parse_email_address(raw)
     except InvalidEmailAddress as exc:
         raise InvalidInput(f"guardian_email is not a valid email address: {exc}.") from None
+
+
+def validate_child_hint(raw: str | None) -> str | None:
+    """Shown to the guardian as it is, so only one line of visible text: no control, format
+    or bidirectional-override characters (which could make it read as something else)."""
+    if raw is None:
+        return None
+    hint = raw.strip()
+    if not hint:
+        raise InvalidInput("child_hint: must not be blank; leave it out instead.")
+    if len(hint) > CHILD_HINT_MAX_LENGTH:
+        raise InvalidInput(f"child_hint: at most {CHILD_HINT_MAX_LENGTH} characters.")
+    if not hint.isprintable():
+        raise InvalidInput(
+            "child_hint: only visible characters and spaces; no control, formatting or "
+            "bidirectional-override characters."
+        )
+    return hint
+
+
+def encrypt_child_hint(runtime: Runtime, request_id: uuid.UUID, hint: str | None) -> bytes | None:
+    return (
+        runtime.protector.encrypt(hint.encode(), notifications.child_hint_context(request_id))
+        if hint is not None
+        else None
+    )
 
 
 def _validate_locale(requested: str | None) -> str:

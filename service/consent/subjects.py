@@ -180,6 +180,12 @@ async def _requests(
         request["guardian_email"] = (
             runtime.protector.decrypt(blob, row.id.bytes).decode() if blob else None
         )
+        hint = request.pop("child_hint_enc")
+        request["child_hint"] = (
+            runtime.protector.decrypt(hint, notifications.child_hint_context(row.id)).decode()
+            if hint
+            else None
+        )
         requests.append(request)
     return requests
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import asyncpg
 import msgspec
@@ -15,7 +15,7 @@ _COLUMNS = """
     id, subject_id, status, country, age_of_consent, basis, consent_required_until,
     guardian_email_enc, guardian_ref, purposes, locale, policy_version, failed_submissions,
     created_at, expires_at, decided_at, joint_consent, child_agreed, reconsent_of,
-    cancelled_by_app
+    cancelled_by_app, child_hint_enc, reminded_at
 """
 
 
@@ -43,6 +43,10 @@ class ConsentRequest(msgspec.Struct, frozen=True, kw_only=True):
     reconsent_of: uuid.UUID | None = None
     # cancelled by the main app rather than replaced by a newer request
     cancelled_by_app: bool = False
+    # What the child said about themselves (``child_hint``), encrypted like the address.
+    child_hint_enc: bytes | None = None
+    # When the one reminder to the undecided guardian was queued.
+    reminded_at: datetime | None = None
 
 
 def _convert(row: asyncpg.Record | None) -> ConsentRequest | None:
@@ -68,7 +72,11 @@ async def find_by_link_token(
 ) -> ConsentRequest | None:
     lock = " for update" if for_update else ""
     row = await connection.fetchrow(
-        f"select {_COLUMNS} from consent_requests where link_token_hash = $1{lock}", token_hash
+        f"""
+        select {_COLUMNS} from consent_requests
+        where link_token_hash = $1 or reminder_link_token_hash = $1{lock}
+        """,
+        token_hash,
     )
     return _convert(row)
 
@@ -96,6 +104,7 @@ async def insert_request(
     joint_consent: bool,
     child_agreed: bool | None,
     reconsent_of: uuid.UUID | None = None,
+    child_hint_enc: bytes | None = None,
 ) -> None:
     await connection.execute(
         """
@@ -103,9 +112,9 @@ async def insert_request(
             id, subject_id, status, country, age_of_consent, basis, birth_date,
             consent_required_until, guardian_email_enc, guardian_email_hash, guardian_ref,
             purposes, locale, policy_version, link_token_hash, api_key_id, created_at,
-            expires_at, updated_at, joint_consent, child_agreed, reconsent_of
+            expires_at, updated_at, joint_consent, child_agreed, reconsent_of, child_hint_enc
         ) values ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                  $16, $17, $16, $18, $19, $20)
+                  $16, $17, $16, $18, $19, $20, $21)
         """,
         request_id,
         subject_id,
@@ -127,6 +136,7 @@ async def insert_request(
         joint_consent,
         child_agreed,
         reconsent_of,
+        child_hint_enc,
     )
 
 
@@ -164,7 +174,8 @@ async def cancel_by_app(
         f"""
         update consent_requests
         set status = 'cancelled', cancelled_by_app = true, decided_at = $2, updated_at = $2,
-            birth_date = null, guardian_email_enc = null, guardian_email_hash = null
+            birth_date = null, guardian_email_enc = null, guardian_email_hash = null,
+            child_hint_enc = null
         where id = $1 and status = 'pending' and expires_at > $2
         returning {_COLUMNS}
         """,
@@ -206,7 +217,8 @@ async def forget_guardian(connection: Connection, request_id: uuid.UUID) -> None
     """The guardian was told their address goes when no answer is needed any more."""
     await connection.execute(
         """
-        update consent_requests set guardian_email_enc = null, guardian_email_hash = null
+        update consent_requests
+        set guardian_email_enc = null, guardian_email_hash = null, child_hint_enc = null
         where id = $1
         """,
         request_id,
@@ -220,7 +232,8 @@ async def erase_after_withdrawal(connection: Connection, request_id: uuid.UUID) 
     await connection.execute(
         """
         update consent_requests
-        set guardian_email_enc = null, guardian_email_hash = null, birth_date = null
+        set guardian_email_enc = null, guardian_email_hash = null, birth_date = null,
+            child_hint_enc = null
         where id = $1
         """,
         request_id,
@@ -250,7 +263,7 @@ async def expire_overdue(connection: Connection, now: datetime) -> list[ConsentR
         f"""
         update consent_requests
         set status = 'expired', decided_at = $1, updated_at = $1, birth_date = null,
-            guardian_email_enc = null, guardian_email_hash = null
+            guardian_email_enc = null, guardian_email_hash = null, child_hint_enc = null
         where id in (
             select id from consent_requests
             where status = 'pending' and expires_at <= $1
@@ -283,8 +296,9 @@ async def purge_closed(
     rows = await connection.fetch(
         """
         update consent_requests
-        set guardian_email_enc = null, guardian_email_hash = null, link_token_hash = null,
-            birth_date = null, purged_at = $1, updated_at = $1
+        set guardian_email_enc = null, guardian_email_hash = null, child_hint_enc = null,
+            link_token_hash = null, reminder_link_token_hash = null, birth_date = null,
+            purged_at = $1, updated_at = $1
         where id in (
             select id from consent_requests
             where purged_at is null
@@ -310,8 +324,9 @@ async def purge_answered(
     await connection.execute(
         """
         update consent_requests
-        set guardian_email_enc = null, guardian_email_hash = null, link_token_hash = null,
-            purged_at = $2, updated_at = $2
+        set guardian_email_enc = null, guardian_email_hash = null, child_hint_enc = null,
+            link_token_hash = null, reminder_link_token_hash = null, purged_at = $2,
+            updated_at = $2
         where id = any($1::uuid[]) and purged_at is null
         """,
         request_ids,
@@ -336,3 +351,75 @@ async def pseudonymize(
         subject_pseudonyms,
         guardian_pseudonyms,
     )
+
+
+async def due_for_reminder(
+    connection: Connection, *, now: datetime, lead: timedelta, limit: int = 500
+) -> list[uuid.UUID]:
+    """Pending requests whose link expires within ``lead`` and whose guardian was not reminded
+    yet; a request whose whole lifetime is shorter than ``lead`` gets none (its first email is
+    recent enough). Not locked: each is locked and checked again when it is reminded."""
+    rows = await connection.fetch(
+        """
+        select id from consent_requests
+        where status = 'pending' and reminded_at is null and guardian_email_enc is not null
+          and expires_at > $1 and expires_at <= $1 + $2::interval
+          and created_at < expires_at - $2::interval
+        order by expires_at limit $3
+        """,
+        now,
+        lead,
+        limit,
+    )
+    return [row["id"] for row in rows]
+
+
+async def lock_request(connection: Connection, request_id: uuid.UUID) -> ConsentRequest | None:
+    row = await connection.fetchrow(
+        f"select {_COLUMNS} from consent_requests where id = $1 for update", request_id
+    )
+    return _convert(row)
+
+
+async def set_reminded(
+    connection: Connection, request_id: uuid.UUID, *, link_token_hash: bytes, now: datetime
+) -> bool:
+    """Record a reminder and its link; only while the request is pending."""
+    result = await connection.execute(
+        """
+        update consent_requests
+        set reminded_at = $2, reminder_link_token_hash = $3, updated_at = $2
+        where id = $1 and status = 'pending'
+        """,
+        request_id,
+        now,
+        link_token_hash,
+    )
+    return result == "UPDATE 1"
+
+
+async def mark_reminder_skipped(
+    connection: Connection, request_id: uuid.UUID, now: datetime
+) -> None:
+    """The sweep's reminder was not sent (over the address's limit): none comes later either.
+    Recorded as reminded, without a link, so it counts against the address like a sent one."""
+    await connection.execute(
+        "update consent_requests set reminded_at = $2, updated_at = $2 "
+        "where id = $1 and reminded_at is null",
+        request_id,
+        now,
+    )
+
+
+async def recent_reminders_for_guardian(
+    connection: Connection, email_hashes: list[bytes], since: datetime
+) -> list[datetime]:
+    rows = await connection.fetch(
+        """
+        select reminded_at from consent_requests
+        where guardian_email_hash = any($1::bytea[]) and reminded_at > $2 order by reminded_at
+        """,
+        email_hashes,
+        since,
+    )
+    return [row["reminded_at"] for row in rows]

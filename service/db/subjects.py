@@ -42,6 +42,8 @@ class SubjectRequest(msgspec.Struct, frozen=True, kw_only=True):
     purged_at: datetime | None
     joint_consent: bool
     child_agreed: bool | None
+    child_hint_enc: bytes | None = None
+    reminded_at: datetime | None = None
 
 
 class SubjectConsent(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,7 +105,8 @@ async def requests_of(
         """
         select id, status, country, age_of_consent, basis, birth_date, consent_required_until,
                guardian_email_enc, guardian_ref as guardian, purposes, locale, policy_version,
-               created_at, expires_at, decided_at, purged_at, joint_consent, child_agreed
+               created_at, expires_at, decided_at, purged_at, joint_consent, child_agreed,
+               child_hint_enc, reminded_at
         from consent_requests where subject_id in ($1, $2) order by created_at
         """,
         subject_id,

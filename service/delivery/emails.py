@@ -97,12 +97,16 @@ def render_request_email(
     purpose_ids: Sequence[str],
     needs_stronger_method: Collection[str] = (),
     reconsent_until: datetime | None = None,
+    child_hint: str | None = None,
+    timezone: str = "UTC",
 ) -> RenderedEmail:
     """The direct notice asking a guardian for consent (COPPA 312.4(c)(1), GDPR Art. 13/14):
     the notice of the request's language with the requested purposes. ``needs_stronger_method``:
     ids of purposes that email plus cannot authorise here; they are listed with their
     recipients and a note that they cannot be given yet. ``reconsent_until``: the request asks
-    again under a changed notice, and the current consent lasts until then."""
+    again under a changed notice, and the current consent lasts until then. ``child_hint``:
+    what the child said about themselves, so the guardian knows which account this is.
+    ``timezone``: the zone the guardian reads times in (every render function has it)."""
     loc = negotiate_locale(locale)
     return _render(
         "request",
@@ -112,7 +116,7 @@ def render_request_email(
         notice=notice,
         privacy_notice_url=notice.privacy_notice_url,
         review_url=review_url,
-        expires_at=format_datetime(expires_at, loc),
+        expires_at=format_datetime(expires_at, loc, timezone),
         purposes=[
             {
                 **msgspec.structs.asdict(purpose),
@@ -120,7 +124,33 @@ def render_request_email(
             }
             for purpose in notice.among(list(purpose_ids))
         ],
-        reconsent_until=format_datetime(reconsent_until, loc) if reconsent_until else None,
+        reconsent_until=(
+            format_datetime(reconsent_until, loc, timezone) if reconsent_until else None
+        ),
+        child_hint=child_hint,
+    )
+
+
+def render_reminder_email(
+    *,
+    locale: str,
+    operator_name: str,
+    review_url: str,
+    expires_at: datetime,
+    child_hint: str | None = None,
+    timezone: str = "UTC",
+) -> RenderedEmail:
+    """A reminder to a guardian who has not decided yet, with a working review link; the
+    review page shows the whole notice again."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "reminder",
+        N_("Reminder from %(operator)s: your consent is needed for your child's account"),
+        loc,
+        operator_name,
+        review_url=review_url,
+        expires_at=format_datetime(expires_at, loc, timezone),
+        child_hint=child_hint,
     )
 
 
@@ -134,6 +164,7 @@ def render_confirmation_email(
     withdraw_url: str,
     granted_at: datetime,
     valid_until: datetime,
+    timezone: str = "UTC",
 ) -> RenderedEmail:
     """The "email plus" confirmation sent after a grant, with a one-click withdrawal link."""
     loc = negotiate_locale(locale)
@@ -146,8 +177,8 @@ def render_confirmation_email(
         granted=_purpose_views(granted, loc),
         refused=_purpose_views(refused, loc),
         withdraw_url=withdraw_url,
-        granted_at=format_datetime(granted_at, loc),
-        valid_until=format_datetime(valid_until, loc),
+        granted_at=format_datetime(granted_at, loc, timezone),
+        valid_until=format_datetime(valid_until, loc, timezone),
     )
 
 
@@ -158,6 +189,7 @@ def render_withdrawn_email(
     purposes: Sequence[Purpose],
     withdrawn_at: datetime,
     erased: bool = False,
+    timezone: str = "UTC",
 ) -> RenderedEmail:
     """Confirms a withdrawal made by the guardian; ``erased``: and that the data held for the
     consent is deleted and the app told to delete the child's data."""
@@ -168,7 +200,7 @@ def render_withdrawn_email(
         loc,
         operator_name,
         purposes=_purpose_views(purposes, loc),
-        withdrawn_at=format_datetime(withdrawn_at, loc),
+        withdrawn_at=format_datetime(withdrawn_at, loc, timezone),
         erased=erased,
     )
 
@@ -207,6 +239,7 @@ def render_purposes_withdrawn_email(
     remaining: Sequence[Purpose],
     withdraw_url: str,
     withdrawn_at: datetime,
+    timezone: str = "UTC",
 ) -> RenderedEmail:
     """Confirms that the guardian withdrew some purposes while keeping consent for the rest."""
     loc = negotiate_locale(locale)
@@ -218,7 +251,7 @@ def render_purposes_withdrawn_email(
         withdrawn=_purpose_views(withdrawn, loc),
         remaining=_purpose_views(remaining, loc),
         withdraw_url=withdraw_url,
-        withdrawn_at=format_datetime(withdrawn_at, loc),
+        withdrawn_at=format_datetime(withdrawn_at, loc, timezone),
     )
 
 
@@ -229,6 +262,7 @@ def render_revoked_email(
     purposes: Sequence[Purpose],
     reason: str,
     revoked_at: datetime,
+    timezone: str = "UTC",
 ) -> RenderedEmail:
     """Tells the guardian that support staff revoked the consent, and why."""
     loc = negotiate_locale(locale)
@@ -239,7 +273,7 @@ def render_revoked_email(
         operator_name,
         purposes=_purpose_views(purposes, loc),
         reason=reason,
-        revoked_at=format_datetime(revoked_at, loc),
+        revoked_at=format_datetime(revoked_at, loc, timezone),
     )
 
 
@@ -252,6 +286,7 @@ def render_lapsing_email(
     age_of_consent: int,
     lapses_at: datetime,
     retention_policy_url: str,
+    timezone: str = "UTC",
 ) -> RenderedEmail:
     """Ahead of the coming of age: the consent ends and the young person decides alone."""
     loc = negotiate_locale(locale)
@@ -263,7 +298,7 @@ def render_lapsing_email(
         purposes=_purpose_views(purposes, loc),
         comes_of_age_on=format_date(comes_of_age_on, loc),
         age_of_consent=age_of_consent,
-        lapses_at=format_datetime(lapses_at, loc),
+        lapses_at=format_datetime(lapses_at, loc, timezone),
         retention_policy_url=retention_policy_url,
     )
 
@@ -274,6 +309,7 @@ def render_replaced_email(
     operator_name: str,
     purposes: Sequence[Purpose],
     replaced_at: datetime,
+    timezone: str = "UTC",
 ) -> RenderedEmail:
     """Tells a guardian that another guardian's consent for the same child replaced theirs."""
     loc = negotiate_locale(locale)
@@ -283,7 +319,7 @@ def render_replaced_email(
         loc,
         operator_name,
         purposes=_purpose_views(purposes, loc),
-        replaced_at=format_datetime(replaced_at, loc),
+        replaced_at=format_datetime(replaced_at, loc, timezone),
     )
 
 

@@ -12,13 +12,15 @@ import logging
 import ssl
 import uuid
 from datetime import UTC, datetime
+from email.header import Header
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime
 
 import aiosmtplib
 
 from service.delivery.emails import RenderedEmail
-from service.settings import SmtpConfig, StartTls
+from service.settings import SmtpConfig, StartTls, mailbox
 
 logger = logging.getLogger("service.delivery.smtp")
 
@@ -30,19 +32,43 @@ class SmtpTlsUnavailable(Exception):
     """
 
 
+class _Subject(str):
+    """A Subject header that folds without losing a space. Python's own folder (3.11) drops
+    the space between two encoded words it folds apart: "račun vašega" arrives as
+    "računvašega". The RFC 2047 encoder of ``email.header`` keeps it inside the encoded words."""
+
+    name = "Subject"
+    defects = ()
+
+    def fold(self, *, policy: Policy) -> str:
+        charset = "us-ascii" if self.isascii() else "utf-8"
+        encoded = Header(str(self), charset, header_name=self.name).encode(linesep=policy.linesep)
+        return f"{self.name}: {encoded}{policy.linesep}"
+
+
 def message_id(item_id: uuid.UUID, mail_from: str) -> str:
     """The ``Message-ID`` of an outbox email: the same on every attempt, so a receiving mail
     system can drop the copy a retry sends after an attempt whose outcome was lost."""
-    return f"<{item_id}@{mail_from.rpartition('@')[2]}>"
+    return f"<{item_id}@{mailbox(mail_from).domain}>"
 
 
 def build_message(
-    *, item_id: uuid.UUID, mail_from: str, to: str, email: RenderedEmail, locale: str
+    *,
+    item_id: uuid.UUID,
+    mail_from: str,
+    to: str,
+    email: RenderedEmail,
+    locale: str,
+    reply_to: str | None = None,
 ) -> EmailMessage:
+    """``mail_from`` and ``reply_to`` are mailboxes (``config_values.mailbox``): the header
+    registry quotes a display name as needed and encodes one that is not ASCII (RFC 2047)."""
     message = EmailMessage()
-    message["From"] = mail_from
+    message["From"] = mailbox(mail_from)
+    if reply_to is not None:
+        message["Reply-To"] = mailbox(reply_to)
     message["To"] = to
-    message["Subject"] = email.subject
+    message["Subject"] = _Subject(email.subject)
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = message_id(item_id, mail_from)
     message["Auto-Submitted"] = "auto-generated"
@@ -67,9 +93,10 @@ def tls_context(config: SmtpConfig) -> ssl.SSLContext:
 
 
 class MailSender:
-    def __init__(self, smtp: SmtpConfig, mail_from: str) -> None:
+    def __init__(self, smtp: SmtpConfig, mail_from: str, reply_to: str | None = None) -> None:
         self._config = smtp
         self.mail_from = mail_from
+        self.reply_to = reply_to
         self._tls = tls_context(smtp)
         self._client: aiosmtplib.SMTP | None = None
 

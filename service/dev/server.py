@@ -16,6 +16,7 @@ import json
 import os
 import signal
 from collections.abc import Iterator
+from email.headerregistry import Address
 from pathlib import Path
 
 import asyncpg
@@ -136,7 +137,16 @@ def _run_dev(*, host: str, port: int, data_dir: Path) -> None:
             inbox = WebhookInbox(env.get("CONSENT_WEBHOOK_SECRET") or new_secret())
             env["CONSENT_WEBHOOK_URL"] = f"http://{_loopback(host)}:{port}{WEBHOOKS_PATH}"
             env["CONSENT_WEBHOOK_SECRET"] = inbox.secret
-        env.setdefault("CONSENT_MAIL_FROM", "consent@localhost.localdomain")
+        # With a display name, as a real operator's would have: the operator's name if set.
+        env.setdefault(
+            "CONSENT_MAIL_FROM",
+            str(
+                Address(
+                    display_name=env.get("CONSENT_OPERATOR_NAME") or "Consent service (dev)",
+                    addr_spec="consent@localhost.localdomain",
+                )
+            ),
+        )
         env.setdefault("CONSENT_PUBLIC_URL", f"http://{host}:{port}")
         env.setdefault(
             "CONSENT_SIGNING_KEY_FILE",

@@ -13,7 +13,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from service.consent import cancellation, lifecycle, policy
 from service.consent.check import CheckAnswer, answer_check
-from service.consent.requests import NewRequest, create_request
+from service.consent.requests import CHILD_HINT_MAX_LENGTH, NewRequest, create_request
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
@@ -22,7 +22,12 @@ from service.db.check_cache import CheckRows
 from service.db.consent_requests import ConsentRequest
 from service.http.api_key_auth import api_key_guard
 from service.http.dependencies import Db
-from service.http.patterns import PRINTABLE_ASCII_PATTERN, PURPOSE_ID_PATTERN, SUBJECT_ID_PATTERN
+from service.http.patterns import (
+    PRINTABLE_ASCII_PATTERN,
+    PURPOSE_ID_PATTERN,
+    SHOWN_TEXT_PATTERN,
+    SUBJECT_ID_PATTERN,
+)
 from service.http.problems import API_PROBLEMS, ProblemError, problem_responses
 from service.http.staff_auth import api_key_or_staff_guard
 from service.states import ConsentStatus, CreatedStatus, RequestStatus
@@ -59,6 +64,23 @@ class ConsentRequestIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     locale: Annotated[str, msgspec.Meta(max_length=35)] | None = None
     # the app's attestation that the child agreed too; required (true) where joint_consent
     child_agreed: bool | None = None
+    child_hint: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1,
+                max_length=CHILD_HINT_MAX_LENGTH,
+                pattern=SHOWN_TEXT_PATTERN,
+                description=(
+                    "Optional: what tells the guardian which account the request is about, "
+                    "e.g. the username the child chose. Shown in the email and on the review "
+                    "page; stored encrypted and deleted with the guardian's address. Never a "
+                    "full name."
+                ),
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ConsentRequestOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -17,7 +17,15 @@ from litestar.params import FromPath
 from litestar.response import Template
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from service.consent import decisions, endings, rectification, subjects, verification
+from service.consent import (
+    decisions,
+    endings,
+    notifications,
+    policy,
+    rectification,
+    subjects,
+    verification,
+)
 from service.consent.errors import (
     Conflict,
     FormError,
@@ -184,7 +192,10 @@ class GuardianController(Controller):
                 for purpose in notice.among(request.purposes)
             ],
             child_agreed=request.child_agreed is True,
-            expires_at=format_datetime(request.expires_at, locale),
+            child_hint=notifications.child_hint(runtime, request),
+            expires_at=format_datetime(
+                request.expires_at, locale, policy.display_timezone(request.country)
+            ),
             form_action=f"/guardian/{token}",
             **form_errors(errors, locale),
             selected=selected,
@@ -265,7 +276,9 @@ class GuardianController(Controller):
             http_status=status,
             operator_name=runtime.settings.operator_name,
             purposes=_purpose_views(runtime.catalogue.among(consent.purposes), locale),
-            granted_at=format_datetime(consent.granted_at, locale),
+            granted_at=format_datetime(
+                consent.granted_at, locale, policy.display_timezone(consent.jurisdiction)
+            ),
             form_action=f"/guardian/withdraw/{token}",
             address_url=f"/guardian/address/{token}",
             rights_url=f"/guardian/rights/{token}",

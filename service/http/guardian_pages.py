@@ -103,11 +103,15 @@ def form_errors(errors: Sequence[FormError], locale: str) -> dict[str, Any]:
 STATES_IN_TEMPLATES = {"RequestStatus": RequestStatus, "LinkProblemReason": LinkProblemReason}
 
 
-def prepare_templates(environment: jinja2.Environment) -> None:
+def prepare_templates(
+    environment: jinja2.Environment, *, operator_name: str, operator_email: str
+) -> None:
     """What every guardian template may use: the gettext functions, which follow each page's
-    ``locale``, and the states it compares against."""
+    ``locale``, the states it compares against, and whom a guardian may ask (an error page is
+    rendered before anything else is known, and still names the operator and its contact)."""
     install_translations(environment)
     environment.globals.update(STATES_IN_TEMPLATES)
+    environment.globals["operator_contact"] = {"name": operator_name, "email": operator_email}
 
 
 def page(

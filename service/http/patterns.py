@@ -25,3 +25,9 @@ TEXT_PATTERN = whole("[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]+")
 EMAIL_LOOKUP_PATTERN = whole("[^\\s@]+@[^\\s@]+")
 # A language tag ("sl", "sl-SI", "pt_BR"); which languages are shipped is decided after it.
 LANGUAGE_TAG_PATTERN = whole("[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*")
+# One line of text shown to a guardian: no control characters (C0, C1), no bidirectional
+# overrides, isolates or marks, no zero-width or invisible formatting characters, no line or
+# paragraph separators, so what the guardian reads is what was sent.
+SHOWN_TEXT_PATTERN = whole(
+    "[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]+"
+)

@@ -11,7 +11,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
-from service.consent import endings, subjects
+from service.consent import endings, reminders, subjects
 from service.consent.runtime import Runtime
 from service.db.api_keys import ApiKey
 from service.db.audit_events import AuditEvent
@@ -87,6 +87,30 @@ class StaffController(Controller):
             db, runtime, consent_id, reason=data.reason.strip(), staff=_staff(request).sub
         )
         return consent_record(revoked, runtime.clock.now())
+
+    @post(
+        "/consent-requests/{request_id:uuid}/remind",
+        opt={"roles": ("support",)},
+        status_code=200,
+        summary="Email the guardian of a pending request a reminder now (support)",
+        description=(
+            "The same reminder the worker sends ahead of the link's expiry, with a link of its "
+            "own (the first email's link keeps working). Limits: one per request per hour, "
+            f"{reminders.GUARDIAN_REMINDERS_PER_DAY} per guardian address in 24 hours (429 "
+            "with Retry-After); a request that is no longer pending is 409."
+        ),
+        responses=problem_responses(*API_PROBLEMS, 404, 409, 429),
+    )
+    async def remind(
+        self,
+        request_id: FromPath[uuid.UUID],
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
+    ) -> reminders.ReminderSent:
+        return await reminders.remind(
+            db, state.runtime, request_id, actor=f"staff:{_staff(request).sub}"
+        )
 
     @post(
         "/subjects",

@@ -195,6 +195,8 @@ def test_a_consent_life_is_answered_as_documented(server: Target) -> None:
             201,
         ),
         ("GET", "/v1/consent-requests/{request_id}", {"path_parameters": granted}, 200),
+        # decided already: nobody to remind
+        ("POST", "/v1/consent-requests/{request_id}/remind", {"path_parameters": granted}, 409),
         (
             "POST",
             "/v1/consent-requests/{request_id}/cancel",

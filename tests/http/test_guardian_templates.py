@@ -58,7 +58,9 @@ def pages() -> jinja2.Environment:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    prepare_templates(environment)
+    prepare_templates(
+        environment, operator_name="Astra Tutoring", operator_email="privacy@astra.test"
+    )
     return environment
 
 

@@ -67,13 +67,17 @@ def test_slovenian_plural_forms() -> None:
 
 def test_format_datetime() -> None:
     moment = datetime(2026, 11, 30, 15, 5, tzinfo=UTC) + timedelta(hours=-1)
-    assert format_datetime(moment, "en") == "30 November 2026, 14:05 UTC"
-    assert format_datetime(moment, "sl") == "30. novembra 2026 ob 14:05 UTC"
-    assert format_datetime(moment, "xx") == "30 November 2026, 14:05 UTC"
+    utc = "14:05 (Coordinated Universal Time)"
+    assert format_datetime(moment, "en") == f"30 November 2026, {utc}"
+    assert format_datetime(moment, "sl") == (
+        "30. novembra 2026 ob 14:05 (univerzalni koordinirani čas)"
+    )
+    assert format_datetime(moment, "xx") == f"30 November 2026, {utc}"
     from zoneinfo import ZoneInfo
 
+    # the zone shown is the one asked for, whatever zone the moment carries
     ljubljana = moment.astimezone(ZoneInfo("Europe/Ljubljana"))
-    assert format_datetime(ljubljana, "en") == "30 November 2026, 14:05 UTC"
+    assert format_datetime(ljubljana, "en") == f"30 November 2026, {utc}"
 
 
 def test_a_regional_catalog_is_chosen_before_its_language(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,6 +101,6 @@ def test_a_regional_catalog_is_chosen_before_its_language(monkeypatch: pytest.Mo
 def test_slovenian_dates_decline_the_month(day: date, slovenian: str) -> None:
     assert format_date(day, "sl") == slovenian
     assert format_datetime(datetime.combine(day, time(9, 30), tzinfo=UTC), "sl") == (
-        f"{slovenian} ob 09:30 UTC"
+        f"{slovenian} ob 09:30 (univerzalni koordinirani čas)"
     )
     assert format_date(day, "en") == f"{day.day} {day.strftime('%B')} {day.year}"
