@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
 from babel.dates import format_date as cldr_format_date
@@ -26,13 +27,26 @@ _MONTHS_IN_A_DATE: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 
+# The first day of a month where the language writes it as an ordinal and CLDR has no field for
+# it: French writes "1er décembre 2027" but "2 décembre 2027" (Imprimerie nationale, Lexique des
+# règles typographiques).
+_FIRST_OF_THE_MONTH: dict[str, str] = {"fr": "er"}
+# A pattern's quoted literal text ('UTC', 'de'), which must stay as it is.
+_QUOTED = re.compile(r"('(?:[^']|'')*')")
+_DAY_OF_MONTH = re.compile(r"(?<!d)d(?!d)")
 
-def _with_month_in_a_date(pattern: str, locale: str, month: int) -> str:
-    """``pattern`` with its full month name written out where the language declines it."""
+
+def _in_a_date(pattern: str, locale: str, day: date) -> str:
+    """``pattern`` with the day and month written the way ``locale`` writes them in a date."""
     months = _MONTHS_IN_A_DATE.get(locale)
-    if months is None or "MMMM" not in pattern:
-        return pattern
-    return pattern.replace("MMMM", f"'{months[month - 1]}'", 1)
+    if months is not None and "MMMM" in pattern:
+        pattern = pattern.replace("MMMM", f"'{months[day.month - 1]}'", 1)
+    ordinal = _FIRST_OF_THE_MONTH.get(locale)
+    if ordinal is not None and day.day == 1:
+        parts = _QUOTED.split(pattern)
+        parts[::2] = [_DAY_OF_MONTH.sub(f"d'{ordinal}'", part, count=1) for part in parts[::2]]
+        pattern = "".join(parts)
+    return pattern
 
 
 def format_datetime(moment: datetime, locale: str | None) -> str:
@@ -42,12 +56,12 @@ def format_datetime(moment: datetime, locale: str | None) -> str:
     """
     utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     language = translator(locale)
-    pattern = _with_month_in_a_date(language.gettext(DATETIME_PATTERN), language.locale, utc.month)
+    pattern = _in_a_date(language.gettext(DATETIME_PATTERN), language.locale, utc.date())
     return cldr_format_datetime(utc, pattern, tzinfo=UTC, locale=language.locale)
 
 
 def format_date(day: date, locale: str | None) -> str:
     """A readable calendar day: "1 April 2030" in English."""
     language = translator(locale)
-    pattern = _with_month_in_a_date(language.gettext(DATE_PATTERN), language.locale, day.month)
+    pattern = _in_a_date(language.gettext(DATE_PATTERN), language.locale, day)
     return cldr_format_date(day, pattern, locale=language.locale)
