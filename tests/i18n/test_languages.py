@@ -1,5 +1,5 @@
-"""Each shipped language writes dates and plurals its own way, and the operator's purposes
-speak every shipped language."""
+"""Each shipped language writes dates and plurals its own way, the operator's purposes speak
+every shipped language, and so does the written retention policy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from datetime import UTC, date, datetime
 import pytest
 
 from service.consent.purposes import load_catalogue
-from service.i18n import LOCALES, format_date, format_datetime, translator
+from service.consent.retention import retention_policy
+from service.consent.retention_document import policy_document, render_markdown
+from service.i18n import DEFAULT_LOCALE, LOCALES, format_date, format_datetime, translator
+from service.settings import load_settings
+from tests.support.untranslated import english_only_texts, english_purpose_texts, readable
 
 CATALOGUE = load_catalogue(None)
 RETRY = ("Please try again in %(num)d minute.", "Please try again in %(num)d minutes.")
@@ -80,3 +84,24 @@ def test_every_purpose_speaks_every_shipped_language(locale: str) -> None:
         for recipient in purpose.recipients:
             assert recipient.name.get(locale, "").strip(), (purpose.id, locale)
             assert recipient.why.get(locale, "").strip(), (purpose.id, locale)
+
+
+@pytest.mark.parametrize("locale", [locale for locale in LOCALES if locale != DEFAULT_LOCALE])
+def test_the_retention_policy_has_no_english_left(key_files: dict[str, str], locale: str) -> None:
+    settings = load_settings(
+        {
+            "CONSENT_DATABASE_URL": "postgresql://consent@127.0.0.1:1/consent",
+            "CONSENT_SMTP_URL": "smtp://127.0.0.1:1",
+            "CONSENT_MAIL_FROM": "consent@tutoring.example",
+            "CONSENT_PUBLIC_URL": "http://consent.test",
+            "CONSENT_SIGNING_KEY_FILE": key_files["signing"],
+            "CONSENT_DATA_KEY": key_files["data_key"],
+        }
+    )
+    policy = retention_policy(settings, CATALOGUE)
+    text = readable(
+        render_markdown(policy_document(policy, locale=locale, operator_name="Astra Tutoring")),
+        names=("Astra Tutoring",),
+    )
+    english = english_only_texts(locale) | english_purpose_texts(CATALOGUE, locale)
+    assert [source for source in sorted(english) if source in text] == []
