@@ -30,6 +30,7 @@ from service.http.patterns import (
 )
 from service.http.problems import API_PROBLEMS, ProblemError, problem_responses
 from service.http.staff_auth import api_key_or_staff_guard
+from service.i18n import LOCALES
 from service.states import ConsentStatus, CreatedStatus, RequestStatus
 
 SubjectId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=SUBJECT_ID_PATTERN)]
@@ -53,6 +54,13 @@ class AgeGateAnswer(msgspec.Struct, frozen=True, kw_only=True):
     joint_consent_basis: str | None
 
 
+LOCALE_DESCRIPTION = (
+    'The language of the guardian\'s emails and pages: a language tag ("sl", "sl-SI") of '
+    + ", ".join(LOCALES)
+    + ". Without it, English; any other language is refused (422)."
+)
+
+
 class ConsentRequestIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     subject_id: SubjectId
     birth_date: str
@@ -61,7 +69,9 @@ class ConsentRequestIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     purposes: Annotated[
         list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(min_length=1, max_length=32)
     ]
-    locale: Annotated[str, msgspec.Meta(max_length=35)] | None = None
+    locale: Annotated[str, msgspec.Meta(max_length=35, description=LOCALE_DESCRIPTION)] | None = (
+        None
+    )
     # the app's attestation that the child agreed too; required (true) where joint_consent
     child_agreed: bool | None = None
     child_hint: (

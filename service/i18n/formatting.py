@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -29,18 +30,30 @@ _MONTHS_IN_A_DATE: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 
+# The first day of a month where the language writes it as an ordinal and CLDR has no field for
+# it: French writes "1er décembre 2027" but "2 décembre 2027" (Imprimerie nationale, Lexique des
+# règles typographiques).
+_FIRST_OF_THE_MONTH: dict[str, str] = {"fr": "er"}
+# A pattern's quoted literal text ('UTC', 'de'), which must stay as it is.
+_QUOTED = re.compile(r"('(?:[^']|'')*')")
+_DAY_OF_MONTH = re.compile(r"(?<!d)d(?!d)")
 
 # Languages that write a zone's name in lower case inside a sentence, where CLDR's names start
 # with a capital: Slovenian adjectives ("srednjeevropski čas") are not capitalised.
 _ZONE_NAMES_IN_LOWER_CASE = frozenset({"sl"})
 
 
-def _with_month_in_a_date(pattern: str, locale: str, month: int) -> str:
-    """``pattern`` with its full month name written out where the language declines it."""
+def _in_a_date(pattern: str, locale: str, day: date) -> str:
+    """``pattern`` with the day and month written the way ``locale`` writes them in a date."""
     months = _MONTHS_IN_A_DATE.get(locale)
-    if months is None or "MMMM" not in pattern:
-        return pattern
-    return pattern.replace("MMMM", f"'{months[month - 1]}'", 1)
+    if months is not None and "MMMM" in pattern:
+        pattern = pattern.replace("MMMM", f"'{months[day.month - 1]}'", 1)
+    ordinal = _FIRST_OF_THE_MONTH.get(locale)
+    if ordinal is not None and day.day == 1:
+        parts = _QUOTED.split(pattern)
+        parts[::2] = [_DAY_OF_MONTH.sub(f"d'{ordinal}'", part, count=1) for part in parts[::2]]
+        pattern = "".join(parts)
+    return pattern
 
 
 def format_datetime(moment: datetime, locale: str | None, timezone: str = "UTC") -> str:
@@ -53,9 +66,7 @@ def format_datetime(moment: datetime, locale: str | None, timezone: str = "UTC")
     zone = ZoneInfo(timezone)
     local = utc.astimezone(zone)
     language = translator(locale)
-    pattern = _with_month_in_a_date(
-        language.gettext(DATETIME_PATTERN), language.locale, local.month
-    )
+    pattern = _in_a_date(language.gettext(DATETIME_PATTERN), language.locale, local.date())
     formatted = cldr_format_datetime(utc, pattern, tzinfo=zone, locale=language.locale)
     if language.locale in _ZONE_NAMES_IN_LOWER_CASE:
         name = cldr_format_datetime(utc, "zzzz", tzinfo=zone, locale=language.locale)
@@ -66,5 +77,5 @@ def format_datetime(moment: datetime, locale: str | None, timezone: str = "UTC")
 def format_date(day: date, locale: str | None) -> str:
     """A readable calendar day: "1 April 2030" in English."""
     language = translator(locale)
-    pattern = _with_month_in_a_date(language.gettext(DATE_PATTERN), language.locale, day.month)
+    pattern = _in_a_date(language.gettext(DATE_PATTERN), language.locale, day)
     return cldr_format_date(day, pattern, locale=language.locale)

@@ -9,15 +9,15 @@ from datetime import UTC, datetime
 
 import jinja2
 import pytest
-from babel.messages.pofile import read_po
 
 from service.app import create_app
 from service.consent.purposes import load_catalogue
 from service.delivery import emails
 from service.http.guardian_pages import FORM_ERRORS, FORM_EXPIRED
-from service.i18n import DEFAULT_LOCALE, LOCALE_DIR, LOCALES, format_datetime, translator
+from service.i18n import DEFAULT_LOCALE, LOCALES, format_datetime, translator
 from service.settings import load_settings
 from tests.support.rendering import notice_for
+from tests.support.untranslated import english_only_texts, english_purpose_texts, readable
 
 CATALOGUE = load_catalogue(None)
 WHEN = datetime(2026, 11, 30, 14, 5, tzinfo=UTC)
@@ -131,25 +131,6 @@ def rendered_pages(pages: jinja2.Environment, locale: str) -> Iterator[str]:
         yield render("error", status=status, message=message, retry_after=retry_after)
 
 
-def english_only_texts(locale: str) -> set[str]:
-    """The English sources the catalog of ``locale`` translates into other words."""
-    with (LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as file:
-        catalog = read_po(file)
-    sources = set()
-    for message in catalog:
-        if not message.id:
-            continue
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
-        translated = message.string if isinstance(message.string, tuple) else (message.string,)
-        for source in ids:
-            literal = re.split(r"%\(\w+\)\w", source)  # the words around the placeholders
-            for part in literal:
-                part = part.strip(" .,:")
-                if len(part.split()) >= 3 and all(part not in text for text in translated):
-                    sources.add(part)
-    return sources
-
-
 @pytest.mark.parametrize("locale", LOCALES)
 def test_no_message_key_or_placeholder_reaches_a_guardian(
     pages: jinja2.Environment, locale: str
@@ -166,10 +147,10 @@ def test_no_message_key_or_placeholder_reaches_a_guardian(
 def test_no_english_is_left_in_a_translated_email_or_page(
     pages: jinja2.Environment, locale: str
 ) -> None:
-    english = english_only_texts(locale)
+    english = english_only_texts(locale) | english_purpose_texts(CATALOGUE, locale)
     assert english
     for document in [*rendered_emails(locale), *rendered_pages(pages, locale)]:
-        text = " ".join(html.unescape(document).split())
+        text = readable(document, names=("Astra Tutoring",))
         assert [source for source in english if source in text] == []
 
 

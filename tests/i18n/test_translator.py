@@ -18,10 +18,13 @@ from service.i18n import format_date, format_datetime, negotiate_locale, transla
         ("SL", "sl"),
         ("sl_SI", "sl"),
         ("en-US", "en"),
-        ("de-DE", "en"),
+        ("ja-JP", "en"),
+        ("de-DE", "de"),
+        ("hr-HR", "hr"),
         ("", "en"),
         (None, "en"),
-        ("fr-FR,sl;q=0.8,en;q=0.5", "sl"),
+        ("ja-JP,sl;q=0.8,en;q=0.5", "sl"),
+        ("fr-FR,sl;q=0.8,en;q=0.5", "fr"),
         ("en;q=0.4, sl-SI;q=0.9", "sl"),
         ("*", "en"),
     ],
@@ -31,7 +34,7 @@ def test_negotiate_locale(value: str | None, expected: str) -> None:
 
 
 def test_translator_falls_back_to_english_then_key() -> None:
-    assert translator("de")("Give consent") == "Give consent"
+    assert translator("ja")("Give consent") == "Give consent"
     assert translator("sl")("Give consent") != "Give consent"
     assert translator("sl")("no.such.key") == "no.such.key"
     assert translator("en").data_category("account") != "account"
