@@ -305,7 +305,8 @@ def _console_handlers(settings: Settings) -> list[tuple[str, str, tuple[str, ...
         for handler in route.route_handlers:  # type: ignore[attr-defined]
             if handler.opt.get("sign_in"):
                 continue
-            for method in sorted(handler.http_methods):
+            # Litestar answers OPTIONS itself (the allowed methods, nothing read).
+            for method in sorted(handler.http_methods - {"OPTIONS"}):
                 found.append((method, route.path, tuple(handler.opt.get("roles", ()))))
     return found
 
