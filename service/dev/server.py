@@ -216,6 +216,7 @@ def _run_dev(*, host: str, port: int, data_dir: Path) -> None:
 def _start_identity_provider(public_url: str) -> DevIdentityProvider | None:
     """The development identity provider for the console, or None (said in one line)."""
     idp = DevIdentityProvider(free_port(), f"{public_url.rstrip('/')}/console/auth/callback")
+    print("starting the development identity provider for the support console", flush=True)
     try:
         idp.start()
     except IdentityProviderUnavailable as exc:
