@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d'
 CHROMIUM ?= /usr/bin/chromium
 UV_VERSION := 0.13.9
 
-.PHONY: run test lint typecheck imports pytest browser axe bench openapi translations lock clean
+.PHONY: run test lint typecheck imports pytest browser axe devidp bench openapi translations lock clean
 
 # A new virtualenv whenever pyproject.toml or the lock changed, so nothing unlocked lingers.
 $(STAMP): pyproject.toml $(LOCK)
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml $(LOCK)
 run: $(STAMP)
 	$(BIN)/consent-service dev
 
-test: $(STAMP) browser axe lint typecheck imports pytest
+test: $(STAMP) browser axe devidp lint typecheck imports pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests
@@ -52,6 +52,16 @@ axe:
 			|| echo "axe-core could not be installed; accessibility tests will be skipped"; \
 	else \
 		echo "no npm: accessibility tests will be skipped"; \
+	fi
+
+# The development identity provider (devidp/, npm's oidc-provider pinned by package-lock.json)
+# that the console's tests sign in through; `make run` installs it the same way when it starts.
+devidp:
+	@if command -v npm >/dev/null; then \
+		cd devidp && npm ci --no-audit --no-fund --loglevel=error \
+			&& sha256sum package-lock.json | cut -d' ' -f1 | tr -d '\n' > node_modules/.installed-lock; \
+	else \
+		echo "Node.js is missing: the support console's sign-in tests will be skipped (apt-get install nodejs npm)"; \
 	fi
 
 bench: $(STAMP)

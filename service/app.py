@@ -31,6 +31,7 @@ from service.http import ops
 from service.http.api_docs import OfflineSwaggerRenderPlugin
 from service.http.api_key_auth import ApiKeyAuthenticator
 from service.http.app_api import AppController, get_consent
+from service.http.console import console_routes
 from service.http.contract import COMPONENTS, apply_contract
 from service.http.dependencies import provide_connection
 from service.http.guardian import GuardianController
@@ -49,6 +50,7 @@ from service.http.staff_rectification import RectificationController
 from service.http.staff_restrictions import RestrictionController
 from service.http.wellknown import jwks
 from service.metrics import Metrics
+from service.security.staff_oidc import StaffOidc
 from service.security.staff_tokens import verifier_from_settings
 from service.settings import Settings
 from service.worker import Worker
@@ -135,6 +137,9 @@ def create_app(
             path="/static", directories=[PACKAGE_DIR / "static"], include_in_schema=False
         ),
     ]
+    # The support console exists only with an identity provider to sign in with (else 404).
+    if settings.staff_oidc_issuer:
+        route_handlers.extend(console_routes())
     route_handlers.extend(extra_routes)
 
     csrf_secret = hashlib.sha256(b"consent/csrf/v1" + settings.data_key).hexdigest()
@@ -196,4 +201,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.schema_versions = schema_versions
     app.state.staff_verifier = verifier_from_settings(settings, runtime.clock)
+    app.state.staff_oidc = (
+        StaffOidc(settings, runtime.protector) if settings.staff_oidc_issuer else None
+    )
     return app

@@ -79,6 +79,9 @@ REPOSITORY_SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 # The longest staff token (exp - iat) the service accepts: a working day and then some.
 STAFF_TOKEN_MAX_LIFETIME_DEFAULT = 12 * 3600
 STAFF_TOKEN_MAX_LIFETIME_RANGE = (300, 7 * DAY)
+# The support console's sessions (``service.consent.staff_sessions``): idle and absolute limits.
+CONSOLE_IDLE_TIMEOUT_DEFAULT = 30 * 60
+CONSOLE_SESSION_LIFETIME_DEFAULT = 8 * 3600
 # Like `serve --host`: the worker's metrics are scraped from outside its container.
 WORKER_METRICS_HOST_DEFAULT = "0.0.0.0"  # noqa: S104
 
@@ -97,6 +100,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     staff_jwks: str | None = None
     dev_staff_key_file: str | None = None
     staff_token_max_lifetime: int = STAFF_TOKEN_MAX_LIFETIME_DEFAULT
+    # The support console's sign-in (OpenID Connect); the console is off while the issuer is unset.
+    staff_oidc_issuer: str | None = None
+    staff_oidc_client_id: str | None = None
+    staff_oidc_client_secret: str | None = None
+    staff_oidc_roles_claim: str = "roles"
+    console_idle_timeout: int = CONSOLE_IDLE_TIMEOUT_DEFAULT
+    console_session_lifetime: int = CONSOLE_SESSION_LIFETIME_DEFAULT
     webhook_url: str | None = None
     webhook_secret: str | None = None
     confirmation_delay: int = DAY
@@ -268,6 +278,15 @@ def load_settings(
                 ),
                 **_dev_token_variables(),
                 "staff_jwks": ("CONSENT_STAFF_JWKS", parse_jwks_location),
+                "staff_oidc_issuer": ("CONSENT_STAFF_OIDC_ISSUER", parse_http_url),
+                "staff_oidc_client_id": ("CONSENT_STAFF_OIDC_CLIENT_ID", non_empty),
+                "staff_oidc_client_secret": ("CONSENT_STAFF_OIDC_CLIENT_SECRET", non_empty),
+                "staff_oidc_roles_claim": ("CONSENT_STAFF_OIDC_ROLES_CLAIM", non_empty),
+                "console_idle_timeout": ("CONSENT_CONSOLE_IDLE_TIMEOUT", int_between(60, DAY)),
+                "console_session_lifetime": (
+                    "CONSENT_CONSOLE_SESSION_LIFETIME",
+                    int_between(300, 7 * DAY),
+                ),
                 "webhook_url": ("CONSENT_WEBHOOK_URL", parse_http_url),
                 "webhook_secret": ("CONSENT_WEBHOOK_SECRET", parse_webhook_secret),
                 "confirmation_delay": ("CONSENT_CONFIRMATION_DELAY", int_between(0, 30 * DAY)),
@@ -319,6 +338,7 @@ def load_settings(
     for name, url in (
         ("CONSENT_STAFF_JWKS", settings.staff_jwks),
         ("CONSENT_WEBHOOK_URL", settings.webhook_url),
+        ("CONSENT_STAFF_OIDC_ISSUER", settings.staff_oidc_issuer),
     ):
         if url and "://" in url and not dev_mode and not encrypted_or_local(url):
             raise ConfigError(
@@ -332,6 +352,10 @@ def load_settings(
         raise ConfigError(
             "CONSENT_STAFF_ISSUER: set it together with CONSENT_STAFF_AUDIENCE and "
             "CONSENT_STAFF_JWKS (all three or none)"
+        )
+    if settings.staff_oidc_issuer and not settings.staff_oidc_client_id:
+        raise ConfigError(
+            "CONSENT_STAFF_OIDC_CLIENT_ID: required when CONSENT_STAFF_OIDC_ISSUER is set"
         )
     return settings
 

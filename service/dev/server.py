@@ -27,9 +27,10 @@ from service.clock import SystemClock
 from service.db import api_keys
 from service.db.databases import ensure_database
 from service.db.migrate import migrate
+from service.dev.identity_provider import DevIdentityProvider, IdentityProviderUnavailable
 from service.dev.mailbox_page import mailbox_routes
 from service.dev.mailcatcher import MailCatcher
-from service.dev.pgcluster import ClusterError, LocalCluster, usable_directory
+from service.dev.pgcluster import ClusterError, LocalCluster, free_port, usable_directory
 from service.dev.webhook_inbox import WEBHOOKS_PATH, WebhookInbox, new_secret, webhook_routes
 from service.security.staff_tokens import dev_token_lifetime, jwks_document, mint_dev_token
 from service.security.tokens import generate_signing_key_pem
@@ -120,6 +121,7 @@ def _run_dev(*, host: str, port: int, data_dir: Path) -> None:
     cluster: LocalCluster | None = None
     catcher: MailCatcher | None = None
     inbox: WebhookInbox | None = None
+    idp: DevIdentityProvider | None = None
     try:
         if not env.get("CONSENT_DATABASE_URL"):
             cluster = LocalCluster(usable_directory(data_dir / "pg"))
@@ -166,6 +168,12 @@ def _run_dev(*, host: str, port: int, data_dir: Path) -> None:
                 CONSENT_STAFF_AUDIENCE="consent-service",
                 CONSENT_STAFF_JWKS=str(jwks_file),
             )
+        if not env.get("CONSENT_STAFF_OIDC_ISSUER"):
+            idp = _start_identity_provider(env["CONSENT_PUBLIC_URL"])
+            if idp is not None:
+                env["CONSENT_STAFF_OIDC_ISSUER"] = idp.issuer
+                env["CONSENT_STAFF_OIDC_CLIENT_ID"] = idp.client_id
+                env.pop("CONSENT_STAFF_OIDC_CLIENT_SECRET", None)
         settings = load_settings(env, dev_mode=True)
         asyncio.run(migrate(settings.database_url, settings.schemas_dir))
         key_file = data_dir / "dev-api-key"
@@ -207,10 +215,24 @@ def _run_dev(*, host: str, port: int, data_dir: Path) -> None:
         )
         server.run()
     finally:
+        if idp is not None:
+            idp.stop()
         if catcher is not None:
             catcher.stop()
         if cluster is not None:
             cluster.stop()
+
+
+def _start_identity_provider(public_url: str) -> DevIdentityProvider | None:
+    """The development identity provider for the console, or None (said in one line)."""
+    idp = DevIdentityProvider(free_port(), f"{public_url.rstrip('/')}/console/auth/callback")
+    print("starting the development identity provider for the support console", flush=True)
+    try:
+        idp.start()
+    except IdentityProviderUnavailable as exc:
+        print(f"support console disabled: {exc}", flush=True)
+        return None
+    return idp
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:
@@ -232,6 +254,11 @@ def _banner(
         minutes = int(dev_token_lifetime(settings).total_seconds()) // 60
         lifetime = f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
         lines.append(f"  Staff JWT: {staff_token}   (roles support, admin; {lifetime})")
+    if settings.staff_oidc_issuer:
+        lines.append(
+            f"  Console:   {base}/console   (sign in as a support or an admin user at "
+            f"{settings.staff_oidc_issuer})"
+        )
     if mailbox:
         lines.append(f"  Mailbox:   {base}/dev/mail")
     if webhooks:

@@ -24,6 +24,7 @@ from service.consent.errors import (
 )
 from service.db.errors import DATABASE_UNAVAILABLE_ERRORS
 from service.http import guardian_pages
+from service.http.console import rendering as console_rendering
 from service.i18n import negotiate_locale, translator
 from service.states import ConsentStatus, DataRequestStatus, LinkProblemReason, RequestStatus
 
@@ -218,6 +219,12 @@ def is_guardian_path(request: Request[Any, Any, Any]) -> bool:
     return path == "/guardian" or path.startswith("/guardian/")
 
 
+def is_console_path(request: Request[Any, Any, Any]) -> bool:
+    """Like ``is_guardian_path``, for the support console's pages."""
+    path = request.url.path
+    return path == "/console" or path.startswith("/console/")
+
+
 # ---- 400 or 422: the one rule ----------------------------------------------------------------
 #
 # 400 Bad Request: no JSON object could be read from the request: the body is missing or empty,
@@ -249,6 +256,8 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     status = exc.status_code
     if is_guardian_path(request):
         return guardian_pages.error_page(request, status, headers=exc.headers)
+    if is_console_path(request) and getattr(request.app.state, "staff_oidc", None) is not None:
+        return console_rendering.error_page(request, status, headers=exc.headers)
     detail = exc.detail or _TITLES.get(status, "Error")
     errors = None
     if isinstance(exc, ValidationException):

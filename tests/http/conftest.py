@@ -3,7 +3,7 @@ client over HTTP, and one Chromium per module."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -13,10 +13,12 @@ import pytest_asyncio
 
 from service.app import create_app
 from service.clock import SystemClock
+from service.dev.identity_provider import DevIdentityProvider
 from service.dev.pgcluster import free_port
 from service.settings import Settings, load_settings
 from service.worker import Worker
 from tests.support.browser import chromium, live_server
+from tests.support.console import LOOPBACK_CALLBACK, identity_provider_unavailable
 from tests.support.credentials import make_api_key
 from tests.support.service import worker_for
 
@@ -62,3 +64,17 @@ async def live_api(server: str, db: asyncpg.Connection) -> AsyncIterator[httpx.A
         base_url=server, headers={"Authorization": f"Bearer {key}"}, timeout=10.0
     ) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def identity_provider() -> Iterator[DevIdentityProvider]:
+    """The development OpenID Connect provider (devidp/) as a real process, for the console."""
+    unavailable = identity_provider_unavailable()
+    if unavailable:
+        pytest.skip(unavailable)
+    provider = DevIdentityProvider(free_port(), LOOPBACK_CALLBACK)
+    provider.start()
+    try:
+        yield provider
+    finally:
+        provider.stop()

@@ -1,0 +1,15 @@
+"""The support console: staff sign in with the operator's identity provider (OpenID Connect)
+and handle a family's case in server-rendered pages under ``/console``.
+
+Every route but sign-in's carries ``opt["roles"]`` and the console guard: a route without
+roles is refused to everybody (fail closed), so a new page must say who may open it.
+"""
+
+from service.http.console.auth import ConsoleAuthController
+from service.http.console.pages import ConsoleController
+
+__all__ = ["ConsoleAuthController", "ConsoleController", "console_routes"]
+
+
+def console_routes() -> list[object]:
+    return [ConsoleAuthController, ConsoleController]
