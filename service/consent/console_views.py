@@ -88,9 +88,10 @@ async def search_by_subject(
     connection: Connection, runtime: Runtime, session: StaffSession, subject_id: str
 ) -> list[str]:
     """The subject id itself when anything is stored about it, else nothing."""
+    pseudonym = runtime.protector.subject_pseudonym(subject_id)
     found = bool(
-        await subjects_repo.requests_of(connection, subject_id)
-        or await subjects_repo.consents_of(connection, subject_id)
+        await subjects_repo.requests_of(connection, subject_id, pseudonym)
+        or await subjects_repo.consents_of(connection, subject_id, pseudonym)
     )
     await _viewed(
         connection,
@@ -107,7 +108,9 @@ async def search_by_guardian(
     connection: Connection, runtime: Runtime, session: StaffSession, guardian_email: str
 ) -> subjects.SubjectSearch:
     """The staff lookup (``subjects.find_by_guardian``); the address stays out of the trail."""
-    found = await subjects.find_by_guardian(connection, runtime, guardian_email)
+    found = await subjects.find_by_guardian(
+        connection, runtime, guardian_email, reader=session.actor
+    )
     await _viewed(
         connection,
         runtime,
@@ -139,7 +142,7 @@ async def subject_case(
     case = SubjectCase(
         subject_id=subject_id,
         purposes=purposes,
-        overview=await subjects.overview(connection, runtime, subject_id),
+        overview=await subjects.overview(connection, runtime, subject_id, reader=session.actor),
         events=await subject_events(connection, subject_id),
         messages=[
             MessageView(
