@@ -202,10 +202,11 @@ class Server:
         raise SystemExit("a server did not become healthy")
 
     def resident_kib(self) -> int:
-        """VmRSS of the process itself (a one-worker server answers in it)."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        return int(match.group(1)) if match else 0
+        """VmRSS of the worker process answering requests (the server's only child when it
+        runs one worker; the server itself if it answers in-process)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        pids = children.read_text().split() or [str(self.process.pid)]
+        return max(rss_kib(pid) for pid in pids)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -214,6 +215,12 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def rss_kib(pid: str) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) if match else 0
 
 
 @contextmanager
