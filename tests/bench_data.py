@@ -20,7 +20,9 @@ superuser.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
@@ -134,6 +136,17 @@ from generate_series(1, $3::bigint) as i
 """
 
 
+TABLES = ("consent_requests", "consents", "audit_events", "outbox")
+
+# Indexes that back no constraint: dropped for the load and built again after it, since
+# building an index from sorted rows is many times faster than inserting into it row by row.
+SECONDARY_INDEXES = """
+select indexname, indexdef from pg_indexes as i
+where schemaname = current_schema() and tablename = any($1::text[])
+  and not exists (select 1 from pg_constraint as c where c.conname = i.indexname)
+"""
+
+
 async def load_consents(
     connection: asyncpg.Connection,
     *,
@@ -142,19 +155,36 @@ async def load_consents(
     rows: int,
     now: datetime,
     token_length: int = TOKEN_LENGTH,
+    report: Callable[[str], None] = lambda _line: None,
 ) -> None:
     """``rows`` subjects named ``prefix`` + 1..rows, each with a request, a consent and two
     audit events, and the pending requests and sent emails of one in ten."""
+    steps: list[tuple[str, str, tuple[object, ...]]] = [
+        ("requests", LOAD_REQUESTS, (template_request, prefix, now, rows)),
+        ("consents", LOAD_CONSENTS, (template_request, prefix, now, rows, token_length)),
+        ("pending requests", LOAD_PENDING, (template_request, prefix, now, max(rows // 10, 1))),
+        ("audit events", LOAD_AUDIT, (prefix, now, rows)),
+        ("sent emails", LOAD_SENT_EMAILS, (prefix, now, max(rows // 10, 1))),
+    ]
     async with connection.transaction():
         await connection.execute("set local session_replication_role = replica")
         await connection.execute("set local synchronous_commit = off")
-        await connection.execute(LOAD_REQUESTS, template_request, prefix, now, rows)
-        await connection.execute(LOAD_CONSENTS, template_request, prefix, now, rows, token_length)
-        await connection.execute(LOAD_PENDING, template_request, prefix, now, max(rows // 10, 1))
-        await connection.execute(LOAD_AUDIT, prefix, now, rows)
-        await connection.execute(LOAD_SENT_EMAILS, prefix, now, max(rows // 10, 1))
-    for table in ("consent_requests", "consents", "audit_events", "outbox"):
+        await connection.execute("set local maintenance_work_mem = '512MB'")
+        indexes = await connection.fetch(SECONDARY_INDEXES, list(TABLES))
+        for index in indexes:
+            await connection.execute(f'drop index "{index["indexname"]}"')
+        for name, statement, arguments in steps:
+            started = time.perf_counter()
+            await connection.execute(statement, *arguments)
+            report(f"  {name}: {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        for index in indexes:
+            await connection.execute(index["indexdef"])
+        report(f"  {len(indexes)} indexes built again: {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    for table in TABLES:
         await connection.execute(f"analyze {table}")
+    report(f"  analyze: {time.perf_counter() - started:.1f} s")
 
 
 async def encrypt_addresses(
