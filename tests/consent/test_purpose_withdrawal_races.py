@@ -184,7 +184,8 @@ async def test_a_full_withdrawal_first_is_never_undone_by_a_partial_one(
     row = await consent_row(db, granted.consent_id)
     assert (row["status"], row["purposes"], row["withdrawn"]) == ("withdrawn", ALL, "[]")
     assert (await check(svc.client, api, SUBJECT))["status"] == "withdrawn"
-    assert await actions(db) == ["consent.granted", "consent.withdrawn"]
+    # a full withdrawal erases what was held for the consent (CONSENT_WITHDRAWAL_ERASES)
+    assert await actions(db) == ["consent.granted", "consent.withdrawn", "consent.erased"]
     await assert_chain_intact(db)
 
 
