@@ -19,20 +19,55 @@ RETRY = ("Please try again in %(num)d minute.", "Please try again in %(num)d min
 
 # (locale, 2 December 2027, 1 March 2027, 30 November 2026 14:05 UTC)
 DATES = [
-    ("en", "2 December 2027", "1 March 2027", "30 November 2026, 14:05 UTC"),
-    ("sl", "2. decembra 2027", "1. marca 2027", "30. novembra 2026 ob 14:05 UTC"),
-    ("de", "2. Dezember 2027", "1. März 2027", "30. November 2026, 14:05 Uhr UTC"),
+    (
+        "en",
+        "2 December 2027",
+        "1 March 2027",
+        "30 November 2026, 15:05 (Central European Standard Time)",
+    ),
+    (
+        "sl",
+        "2. decembra 2027",
+        "1. marca 2027",
+        "30. novembra 2026 ob 15:05 (srednjeevropski standardni čas)",
+    ),
+    (
+        "de",
+        "2. Dezember 2027",
+        "1. März 2027",
+        "30. November 2026, 15:05 Uhr (Mitteleuropäische Normalzeit)",
+    ),
     # Croatian declines the month in a date (genitive) and ends the year with a full stop
-    ("hr", "2. prosinca 2027.", "1. ožujka 2027.", "30. studenoga 2026. u 14:05 UTC"),
-    ("it", "2 dicembre 2027", "1 marzo 2027", "30 novembre 2026, ore 14:05 UTC"),
-    ("hu", "2027. december 2.", "2027. március 1.", "2026. november 30. 14:05 UTC"),
+    (
+        "hr",
+        "2. prosinca 2027.",
+        "1. ožujka 2027.",
+        "30. studenoga 2026. u 15:05 (srednjoeuropsko standardno vrijeme)",
+    ),
+    (
+        "it",
+        "2 dicembre 2027",
+        "1 marzo 2027",
+        "30 novembre 2026, ore 15:05 (Ora standard dell\u2019Europa centrale)",
+    ),
+    (
+        "hu",
+        "2027. december 2.",
+        "2027. március 1.",
+        "2026. november 30. 15:05 (közép-európai téli idő)",
+    ),
     # French writes the first of the month as an ordinal
-    ("fr", "2 décembre 2027", "1er mars 2027", "30 novembre 2026 à 14:05 UTC"),
+    (
+        "fr",
+        "2 décembre 2027",
+        "1er mars 2027",
+        "30 novembre 2026 à 15:05 (heure normale d\u2019Europe centrale)",
+    ),
     (
         "es",
         "2 de diciembre de 2027",
         "1 de marzo de 2027",
-        "30 de noviembre de 2026, a las 14:05 UTC",
+        "30 de noviembre de 2026, 15:05 (hora estándar de Europa central)",
     ),
 ]
 
@@ -47,12 +82,14 @@ def test_dates_read_the_way_the_language_writes_them(
 ) -> None:
     assert format_date(date(2027, 12, 2), locale) == december
     assert format_date(date(2027, 3, 1), locale) == march_first
-    assert format_datetime(datetime(2026, 11, 30, 14, 5, tzinfo=UTC), locale) == moment
+    # in the child's country's zone, named (Slovenia's here)
+    when = datetime(2026, 11, 30, 14, 5, tzinfo=UTC)
+    assert format_datetime(when, locale, "Europe/Ljubljana") == moment
 
 
 def test_the_french_ordinal_is_only_for_the_first_and_leaves_quoted_text_alone() -> None:
     assert format_datetime(datetime(2026, 11, 1, 9, 5, tzinfo=UTC), "fr") == (
-        "1er novembre 2026 à 09:05 UTC"
+        "1er novembre 2026 à 09:05 (temps universel coordonné)"
     )
     assert format_date(date(2027, 3, 11), "fr") == "11 mars 2027"
     assert format_date(date(2027, 3, 1), "es") == "1 de marzo de 2027"  # 'de' stays as it is

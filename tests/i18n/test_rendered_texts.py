@@ -37,6 +37,7 @@ def pages(key_files: dict[str, str]) -> jinja2.Environment:
             "CONSENT_DATABASE_URL": "postgresql://consent@127.0.0.1:1/consent",
             "CONSENT_SMTP_URL": "smtp://127.0.0.1:1",
             "CONSENT_MAIL_FROM": "consent@tutoring.example",
+            "CONSENT_OPERATOR_NAME": "Astra Tutoring",
             "CONSENT_PUBLIC_URL": "http://consent.test",
             "CONSENT_SIGNING_KEY_FILE": key_files["signing"],
             "CONSENT_DATA_KEY": key_files["data_key"],
