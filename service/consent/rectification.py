@@ -288,6 +288,7 @@ async def start_address_change(
                 operator_name=runtime.settings.operator_name,
                 confirm_url=runtime.link(f"/guardian/address/confirm/{token}"),
                 expires_at=expires_at,
+                timezone=policy.display_timezone(consent.jurisdiction),
             ),
             now=now,
         )
@@ -429,6 +430,7 @@ async def confirm_address_change(
                     operator_name=runtime.settings.operator_name,
                     new_address=mask_email(guardian.address),
                     changed_at=now,
+                    timezone=policy.display_timezone(consent.jurisdiction),
                 ),
                 now=now,
             )

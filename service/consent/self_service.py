@@ -14,7 +14,7 @@ from datetime import datetime
 
 import msgspec
 
-from service.consent import data_requests, endings, notifications, subjects
+from service.consent import data_requests, endings, notifications, policy, subjects
 from service.consent.endings import Withdrawal
 from service.consent.errors import LinkProblem
 from service.consent.runtime import Runtime
@@ -158,6 +158,7 @@ async def send_copy(
             locale=request.locale,
             operator_name=runtime.settings.operator_name,
             requested_at=now,
+            timezone=policy.display_timezone(consent.jurisdiction),
             filename=COPY_FILENAME,
             copy_json=msgspec.json.format(msgspec.json.encode(copy), indent=2).decode(),
         )

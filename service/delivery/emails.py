@@ -212,6 +212,7 @@ def render_copy_email(
     requested_at: datetime,
     filename: str,
     copy_json: str,
+    timezone: str = "UTC",
 ) -> RenderedEmail:
     """The copy of the data a guardian asked for (GDPR Art. 15(3), 20), as a JSON file."""
     loc = negotiate_locale(locale)
@@ -220,7 +221,7 @@ def render_copy_email(
         N_("%(operator)s: the copy of your data"),
         loc,
         operator_name,
-        requested_at=format_datetime(requested_at, loc),
+        requested_at=format_datetime(requested_at, loc, timezone),
         filename=filename,
     )
     return msgspec.structs.replace(
@@ -329,6 +330,7 @@ def render_address_confirmation_email(
     operator_name: str,
     confirm_url: str,
     expires_at: datetime,
+    timezone: str = "UTC",
 ) -> RenderedEmail:
     """Sent to a guardian's new address: the address is used only once this link confirms it."""
     loc = negotiate_locale(locale)
@@ -338,7 +340,7 @@ def render_address_confirmation_email(
         loc,
         operator_name,
         confirm_url=confirm_url,
-        expires_at=format_datetime(expires_at, loc),
+        expires_at=format_datetime(expires_at, loc, timezone),
     )
 
 
@@ -348,6 +350,7 @@ def render_address_changed_email(
     operator_name: str,
     new_address: str,
     changed_at: datetime,
+    timezone: str = "UTC",
 ) -> RenderedEmail:
     """Sent to a guardian's previous address once the new one confirmed: the consent is the
     same, only where we write to has changed. ``new_address`` is shown masked."""
@@ -358,7 +361,7 @@ def render_address_changed_email(
         loc,
         operator_name,
         new_address=new_address,
-        changed_at=format_datetime(changed_at, loc),
+        changed_at=format_datetime(changed_at, loc, timezone),
     )
 
 

@@ -438,7 +438,9 @@ class GuardianController(Controller):
             "address_sent",
             locale=locale,
             operator_name=runtime.settings.operator_name,
-            expires_at=format_datetime(started.expires_at, locale),
+            expires_at=format_datetime(
+                started.expires_at, locale, policy.display_timezone(consent.jurisdiction)
+            ),
             withdraw_url=f"/guardian/withdraw/{token}",
         )
 
