@@ -52,7 +52,9 @@ def pages() -> jinja2.Environment:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    prepare_templates(environment)
+    prepare_templates(
+        environment, operator_name="Astra Tutoring", operator_email="privacy@tutoring.example"
+    )
     return environment
 
 
