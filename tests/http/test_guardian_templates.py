@@ -108,7 +108,7 @@ def test_review_page(pages: jinja2.Environment, locale: str) -> None:
     assert CSRF_INPUT in page
     assert '<form method="post" action="/guardian/Zm9vYmFy"' in page
     assert f'value="grant" class="button button-primary">{t("Give consent")}</button>' in page
-    assert f'value="deny" class="button button-secondary">{t("Refuse consent")}</button>' in page
+    assert f'value="deny" class="button button-primary">{t("Refuse consent")}</button>' in page
     attestation = checkbox(page, "attestation")
     assert 'name="attestation"' in attestation
     assert 'value="yes"' in attestation

