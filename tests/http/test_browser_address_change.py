@@ -53,7 +53,7 @@ TEXTS = {
         "change_link": "Spremenite svoj e-poštni naslov",
         "form_heading": "Spremenite svoj e-poštni naslov",
         "label": "Novi e-poštni naslov",
-        "send": "Pošlji povezavo za potrditev",
+        "send": "Pošljite povezavo za potrditev",
         "invalid": (
             "Vnesite en e-poštni naslov, na primer ime@primer.si, brez presledkov in brez "
             "imena pred njim ali za njim."
