@@ -39,8 +39,9 @@ _QUOTED = re.compile(r"('(?:[^']|'')*')")
 _DAY_OF_MONTH = re.compile(r"(?<!d)d(?!d)")
 
 # Languages that write a zone's name in lower case inside a sentence, where CLDR's names start
-# with a capital: Slovenian adjectives ("srednjeevropski čas") are not capitalised.
-_ZONE_NAMES_IN_LOWER_CASE = frozenset({"sl"})
+# with a capital: Slovenian adjectives ("srednjeevropski čas") are not capitalised, and Italian
+# writes "(ora standard dell'Europa centrale)" after a time.
+_ZONE_NAMES_IN_LOWER_CASE = frozenset({"sl", "it"})
 
 
 def _in_a_date(pattern: str, locale: str, day: date) -> str:

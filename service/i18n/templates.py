@@ -21,7 +21,7 @@ from service.i18n.translator import translator
 
 def install_translations(environment: jinja2.Environment) -> None:
     """``_()``, ``gettext``, ``ngettext``, ``pgettext`` and ``{% trans %}`` in templates, and
-    ``data_category(code)``. Every render needs a ``locale`` variable."""
+    ``data_category(code)`` and the ``colon`` filter. Every render needs a ``locale`` variable."""
     environment.add_extension("jinja2.ext.i18n")
     cast(Any, environment).install_gettext_callables(
         gettext=_gettext,
@@ -31,6 +31,7 @@ def install_translations(environment: jinja2.Environment) -> None:
         newstyle=True,
     )
     environment.globals["data_category"] = _data_category
+    environment.filters["colon"] = _with_colon
 
 
 def _locale(context: Context) -> str:
@@ -72,3 +73,14 @@ def _npgettext(context: Context, message_context: str, singular: str, plural: st
 @jinja2.pass_context
 def _data_category(context: Context, code: str) -> str:
     return translator(_locale(context)).data_category(code)
+
+
+# French sets a colon apart from its label with a no-break space ("Données utilisées :");
+# the other shipped languages write it right after the word.
+_BEFORE_COLON = {"fr": "\u00a0"}
+
+
+@jinja2.pass_context
+def _with_colon(context: Context, label: str) -> str:
+    """``{{ _("Data used")|colon }}``: the label followed by a colon, as its language writes it."""
+    return label + _BEFORE_COLON.get(negotiate_locale(_locale(context)), "") + ":"

@@ -48,7 +48,7 @@ DATES = [
         "it",
         "2 dicembre 2027",
         "1 marzo 2027",
-        "30 novembre 2026, ore 15:05 (Ora standard dell\u2019Europa centrale)",
+        "30 novembre 2026, ore 15:05 (ora standard dell\u2019Europa centrale)",
     ),
     (
         "hu",
