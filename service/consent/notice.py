@@ -199,8 +199,19 @@ def _rights(settings: Settings, language: Translator) -> list[Right]:
         ),
         Right(
             name=language.gettext("Objection"),
-            text=language.gettext(
-                "you can object to a use of the data that is based on our legitimate interests."
+            # Every use in the catalogue rests on consent, where objecting means withdrawing
+            # (GDPR Art. 21 covers legitimate interests): the notice says so rather than
+            # offering a right that has nothing to apply to.
+            text=" ".join(
+                (
+                    language.gettext(
+                        "you can object to a use of the data that is based on our legitimate "
+                        "interests."
+                    ),
+                    language.gettext(
+                        "The uses listed here rest on your consent: withdrawing it stops them."
+                    ),
+                )
             ),
         ),
         Right(

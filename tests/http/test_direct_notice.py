@@ -88,6 +88,8 @@ def expected_phrases(locale: str) -> list[str]:
     ]
     for name, text in RIGHTS.items():
         phrases += [t(name), t(text)]
+    # every use rests on consent, so the objection right says how to stop one: withdraw it
+    phrases.append(t("The uses listed here rest on your consent: withdrawing it stops them."))
     for category in ("account", "lessons", "progress", "guardian_contact"):
         phrases.append(t.data_category(category))
     return [flat(p) for p in phrases]
