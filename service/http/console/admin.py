@@ -52,8 +52,7 @@ RETRY_ANSWERS = {
 
 
 def _text(request: Request[Any, Any, Any], message: str, **values: str) -> str:
-    text = translator(locale_of(request)).gettext(message)
-    return text % values if values else text
+    return translator(locale_of(request)).gettext(message, **values)
 
 
 def _uuid(raw: object) -> uuid.UUID | None:
