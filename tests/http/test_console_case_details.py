@@ -4,7 +4,6 @@ language (the raw id kept beside it), and what the child told the app."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -59,8 +58,8 @@ async def _case_page(
 
 
 @pytest.fixture
-async def identity_issuer(identity_provider: DevIdentityProvider) -> AsyncIterator[str]:
-    yield identity_provider.issuer
+def identity_issuer(identity_provider: DevIdentityProvider) -> str:
+    return identity_provider.issuer
 
 
 async def test_the_case_reads_in_the_operators_zone_with_labels_and_the_childs_words(
