@@ -22,11 +22,14 @@ from service.db import outbox as outbox_table
 from service.dev.identity_provider import DevIdentityProvider
 from service.dev.mailcatcher import Mailbox
 from service.dev.pgcluster import free_port
+from service.i18n import LOCALES
 from service.settings import Settings, load_settings
+from tests.http.test_console_texts import PLACEHOLDER_LEFT, console_messages
 from tests.support.browser import live_server
 from tests.support.console import console_settings, console_test_marks, csrf_token, sign_in
 from tests.support.credentials import make_api_key
 from tests.support.flows import create_request
+from tests.support.rendering import esc
 from tests.support.service import worker_for
 
 pytestmark = console_test_marks()
@@ -383,3 +386,54 @@ async def test_the_audit_chain_is_verified_from_the_console(
     assert f"The chain is broken at event {target}" in broken.text
     earlier = await db.fetchval("select count(*) from audit_events where id < $1", target)
     assert f"{earlier} earlier event" in broken.text
+
+
+@pytest.mark.parametrize("locale", [locale for locale in LOCALES if locale != "en"])
+async def test_the_admin_pages_are_in_the_staff_members_language(
+    console: str, db: asyncpg.Connection, locale: str
+) -> None:
+    await make_api_key(db, "consent:check", name="signup")
+    key_id = await db.fetchval("select id from api_keys")
+    pages: dict[str, str] = {}
+    headers = {"Accept-Language": locale}
+    async with httpx.AsyncClient(base_url=console, timeout=10.0, headers=headers) as admin:
+        home = await sign_in(admin, console, "admin")
+        token = csrf_token(home.text)
+        pages["home"] = home.text
+        for path in ADMIN_PAGES:
+            pages[path] = (await admin.get(path)).text
+        pages["confirm"] = (await admin.get(f"/console/admin/keys/revoke?key={key_id}")).text
+        pages["unconfirmed"] = (
+            await admin.post(
+                "/console/admin/keys/revoke", data={"key_id": str(key_id), "_csrf_token": token}
+            )
+        ).text
+        pages["refused"] = (
+            await admin.post("/console/admin/keys", data={"name": "x", "_csrf_token": token})
+        ).text
+        pages["created"] = (
+            await admin.post(
+                "/console/admin/keys",
+                data={"name": "app", "scope": "consent:check", "_csrf_token": token},
+            )
+        ).text
+        pages["retry"] = (
+            await admin.post(
+                "/console/admin/outbox/retry",
+                data={"message_id": str(uuid.uuid4()), "_csrf_token": token},
+            )
+        ).text
+        pages["verified"] = (
+            await admin.post("/console/admin/audit/verify", data={"_csrf_token": token})
+        ).text
+    # The same check as test_console_texts makes of the other console pages.
+    messages = console_messages(locale)
+    assert messages
+    for name, html in pages.items():
+        assert f'<html lang="{locale}">' in html, name
+        assert not PLACEHOLDER_LEFT.search(html), (name, PLACEHOLDER_LEFT.search(html))
+        for english, translated in messages:
+            if english == translated or "%(" in english:
+                continue
+            left = esc(english) if len(english) >= 12 else f">{esc(english)}<"
+            assert left not in html, (locale, name, english)
