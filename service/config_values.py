@@ -356,3 +356,11 @@ def parse_log_level(raw: str) -> str:
     if level not in LOG_LEVELS:
         raise ConfigError(f"expected one of {', '.join(LOG_LEVELS)}, got {raw!r}")
     return level
+
+
+def parse_country_code(raw: str) -> str:
+    """An ISO 3166-1 alpha-2 country code, such as ``SI``."""
+    code = raw.strip().upper()
+    if len(code) != 2 or not code.isascii() or not code.isalpha():
+        raise ConfigError(f"expected a two-letter country code such as SI, got {raw!r}")
+    return code

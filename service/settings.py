@@ -42,6 +42,7 @@ from service.config_values import (
     off_or,
     parse_bool,
     parse_ca_file,
+    parse_country_code,
     parse_data_key,
     parse_email_address,
     parse_http_url,
@@ -126,6 +127,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     operator_address: str = "Demo Street 1, 1000 Ljubljana, Slovenia (demo address)"
     operator_email: str = "privacy@example.invalid"
     operator_dpo_email: str | None = None
+    # Where the operator is: its support console shows times in this country's zone.
+    operator_country: str = "SI"
     operator_supervisory_authority: SupervisoryAuthority = SupervisoryAuthority(
         name="Demo Supervisory Authority (demo)", url="https://example.invalid/authority"
     )
@@ -303,6 +306,7 @@ def load_settings(
                 ),
                 **OPERATOR_VARIABLES,
                 **OPTIONAL_OPERATOR_VARIABLES,
+                "operator_country": ("CONSENT_OPERATOR_COUNTRY", parse_country_code),
                 "reconsent_grace_days": ("CONSENT_RECONSENT_GRACE_DAYS", int_between(1, 365)),
                 "privacy_notice_url": ("CONSENT_PRIVACY_NOTICE_URL", parse_http_url),
                 "purposes_file": ("CONSENT_PURPOSES_FILE", existing_file),

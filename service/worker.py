@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from service.consent import rectification, reminders, retention, sweeps
+from service.consent import rectification, reminders, retention, staff_sessions, sweeps
 from service.consent.runtime import Runtime
 from service.db import outbox as outbox_table
 from service.db.errors import DATABASE_ERRORS
@@ -195,6 +195,7 @@ class Worker:
             await retention.purge_outbox(connection, self.runtime)
             await retention.purge_rate_limit_windows(connection, self.runtime)
             await retention.purge_idempotency_records(connection, self.runtime)
+            console_sessions = await staff_sessions.sweep_sessions(connection, self.runtime)
         return {
             "expired_requests": expired_requests,
             "lapsed_consents": lapsed,
@@ -202,6 +203,7 @@ class Worker:
             "reminders": reminded,
             "purged_requests": purged_requests,
             "purged_consents": purged_consents,
+            "console_sessions": console_sessions,
         }
 
     async def run_forever(self, stop: asyncio.Event) -> None:

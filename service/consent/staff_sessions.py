@@ -111,3 +111,11 @@ async def end_session(connection: Connection, runtime: Runtime, session: StaffSe
             await record_event(
                 connection, actor=session.actor, action="console.signed_out", occurred_at=now
             )
+
+
+async def sweep_sessions(connection: Connection, runtime: Runtime) -> int:
+    """The worker's sweep: sessions that ended, lapsed or sat idle are deleted (who signed in
+    when stays in the audit trail), also when nobody signs in for a long time."""
+    now = runtime.clock.now()
+    idle = timedelta(seconds=runtime.settings.console_idle_timeout)
+    return await console_sessions.delete_unusable(connection, now, now - idle)

@@ -90,3 +90,20 @@ async def delete_finished(connection: Connection, before: datetime) -> int:
         before,
     )
     return int(deleted)
+
+
+async def delete_unusable(connection: Connection, now: datetime, idle_since: datetime) -> int:
+    """Forget every session that can no longer be used: ended, past its absolute end, or
+    unused since ``idle_since`` (idle for longer than the idle timeout)."""
+    deleted = await connection.fetchval(
+        """
+        with gone as (
+            delete from console_sessions
+            where ended_at is not null or expires_at <= $1 or last_seen_at <= $2
+            returning 1
+        ) select count(*) from gone
+        """,
+        now,
+        idle_since,
+    )
+    return int(deleted)

@@ -16,12 +16,15 @@ from litestar.params import PathParameter
 from litestar.response import Template
 
 from service.consent import console_views
+from service.consent.child_hints import child_hints
 from service.consent.runtime import Runtime
 from service.http.console.guard import console_guard, current_session
+from service.http.console.labels import ACTION_LABELS, TOPIC_LABELS
 from service.http.console.rendering import console_exception_handlers, console_page, locale_of
+from service.http.console.times import when_for
 from service.http.dependencies import Db
 from service.http.patterns import EMAIL_LOOKUP_PATTERN, SUBJECT_ID_PATTERN
-from service.i18n import N_, format_datetime, translator
+from service.i18n import N_, translator
 
 READ_ROLES = ("support", "admin")
 SEARCH_BY = ("subject", "guardian")
@@ -68,6 +71,7 @@ class ConsoleController(Controller):
             await console_views.view_page(db, runtime, session, "search")
             return console_page(request, "home", http_status=422, by=by, query=query, error=error)
         results: list[dict[str, Any]]
+        when = when_for(request)
         if by == "subject":
             found = await console_views.search_by_subject(db, runtime, session, query)
             results = [{"subject_id": subject_id} for subject_id in found]
@@ -78,7 +82,7 @@ class ConsoleController(Controller):
                 {
                     "subject_id": match.subject_id,
                     "requests": match.requests,
-                    "latest": format_datetime(match.latest_request_at, locale),
+                    "latest": when(match.latest_request_at),
                 }
                 for match in search.subjects
             ]
@@ -93,16 +97,15 @@ class ConsoleController(Controller):
         runtime: Runtime = state.runtime
         case = await console_views.subject_case(db, runtime, current_session(request), subject_id)
         locale = locale_of(request)
-
-        def when(moment: Any) -> str:
-            return format_datetime(moment, locale) if moment else ""
-
         catalogue = {p.id: p.localized_title(locale) for p in runtime.catalogue.purposes}
         return console_page(
             request,
             "subject",
             http_status=200 if case.known else 404,
             case=case,
-            when=when,
+            when=when_for(request),
             purpose_title=lambda pid: catalogue.get(pid, pid),
+            action_labels=ACTION_LABELS,
+            topic_labels=TOPIC_LABELS,
+            child_hints=await child_hints(db, runtime, subject_id) if case.known else {},
         )
