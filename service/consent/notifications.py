@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from service.consent import policy, verification
 from service.consent.notice import Notice
+from service.consent.revocation_reasons import GuardianReason
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import outbox as outbox_table
@@ -182,11 +183,12 @@ async def tell_consent_ended(
     consent: Consent,
     *,
     status: ConsentStatus,
-    reason: str,
     now: datetime,
     erased: bool = False,
+    guardian_reason: GuardianReason | None = None,
 ) -> None:
-    """Tell the guardian their consent was withdrawn (by them) or revoked (by staff).
+    """Tell the guardian their consent was withdrawn (by them) or revoked (by staff; with
+    ``guardian_reason``, the words meant for them, never staff's internal reason).
 
     ``erased``: the withdrawal erases the guardian's data; the email says so, and it is the
     last use of the address (the outbox keeps it, encrypted, only until the email is sent or
@@ -210,7 +212,8 @@ async def tell_consent_ended(
             locale=request.locale,
             operator_name=runtime.settings.operator_name,
             purposes=purposes,
-            reason=reason,
+            reason=guardian_reason.text if guardian_reason else None,
+            reason_message=guardian_reason.message if guardian_reason else None,
             revoked_at=now,
             timezone=policy.display_timezone(consent.jurisdiction),
         )
