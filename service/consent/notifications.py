@@ -177,6 +177,26 @@ async def tell_replaced_guardian(
     )
 
 
+def revoked_email(
+    runtime: Runtime,
+    consent: Consent,
+    request: ConsentRequest,
+    guardian_reason: GuardianReason | None,
+    now: datetime,
+) -> emails.RenderedEmail:
+    """The email telling a guardian that staff revoked their consent (also what the console
+    shows staff before they confirm)."""
+    return emails.render_revoked_email(
+        locale=request.locale,
+        operator_name=runtime.settings.operator_name,
+        purposes=runtime.catalogue.among(consent.purposes),
+        reason=guardian_reason.text if guardian_reason else None,
+        reason_message=guardian_reason.message if guardian_reason else None,
+        revoked_at=now,
+        timezone=policy.display_timezone(consent.jurisdiction),
+    )
+
+
 async def tell_consent_ended(
     connection: Connection,
     runtime: Runtime,
@@ -208,15 +228,7 @@ async def tell_consent_ended(
             timezone=policy.display_timezone(consent.jurisdiction),
         )
     else:
-        message = emails.render_revoked_email(
-            locale=request.locale,
-            operator_name=runtime.settings.operator_name,
-            purposes=purposes,
-            reason=guardian_reason.text if guardian_reason else None,
-            reason_message=guardian_reason.message if guardian_reason else None,
-            revoked_at=now,
-            timezone=policy.display_timezone(consent.jurisdiction),
-        )
+        message = revoked_email(runtime, consent, request, guardian_reason, now)
     # A pending email-plus confirmation would now tell the guardian something untrue.
     await outbox_table.cancel_emails_for(connection, consent.id)
     await outbox.enqueue_email(

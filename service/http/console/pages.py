@@ -17,6 +17,7 @@ from litestar.response import Template
 
 from service.consent import console_views
 from service.consent.runtime import Runtime
+from service.http.console.actions import case_actions_context
 from service.http.console.guard import console_guard, current_session
 from service.http.console.rendering import console_exception_handlers, console_page, locale_of
 from service.http.dependencies import Db
@@ -105,4 +106,5 @@ class ConsoleController(Controller):
             case=case,
             when=when,
             purpose_title=lambda pid: catalogue.get(pid, pid),
+            actions=await case_actions_context(db, runtime, case.overview, request),
         )
