@@ -1,6 +1,7 @@
 """The main app cancels a consent request it no longer needs (the child's signup was abandoned
-or the account deleted): the request closes as ``cancelled`` and the guardian's address is
-deleted at once, as when a request expires unanswered."""
+or the account deleted), or support staff cancel one for a family: the request closes as
+``cancelled`` and the guardian's address is deleted at once, as when a request expires
+unanswered."""
 
 from __future__ import annotations
 
@@ -16,9 +17,17 @@ from service.db.connection import Connection
 from service.db.consent_requests import ConsentRequest
 from service.states import RequestStatus
 
+APP_CANCELLED = "cancelled by the main app; guardian address deleted"
+STAFF_CANCELLED = "cancelled by support; guardian address deleted"
+
 
 async def cancel_request(
-    connection: Connection, runtime: Runtime, request_id: uuid.UUID, *, api_key_name: str
+    connection: Connection,
+    runtime: Runtime,
+    request_id: uuid.UUID,
+    *,
+    actor: str,
+    reason: str = APP_CANCELLED,
 ) -> ConsentRequest:
     """Cancel a pending request; a request decided, expired or cancelled already is a
     conflict naming its status."""
@@ -47,13 +56,13 @@ async def cancel_request(
         )
         await record_event(
             connection,
-            actor=f"app:{api_key_name}",
+            actor=actor,
             action="request.cancelled",
             occurred_at=now,
             subject_id=cancelled.subject_id,
             request_id=cancelled.id,
             from_status=RequestStatus.PENDING,
             to_status=RequestStatus.CANCELLED,
-            reason="cancelled by the main app; guardian address deleted",
+            reason=reason,
         )
     return cancelled

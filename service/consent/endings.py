@@ -19,6 +19,7 @@ from service.consent.errors import (
     LinkProblem,
     NotFound,
 )
+from service.consent.revocation_reasons import GuardianReason
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
@@ -215,7 +216,11 @@ async def revoke(
     *,
     reason: str,
     staff: str,
+    note: str | None = None,
+    guardian_reason: GuardianReason | None = None,
 ) -> Consent:
+    """Staff end a granted consent. ``reason`` (and ``note``) stay in the audit trail; the
+    guardian reads ``guardian_reason`` (``service.consent.revocation_reasons``)."""
     now = runtime.clock.now()
     async with connection.transaction():
         unlocked = await consents_repo.get_consent(connection, consent_id)
@@ -244,6 +249,8 @@ async def revoke(
                 reason=reason,
                 actor=f"staff:{staff}",
                 now=now,
+                guardian_reason=guardian_reason,
+                note=note,
             )
         except AlreadyEnded:
             raise Conflict("The consent ended concurrently.") from None
@@ -290,6 +297,8 @@ async def _end(
     actor: str,
     now: datetime,
     erase: bool = False,
+    guardian_reason: GuardianReason | None = None,
+    note: str | None = None,
 ) -> Consent:
     ended = await consents_repo.end_consent(
         connection, consent.id, status=status, reason=reason, now=now
@@ -297,7 +306,13 @@ async def _end(
     if ended is None:
         raise AlreadyEnded
     await notifications.tell_consent_ended(
-        connection, runtime, consent, status=status, reason=reason, now=now, erased=erase
+        connection,
+        runtime,
+        consent,
+        status=status,
+        now=now,
+        erased=erase,
+        guardian_reason=guardian_reason,
     )
     await notifications.consent_webhook(connection, runtime, consent, status, now)
     if erase:
@@ -313,7 +328,20 @@ async def _end(
         from_status=ConsentStatus.GRANTED,
         to_status=status,
         reason=reason,
+        details={"guardian_reason": guardian_reason.wire} if guardian_reason else None,
     )
+    if note:
+        # Its own line in the trail, so whoever reads the case later sees it.
+        await record_event(
+            connection,
+            actor=actor,
+            action="consent.note",
+            occurred_at=now,
+            subject_id=consent.subject_id,
+            request_id=consent.request_id,
+            consent_id=consent.id,
+            reason=note,
+        )
     if erase:
         await record_event(
             connection,

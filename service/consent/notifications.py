@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from service.consent import policy, verification
 from service.consent.notice import Notice
+from service.consent.revocation_reasons import GuardianReason
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import outbox as outbox_table
@@ -176,17 +177,38 @@ async def tell_replaced_guardian(
     )
 
 
+def revoked_email(
+    runtime: Runtime,
+    consent: Consent,
+    request: ConsentRequest,
+    guardian_reason: GuardianReason | None,
+    now: datetime,
+) -> emails.RenderedEmail:
+    """The email telling a guardian that staff revoked their consent (also what the console
+    shows staff before they confirm)."""
+    return emails.render_revoked_email(
+        locale=request.locale,
+        operator_name=runtime.settings.operator_name,
+        purposes=runtime.catalogue.among(consent.purposes),
+        reason=guardian_reason.text if guardian_reason else None,
+        reason_message=guardian_reason.message if guardian_reason else None,
+        revoked_at=now,
+        timezone=policy.display_timezone(consent.jurisdiction),
+    )
+
+
 async def tell_consent_ended(
     connection: Connection,
     runtime: Runtime,
     consent: Consent,
     *,
     status: ConsentStatus,
-    reason: str,
     now: datetime,
     erased: bool = False,
+    guardian_reason: GuardianReason | None = None,
 ) -> None:
-    """Tell the guardian their consent was withdrawn (by them) or revoked (by staff).
+    """Tell the guardian their consent was withdrawn (by them) or revoked (by staff; with
+    ``guardian_reason``, the words meant for them, never staff's internal reason).
 
     ``erased``: the withdrawal erases the guardian's data; the email says so, and it is the
     last use of the address (the outbox keeps it, encrypted, only until the email is sent or
@@ -206,14 +228,7 @@ async def tell_consent_ended(
             timezone=policy.display_timezone(consent.jurisdiction),
         )
     else:
-        message = emails.render_revoked_email(
-            locale=request.locale,
-            operator_name=runtime.settings.operator_name,
-            purposes=purposes,
-            reason=reason,
-            revoked_at=now,
-            timezone=policy.display_timezone(consent.jurisdiction),
-        )
+        message = revoked_email(runtime, consent, request, guardian_reason, now)
     # A pending email-plus confirmation would now tell the guardian something untrue.
     await outbox_table.cancel_emails_for(connection, consent.id)
     await outbox.enqueue_email(

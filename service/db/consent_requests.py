@@ -423,3 +423,18 @@ async def recent_reminders_for_guardian(
         since,
     )
     return [row["reminded_at"] for row in rows]
+
+
+async def clear_failed_submissions(
+    connection: Connection, request_id: uuid.UUID
+) -> ConsentRequest | None:
+    """Unlock a pending request's review link (support's unlock); None when not pending."""
+    row = await connection.fetchrow(
+        f"""
+        update consent_requests set failed_submissions = 0
+        where id = $1 and status = 'pending'
+        returning {_COLUMNS}
+        """,
+        request_id,
+    )
+    return _convert(row)

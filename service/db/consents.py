@@ -498,3 +498,16 @@ async def pseudonymize(
         subject_pseudonyms,
         guardian_pseudonyms,
     )
+
+
+async def clear_failed_withdrawals(connection: Connection, consent_id: uuid.UUID) -> Consent | None:
+    """Unlock a granted consent's withdrawal link (support's unlock); None when not granted."""
+    row = await connection.fetchrow(
+        f"""
+        update consents set withdraw_failed_submissions = 0, withdraw_locked_until = null
+        where id = $1 and status = 'granted'
+        returning {_COLUMNS}
+        """,
+        consent_id,
+    )
+    return _convert(row)

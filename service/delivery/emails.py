@@ -256,24 +256,37 @@ def render_purposes_withdrawn_email(
     )
 
 
+REVOKED_WITHOUT_REASON = N_("Our support team ended the consent after reviewing it.")
+
+
 def render_revoked_email(
     *,
     locale: str,
     operator_name: str,
     purposes: Sequence[Purpose],
-    reason: str,
     revoked_at: datetime,
+    reason: str | None = None,
+    reason_message: str | None = None,
     timezone: str = "UTC",
 ) -> RenderedEmail:
-    """Tells the guardian that support staff revoked the consent, and why."""
+    """Tells the guardian that support staff revoked the consent, and why, in words meant for
+    the guardian: ``reason_message`` (a gettext message, translated here), else ``reason``
+    (written for the guardian, shown as written), else a neutral sentence. Staff's internal
+    reason never comes here."""
     loc = negotiate_locale(locale)
+    if reason_message:
+        shown = translator(loc).gettext(reason_message)
+    elif reason:
+        shown = reason
+    else:
+        shown = translator(loc).gettext(REVOKED_WITHOUT_REASON)
     return _render(
         "revoked",
         N_("%(operator)s: your consent has ended"),
         loc,
         operator_name,
         purposes=_purpose_views(purposes, loc),
-        reason=reason,
+        reason=shown,
         revoked_at=format_datetime(revoked_at, loc, timezone),
     )
 

@@ -221,7 +221,7 @@ CANCELLED_EXAMPLE = {
 }
 
 
-def _request_status(found: ConsentRequest, now: datetime) -> ConsentRequestStatus:
+def request_status(found: ConsentRequest, now: datetime) -> ConsentRequestStatus:
     return ConsentRequestStatus(
         id=found.id,
         subject_id=found.subject_id,
@@ -305,7 +305,7 @@ class AppController(Controller):
         found = await requests_repo.get_request(db, request_id)
         if found is None:
             raise ProblemError(404, "No consent request with this id.")
-        return _request_status(found, state.runtime.clock.now())
+        return request_status(found, state.runtime.clock.now())
 
     @post(
         "/consent-requests/{request_id:uuid}/cancel",
@@ -330,9 +330,9 @@ class AppController(Controller):
     ) -> ConsentRequestStatus:
         key: ApiKey = request.state.api_key
         cancelled = await cancellation.cancel_request(
-            db, state.runtime, request_id, api_key_name=key.name
+            db, state.runtime, request_id, actor=f"app:{key.name}"
         )
-        return _request_status(cancelled, state.runtime.clock.now())
+        return request_status(cancelled, state.runtime.clock.now())
 
     @get(
         "/consents/check",

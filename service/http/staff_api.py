@@ -11,15 +11,16 @@ from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
-from service.consent import endings, reminders, subjects
+from service.consent import endings, reminders, revocation_reasons, subjects, unlocking
 from service.consent.runtime import Runtime
 from service.db.api_keys import ApiKey
 from service.db.audit_events import AuditEvent
-from service.http.app_api import ConsentRecord, consent_record
+from service.http.app_api import ConsentRecord, ConsentRequestStatus, consent_record, request_status
 from service.http.dependencies import Db
 from service.http.patterns import (
     EMAIL_LOOKUP_PATTERN,
     LANGUAGE_TAG_PATTERN,
+    SHOWN_TEXT_PATTERN,
     SUBJECT_ID_PATTERN,
     TEXT_PATTERN,
 )
@@ -33,9 +34,53 @@ SubjectPath = Annotated[
 ]
 
 
+GUARDIAN_REASON_DESCRIPTION = (
+    "What the guardian reads in the revocation email, in the request's language. Either a "
+    "preset, written `preset:<id>` and translated into the guardian's language: "
+    + "; ".join(
+        f"`preset:{pid}` ({text!r})" for pid, text in revocation_reasons.PRESET_REASONS.items()
+    )
+    + ". Or any other text, written for the guardian and shown to them exactly as written (one "
+    "line). A text starting with `preset:` that names no preset is 422. Without it the email "
+    "says neutrally that support ended the consent; `reason` and `note` are never sent."
+)
+
+
 class RevokeIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # no control characters: a reason is shown to the guardian and kept in the audit trail
-    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=1000, pattern=TEXT_PATTERN)]
+    # Internal: kept in the audit trail and on the consent record, never sent to the guardian.
+    reason: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=3,
+            max_length=1000,
+            pattern=TEXT_PATTERN,
+            description="Why staff revoke (internal: the audit trail, never emailed).",
+        ),
+    ]
+    note: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=2000,
+                pattern=TEXT_PATTERN,
+                description="An internal note for the audit trail; never sent to the guardian.",
+            ),
+        ]
+        | None
+    ) = None
+    guardian_reason: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1,
+                max_length=500,
+                pattern=SHOWN_TEXT_PATTERN,
+                description=GUARDIAN_REASON_DESCRIPTION,
+                examples=["preset:guardian_request"],
+            ),
+        ]
+        | None
+    ) = None
 
 
 class SubjectSearchIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -68,11 +113,22 @@ class StaffController(Controller):
         "/consents/{consent_id:uuid}/revoke",
         opt={
             "roles": ("support",),
-            "examples": {"request": {"reason": "The guardian asked by phone to stop tutoring."}},
+            "examples": {
+                "request": {
+                    "reason": "The guardian asked by phone to stop tutoring.",
+                    "note": "Called on Monday; spoke with the mother.",
+                    "guardian_reason": "preset:guardian_request",
+                }
+            },
         },
         status_code=200,
         summary="Revoke a granted consent with a reason (support)",
-        responses=problem_responses(*API_PROBLEMS, 409, 413),
+        description=(
+            "`reason` (required) and `note` (optional) are internal: they stay in the audit "
+            "trail, never in the guardian's email. `guardian_reason` is what the guardian "
+            "reads: " + GUARDIAN_REASON_DESCRIPTION
+        ),
+        responses=problem_responses(*API_PROBLEMS, 409, 413, 422),
     )
     async def revoke(
         self,
@@ -83,10 +139,66 @@ class StaffController(Controller):
         db: Db,
     ) -> ConsentRecord:
         runtime: Runtime = state.runtime
+        guardian_reason = revocation_reasons.parse_guardian_reason(data.guardian_reason)
         revoked = await endings.revoke(
-            db, runtime, consent_id, reason=data.reason.strip(), staff=_staff(request).sub
+            db,
+            runtime,
+            consent_id,
+            reason=data.reason.strip(),
+            staff=_staff(request).sub,
+            note=(data.note or "").strip() or None,
+            guardian_reason=guardian_reason,
         )
         return consent_record(revoked, runtime.clock.now())
+
+    @post(
+        "/consent-requests/{request_id:uuid}/unlock",
+        opt={"roles": ("support",)},
+        status_code=200,
+        summary="Unlock a pending request's review link locked by refused forms (support)",
+        description=(
+            "A review link locks after too many refused (forged or replayed) form submissions. "
+            "This clears the count so the guardian can decide again. A request that is not "
+            "pending, or whose link is not locked, is 409."
+        ),
+        responses=problem_responses(*API_PROBLEMS, 404, 409),
+    )
+    async def unlock_request(
+        self,
+        request_id: FromPath[uuid.UUID],
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
+    ) -> ConsentRequestStatus:
+        runtime: Runtime = state.runtime
+        unlocked = await unlocking.unlock_review_link(
+            db, runtime, request_id, actor=_reader(request)
+        )
+        return request_status(unlocked, runtime.clock.now())
+
+    @post(
+        "/consents/{consent_id:uuid}/unlock-withdrawal",
+        opt={"roles": ("support",)},
+        status_code=200,
+        summary="Unlock a live consent's withdrawal link locked by refused forms (support)",
+        description=(
+            "A withdrawal link locks for a while after too many refused form submissions; this "
+            "lifts the lock now. A consent that is not live, or whose link is not locked, is 409."
+        ),
+        responses=problem_responses(*API_PROBLEMS, 404, 409),
+    )
+    async def unlock_withdrawal(
+        self,
+        consent_id: FromPath[uuid.UUID],
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
+    ) -> ConsentRecord:
+        runtime: Runtime = state.runtime
+        unlocked = await unlocking.unlock_withdrawal_link(
+            db, runtime, consent_id, actor=_reader(request)
+        )
+        return consent_record(unlocked, runtime.clock.now())
 
     @post(
         "/consent-requests/{request_id:uuid}/remind",

@@ -312,7 +312,11 @@ def _console_handlers(settings: Settings) -> list[tuple[str, str, tuple[str, ...
 
 
 # A value for each path parameter a console route may have; a new parameter needs one here.
-PATH_VALUES = {"subject_id": SUBJECT}
+PATH_VALUES = {
+    "subject_id": SUBJECT,
+    "consent_id": "00000000-0000-4000-8000-000000000001",
+    "request_id": "00000000-0000-4000-8000-000000000002",
+}
 
 
 def _fill(path: str) -> str:

@@ -5,6 +5,7 @@ Every route but sign-in's carries ``opt["roles"]`` and the console guard: a rout
 roles is refused to everybody (fail closed), so a new page must say who may open it.
 """
 
+from service.http.console.actions import ConsoleActionsController
 from service.http.console.admin import ConsoleAdminController
 from service.http.console.auth import ConsoleAuthController
 from service.http.console.pages import ConsoleController
@@ -13,4 +14,9 @@ __all__ = ["ConsoleAuthController", "ConsoleController", "console_routes"]
 
 
 def console_routes() -> list[object]:
-    return [ConsoleAuthController, ConsoleController, ConsoleAdminController]
+    return [
+        ConsoleAuthController,
+        ConsoleController,
+        ConsoleAdminController,
+        ConsoleActionsController,
+    ]

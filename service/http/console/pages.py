@@ -18,6 +18,7 @@ from litestar.response import Template
 from service.consent import console_views
 from service.consent.child_hints import child_hints
 from service.consent.runtime import Runtime
+from service.http.console.actions import case_actions_context
 from service.http.console.guard import console_guard, current_session
 from service.http.console.labels import ACTION_LABELS, TOPIC_LABELS
 from service.http.console.rendering import console_exception_handlers, console_page, locale_of
@@ -108,4 +109,5 @@ class ConsoleController(Controller):
             action_labels=ACTION_LABELS,
             topic_labels=TOPIC_LABELS,
             child_hints=await child_hints(db, runtime, subject_id) if case.known else {},
+            actions=await case_actions_context(db, runtime, case.overview, request),
         )
