@@ -24,7 +24,7 @@ from service.consent.purposes import Catalogue
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
-from service.db import idempotency_keys, rate_limits, rectification
+from service.db import guardian_dashboard, idempotency_keys, rate_limits, rectification
 from service.db import outbox as outbox_table
 from service.db.audit_events import SYSTEM_ACTOR, record_event, redact_events_of_records
 from service.db.connection import Connection
@@ -206,3 +206,5 @@ async def purge_idempotency_records(connection: Connection, runtime: Runtime) ->
 async def purge_rate_limit_windows(connection: Connection, runtime: Runtime) -> None:
     now = runtime.clock.now()
     await rate_limits.purge_old_windows(connection, now - policy_of(runtime).rate_limit_window)
+    # the dashboard's sign-in links, sessions and consent links, a day after they ended
+    await guardian_dashboard.delete_finished(connection, now - timedelta(days=1))

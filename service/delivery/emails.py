@@ -365,6 +365,26 @@ def render_address_changed_email(
     )
 
 
+def render_sign_in_email(
+    *,
+    locale: str,
+    operator_name: str,
+    sign_in_url: str,
+    expires_at: datetime,
+    timezone: str = "UTC",
+) -> RenderedEmail:
+    """The guardian dashboard's sign-in link, sent only to an address that gave a consent."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "sign_in",
+        N_("%(operator)s: your sign-in link"),
+        loc,
+        operator_name,
+        sign_in_url=sign_in_url,
+        expires_at=format_datetime(expires_at, loc, timezone),
+    )
+
+
 def _purpose_views(
     purposes: Sequence[Purpose], locale: str, needs_stronger_method: Collection[str] = ()
 ) -> list[dict[str, Any]]:
