@@ -24,7 +24,7 @@ from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
 from service.db import guardian_dashboard as repo
-from service.db import rate_limits
+from service.db import locks, rate_limits
 from service.db.connection import Connection
 from service.db.consent_requests import ConsentRequest
 from service.db.consents import Consent
@@ -37,8 +37,8 @@ from service.states import ConsentStatus, LinkProblemReason
 SIGN_IN_LINK_TTL = timedelta(minutes=30)
 SESSION_IDLE_TIMEOUT = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=2)
-# The limits of other guardian emails: 5 per address per 24 h (consent requests), and per
-# client address a bound on how many addresses one network can have mailed.
+# The limits of other guardian emails: 5 per address per 24 h (as consent requests), and per
+# client network a bound on how many addresses it can have mailed.
 SIGN_IN_LINKS_PER_ADDRESS_PER_DAY = 5
 SIGN_IN_REQUESTS_PER_CLIENT_PER_HOUR = 10
 SESSION_COOKIE = "guardian_session"
@@ -83,8 +83,9 @@ async def request_sign_in(
     locale: str,
     client_keys: list[str],
 ) -> None:
-    """Count the request against its limits (``LimitExceeded``) and email a sign-in link if,
-    and only if, the address gave a consent. The caller answers the same either way."""
+    """Count the request against the network's limit (``LimitExceeded``) and email a sign-in
+    link if, and only if, the address gave a consent and has not had its day's links. The
+    caller answers the same either way."""
     now = runtime.clock.now()
     hashes = runtime.protector.address_hashes(address)
     async with connection.transaction():
@@ -100,25 +101,21 @@ async def request_sign_in(
             )
             if wait is not None:
                 waits.append(wait)
-        # Counted for every address, known or not, so the limit tells nothing about it.
-        wait = await rate_limits.hit(
-            connection,
-            bucket="guardian-sign-in-address:" + hashes[0].hex()[:32],
-            limit=SIGN_IN_LINKS_PER_ADDRESS_PER_DAY,
-            window=86400,
-            now=now,
-        )
-        if wait is not None:
-            waits.append(wait)
     if waits:
         raise LimitExceeded(
-            "Too many sign-in links were asked for; try again later.",
+            "Too many sign-in links were asked for from this network; try again later.",
             retry_after_seconds=max(waits),
         )
     async with connection.transaction():
+        await locks.lock_guardian(connection, hashes[0])
         given = await repo.consents_of(connection, hashes)
         first = await consents_repo.get_consent(connection, given[0].consent_id) if given else None
         if first is None:
+            return
+        # Over the address's limit nothing more is sent, and the answer stays the same: a 429
+        # here would tell that the address has consented.
+        sent = await repo.sign_in_links_since(connection, hashes, now - timedelta(days=1))
+        if sent >= SIGN_IN_LINKS_PER_ADDRESS_PER_DAY:
             return
         token = new_link_token()
         expires_at = now + SIGN_IN_LINK_TTL

@@ -60,6 +60,19 @@ async def insert_sign_in_link(
     )
 
 
+async def sign_in_links_since(
+    connection: Connection, email_hashes: list[bytes], since: datetime
+) -> int:
+    """How many sign-in links went to the address since ``since``."""
+    count = await connection.fetchval(
+        "select count(*) from guardian_sign_in_links "
+        "where guardian_email_hashes && $1::bytea[] and created_at > $2",
+        email_hashes,
+        since,
+    )
+    return int(count)
+
+
 async def find_sign_in_link(connection: Connection, token_hash: bytes) -> SignInLink | None:
     row = await connection.fetchrow(
         """
