@@ -20,6 +20,7 @@ import msgspec
 from service.consent import endings, lifecycle, notifications, policy
 from service.consent.endings import Withdrawal
 from service.consent.errors import LimitExceeded, LinkProblem, NotFound
+from service.consent.retention import DASHBOARD_RECORD_LIFETIME
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
@@ -36,7 +37,7 @@ from service.states import ConsentStatus, LinkProblemReason
 
 SIGN_IN_LINK_TTL = timedelta(minutes=30)
 SESSION_IDLE_TIMEOUT = timedelta(minutes=15)
-SESSION_LIFETIME = timedelta(hours=2)
+SESSION_LIFETIME = DASHBOARD_RECORD_LIFETIME  # the retention policy states it
 # The limits of other guardian emails: 5 per address per 24 h (as consent requests), and per
 # client network a bound on how many addresses it can have mailed.
 SIGN_IN_LINKS_PER_ADDRESS_PER_DAY = 5
