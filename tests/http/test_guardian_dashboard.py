@@ -366,3 +366,58 @@ async def test_consent_pages_name_the_account_and_a_single_purpose_is_ticked(
     )
     assert withdrawn.status_code == 200
     assert "samo" in withdrawn.text
+
+
+async def test_withdrawing_the_required_purpose_ends_that_consent_only(
+    svc: Service, api: dict[str, str], mailbox: Any
+) -> None:
+    await _family(svc, api, mailbox)
+    consent_a = (await check(svc.client, api, "dash-child-a"))["consent_id"]
+    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, PARENT))
+    board = await svc.client.get("/guardian/dashboard")
+    form = {"consent": consent_a, "purpose": "tutoring", "_csrf_token": csrf_token(board.text)}
+    ask = await svc.client.post("/guardian/dashboard/withdraw", data=form)
+    assert ask.status_code == 200
+    assert "withdrawing it ends your consent altogether" in ask.text
+    assert (await check(svc.client, api, "dash-child-a"))["status"] == "granted"
+    done = await svc.client.post("/guardian/dashboard/withdraw", data={**form, "confirm": "yes"})
+    assert done.status_code == 200, done.text
+    assert "Your consent has been withdrawn" in done.text
+    ended = await check(svc.client, api, "dash-child-a")
+    assert (ended["status"], ended["allowed"]) == ("withdrawn", False)
+    assert (await check(svc.client, api, "dash-child-b"))["allowed"] is True
+    # erased on withdrawal (the default): the address no longer leads to that child
+    board = await svc.client.get("/guardian/dashboard")
+    assert "anna_k" not in board.text
+    assert "bor_k" in board.text
+    again = await svc.client.post(
+        "/guardian/dashboard/withdraw",
+        data={**form, "confirm": "yes", "_csrf_token": csrf_token(board.text)},
+    )
+    assert again.status_code == 404
+
+
+async def test_the_link_and_the_dashboard_speak_the_browsers_language(
+    svc: Service, api: dict[str, str], mailbox: Any
+) -> None:
+    await _granted(svc, api, mailbox, "dash-sl", PARENT, "zala")
+    async with browser(svc.app) as client:
+        client.headers["Accept-Language"] = "sl-SI,sl;q=0.9"
+        form = await client.get("/guardian")
+        assert "Pošljite mi povezavo za prijavo" in form.text
+        sent = await client.post(
+            "/guardian", data={"email": PARENT, "_csrf_token": csrf_token(form.text)}
+        )
+        assert "povezava za prijavo že na poti" in sent.text
+        assert await svc.worker.deliver_due() == 1
+        [message] = mailbox.to(PARENT)
+        assert message.subject.endswith("vaša povezava za prijavo")
+        match = SIGN_IN_LINK.search(message.text)
+        assert match
+        page = await client.get(match.group(1))
+        assert "Nadaljuj" in page.text
+        await client.post(match.group(1), data={"_csrf_token": csrf_token(page.text)})
+        board = await client.get("/guardian/dashboard")
+        assert board.status_code == 200
+        assert "Soglasja za vaše otroke" in board.text
+        assert "Račun »zala«" in board.text
