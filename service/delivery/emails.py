@@ -165,8 +165,10 @@ def render_confirmation_email(
     granted_at: datetime,
     valid_until: datetime,
     timezone: str = "UTC",
+    child_hint: str | None = None,
 ) -> RenderedEmail:
-    """The "email plus" confirmation sent after a grant, with a one-click withdrawal link."""
+    """The "email plus" confirmation sent after a grant, with a one-click withdrawal link;
+    ``child_hint`` names the account it concerns."""
     loc = negotiate_locale(locale)
     return _render(
         "confirmation",
@@ -179,6 +181,7 @@ def render_confirmation_email(
         withdraw_url=withdraw_url,
         granted_at=format_datetime(granted_at, loc, timezone),
         valid_until=format_datetime(valid_until, loc, timezone),
+        child_hint=child_hint,
     )
 
 

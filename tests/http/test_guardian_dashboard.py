@@ -352,6 +352,10 @@ async def test_consent_pages_name_the_account_and_a_single_purpose_is_ticked(
     )
     assert result.status_code == 200
     assert "samo" in result.text
+    await svc.worker.deliver_due()
+    [confirmation] = mailbox.to(PARENT)[1:]
+    assert "This consent concerns the account “samo”." in confirmation.text
+    assert "samo" in confirmation.html
     withdraw_path = re.search(r'href="(/guardian/withdraw/[A-Za-z0-9_-]+)"', result.text)
     assert withdraw_path
     page = await svc.client.get(withdraw_path.group(1))
