@@ -294,7 +294,7 @@ class GuardianDashboardController(Controller):
             withdrawal = await dashboard.withdraw_purpose(
                 db, runtime, session, child.consent.id, [purpose]
             )
-        except (InvalidWithdrawal, LinkProblem):
+        except InvalidWithdrawal:
             return self._not_found(runtime, locale)
         return page(
             "dashboard_withdrawn",
