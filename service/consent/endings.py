@@ -84,8 +84,11 @@ async def strike_refused_withdrawal(connection: Connection, runtime: Runtime, to
 
 
 async def load_for_withdrawal(connection: Connection, runtime: Runtime, token: str) -> Consent:
-    consent = await consents_repo.find_by_withdraw_token(connection, hash_link_token(token))
-    return live_consent(consent, runtime.clock.now())
+    now = runtime.clock.now()
+    consent = await consents_repo.find_by_withdraw_token(
+        connection, hash_link_token(token), now=now
+    )
+    return live_consent(consent, now)
 
 
 async def withdraw(connection: Connection, runtime: Runtime, token: str) -> Consent:
@@ -117,43 +120,99 @@ async def withdraw_purposes(
     now = runtime.clock.now()
     token_hash = hash_link_token(token)
     async with connection.transaction():
-        unlocked = await consents_repo.find_by_withdraw_token(connection, token_hash)
+        unlocked = await consents_repo.find_by_withdraw_token(connection, token_hash, now=now)
         if unlocked is not None:
             await locks.lock_subject(connection, unlocked.subject_id)
         consent = live_consent(
-            await consents_repo.find_by_withdraw_token(connection, token_hash, for_update=True),
+            await consents_repo.find_by_withdraw_token(
+                connection, token_hash, for_update=True, now=now
+            ),
             now,
         )
-        if everything:
-            chosen = consent.purposes
-        required = runtime.catalogue.required_ids
-        withdrawn = [p for p in consent.purposes if p in chosen]
-        errors = []
-        if not chosen:
-            errors.append(FormError.WITHDRAW_NONE)
-        elif len(withdrawn) != len(set(chosen)):
-            errors.append(FormError.PURPOSES)
-        ending = bool(withdrawn) and ends_consent(consent, withdrawn, required)
-        if erase and not ending and not errors:
-            errors.append(FormError.ERASE_PARTIAL)
-        if errors:
-            raise InvalidWithdrawal(consent, errors)
-        if ending:
-            try:
-                ended = await _end(
-                    connection,
-                    runtime,
-                    consent,
-                    status=ConsentStatus.WITHDRAWN,
-                    reason="withdrawn by the guardian",
-                    actor=GUARDIAN_ACTOR,
-                    now=now,
-                    erase=runtime.settings.withdrawal_erases,
-                )
-            except AlreadyEnded:
-                raise LinkProblem(LinkProblemReason.NOT_LIVE) from None
-            return Withdrawal(consent=ended, withdrawn=consent.purposes, ended=True)
-        return await _withdraw_some(connection, runtime, consent, withdrawn, token, now)
+        own_link = await consents_repo.is_withdraw_token(connection, consent.id, token_hash)
+        return await _withdraw_chosen(
+            connection,
+            runtime,
+            consent,
+            chosen,
+            erase=erase,
+            everything=everything,
+            # a dashboard's short-lived link is never mailed: the dashboard is
+            withdraw_url=runtime.link(f"/guardian/withdraw/{token}" if own_link else "/guardian"),
+            now=now,
+        )
+
+
+async def withdraw_purposes_of_consent(
+    connection: Connection,
+    runtime: Runtime,
+    consent_id: uuid.UUID,
+    chosen: Sequence[str],
+) -> Withdrawal:
+    """``withdraw_purposes`` for a guardian signed in to the dashboard, whose ownership of the
+    consent the caller has checked."""
+    now = runtime.clock.now()
+    async with connection.transaction():
+        unlocked = await consents_repo.get_consent(connection, consent_id)
+        if unlocked is not None:
+            await locks.lock_subject(connection, unlocked.subject_id)
+        consent = live_consent(
+            await consents_repo.get_consent(connection, consent_id, for_update=True), now
+        )
+        return await _withdraw_chosen(
+            connection,
+            runtime,
+            consent,
+            chosen,
+            erase=False,
+            everything=False,
+            withdraw_url=runtime.link("/guardian"),
+            now=now,
+        )
+
+
+async def _withdraw_chosen(
+    connection: Connection,
+    runtime: Runtime,
+    consent: Consent,
+    chosen: Sequence[str],
+    *,
+    erase: bool,
+    everything: bool,
+    withdraw_url: str,
+    now: datetime,
+) -> Withdrawal:
+    """Called in the transaction that holds the subject's lock and the consent's row."""
+    if everything:
+        chosen = consent.purposes
+    required = runtime.catalogue.required_ids
+    withdrawn = [p for p in consent.purposes if p in chosen]
+    errors = []
+    if not chosen:
+        errors.append(FormError.WITHDRAW_NONE)
+    elif len(withdrawn) != len(set(chosen)):
+        errors.append(FormError.PURPOSES)
+    ending = bool(withdrawn) and ends_consent(consent, withdrawn, required)
+    if erase and not ending and not errors:
+        errors.append(FormError.ERASE_PARTIAL)
+    if errors:
+        raise InvalidWithdrawal(consent, errors)
+    if ending:
+        try:
+            ended = await _end(
+                connection,
+                runtime,
+                consent,
+                status=ConsentStatus.WITHDRAWN,
+                reason="withdrawn by the guardian",
+                actor=GUARDIAN_ACTOR,
+                now=now,
+                erase=runtime.settings.withdrawal_erases,
+            )
+        except AlreadyEnded:
+            raise LinkProblem(LinkProblemReason.NOT_LIVE) from None
+        return Withdrawal(consent=ended, withdrawn=consent.purposes, ended=True)
+    return await _withdraw_some(connection, runtime, consent, withdrawn, withdraw_url, now)
 
 
 async def _withdraw_some(
@@ -161,7 +220,7 @@ async def _withdraw_some(
     runtime: Runtime,
     consent: Consent,
     withdrawn: list[str],
-    link_token: str,
+    withdraw_url: str,
     now: datetime,
 ) -> Withdrawal:
     """Same consent id, fewer purposes, and a new token that says so (the old one still
@@ -189,7 +248,7 @@ async def _withdraw_some(
         runtime,
         updated,
         withdrawn=withdrawn,
-        withdraw_url=runtime.link(f"/guardian/withdraw/{link_token}"),
+        withdraw_url=withdraw_url,
         now=now,
     )
     await notifications.purposes_withdrawn_webhook(connection, runtime, updated, withdrawn, now)

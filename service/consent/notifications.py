@@ -128,6 +128,7 @@ async def confirm_grant(
         granted_at=now,
         valid_until=expires_at,
         timezone=policy.display_timezone(request.country),
+        child_hint=child_hint(runtime, request),
     )
     await outbox.enqueue_email(
         connection,

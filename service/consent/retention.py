@@ -24,7 +24,7 @@ from service.consent.purposes import Catalogue
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
-from service.db import idempotency_keys, rate_limits, rectification
+from service.db import guardian_dashboard, idempotency_keys, rate_limits, rectification
 from service.db import outbox as outbox_table
 from service.db.audit_events import SYSTEM_ACTOR, record_event, redact_events_of_records
 from service.db.connection import Connection
@@ -34,6 +34,10 @@ BATCH = 500
 # A client retrying with the same Idempotency-Key gets the first answer for this long.
 IDEMPOTENCY_RETENTION = timedelta(days=1)
 RATE_WINDOW_RETENTION = timedelta(hours=1)
+# The dashboard's sign-in links and sessions last at most this long (a session: 2 hours), and
+# are deleted this long after they end (the per-address limit counts the last day's links).
+DASHBOARD_RECORD_LIFETIME = timedelta(hours=2)
+DASHBOARD_RECORD_AFTER_END = timedelta(days=1)
 
 
 class PurposeRetention(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +65,8 @@ class RetentionPolicy(msgspec.Struct, frozen=True, kw_only=True):
     undelivered_message: timedelta
     idempotency_record: timedelta
     rate_limit_window: timedelta
+    # The dashboard's sign-in links and sessions, counted from when they were made.
+    dashboard_sign_in: timedelta = DASHBOARD_RECORD_LIFETIME + DASHBOARD_RECORD_AFTER_END
     consent_max_validity: timedelta
     # How long before a consent lapses the guardian and the app are told (zero: not told).
     lapsing_notice: timedelta
@@ -206,3 +212,5 @@ async def purge_idempotency_records(connection: Connection, runtime: Runtime) ->
 async def purge_rate_limit_windows(connection: Connection, runtime: Runtime) -> None:
     now = runtime.clock.now()
     await rate_limits.purge_old_windows(connection, now - policy_of(runtime).rate_limit_window)
+    # the dashboard's sign-in links, sessions and consent links, a day after they ended
+    await guardian_dashboard.delete_finished(connection, now - DASHBOARD_RECORD_AFTER_END)

@@ -185,6 +185,19 @@ def policy_document(policy: RetentionPolicy, *, locale: str, operator_name: str)
             deletion=_("The worker deletes them."),
         ),
         PolicyEntry(
+            title=_("Sign-in links and sessions of the guardian dashboard"),
+            kept=_(
+                "A keyed hash of the address a sign-in link was sent to, and hashes of the link "
+                "and of the session; never the address itself."
+            ),
+            period=d(_, policy.dashboard_sign_in),
+            reason=_(
+                "So that a parent can sign in without an account, and to limit how many links "
+                "one address receives."
+            ),
+            deletion=_("The worker deletes them."),
+        ),
+        PolicyEntry(
             title=_("Counters of form submissions"),
             kept=_("How many forms were sent from one network address."),
             period=d(_, policy.rate_limit_window),

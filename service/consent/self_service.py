@@ -57,12 +57,15 @@ class Tracked(msgspec.Struct, frozen=True, kw_only=True):
 async def _locked_consent(connection: Connection, runtime: Runtime, token: str) -> Consent:
     """The live consent behind the link, its subject locked (call inside a transaction)."""
     token_hash = hash_link_token(token)
-    unlocked = await consents_repo.find_by_withdraw_token(connection, token_hash)
+    now = runtime.clock.now()
+    unlocked = await consents_repo.find_by_withdraw_token(connection, token_hash, now=now)
     if unlocked is None:
         raise LinkProblem(LinkProblemReason.UNKNOWN)
     await subjects.lock_subject_records(connection, unlocked.subject_id)
-    found = await consents_repo.find_by_withdraw_token(connection, token_hash, for_update=True)
-    return endings.live_consent(found, runtime.clock.now())
+    found = await consents_repo.find_by_withdraw_token(
+        connection, token_hash, for_update=True, now=now
+    )
+    return endings.live_consent(found, now)
 
 
 async def _track(

@@ -99,13 +99,40 @@ async def get_consent(
 
 
 async def find_by_withdraw_token(
-    connection: Connection, token_hash: bytes, *, for_update: bool = False
+    connection: Connection,
+    token_hash: bytes,
+    *,
+    for_update: bool = False,
+    now: datetime | None = None,
 ) -> Consent | None:
+    """The consent of a withdrawal link; with ``now``, also of a dashboard's consent link
+    (``guardian_consent_links``) that has not expired by then."""
     lock = " for update" if for_update else ""
     row = await connection.fetchrow(
-        f"select {_COLUMNS} from consents where withdraw_token_hash = $1{lock}", token_hash
+        f"""
+        select {_COLUMNS} from consents
+        where withdraw_token_hash = $1
+           or ($2::timestamptz is not null and id = (
+                select consent_id from guardian_consent_links
+                where token_hash = $1 and expires_at > $2))
+        {lock}
+        """,
+        token_hash,
+        now,
     )
     return _convert(row)
+
+
+async def is_withdraw_token(
+    connection: Connection, consent_id: uuid.UUID, token_hash: bytes
+) -> bool:
+    """Whether the hash is the consent's own withdrawal link (not a short-lived one)."""
+    found = await connection.fetchval(
+        "select exists (select 1 from consents where id = $1 and withdraw_token_hash = $2)",
+        consent_id,
+        token_hash,
+    )
+    return bool(found)
 
 
 async def supersede_live(connection: Connection, subject_id: str, now: datetime) -> list[Consent]:

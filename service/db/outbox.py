@@ -48,7 +48,7 @@ async def insert_email(
     *,
     item_id: uuid.UUID,
     topic: str,
-    subject_id: str,
+    subject_id: str | None,
     related_id: uuid.UUID,
     payload_enc: bytes,
     next_attempt_at: datetime,

@@ -165,8 +165,10 @@ def render_confirmation_email(
     granted_at: datetime,
     valid_until: datetime,
     timezone: str = "UTC",
+    child_hint: str | None = None,
 ) -> RenderedEmail:
-    """The "email plus" confirmation sent after a grant, with a one-click withdrawal link."""
+    """The "email plus" confirmation sent after a grant, with a one-click withdrawal link;
+    ``child_hint`` names the account it concerns."""
     loc = negotiate_locale(locale)
     return _render(
         "confirmation",
@@ -179,6 +181,7 @@ def render_confirmation_email(
         withdraw_url=withdraw_url,
         granted_at=format_datetime(granted_at, loc, timezone),
         valid_until=format_datetime(valid_until, loc, timezone),
+        child_hint=child_hint,
     )
 
 
@@ -375,6 +378,26 @@ def render_address_changed_email(
         operator_name,
         new_address=new_address,
         changed_at=format_datetime(changed_at, loc, timezone),
+    )
+
+
+def render_sign_in_email(
+    *,
+    locale: str,
+    operator_name: str,
+    sign_in_url: str,
+    expires_at: datetime,
+    timezone: str = "UTC",
+) -> RenderedEmail:
+    """The guardian dashboard's sign-in link, sent only to an address that gave a consent."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "sign_in",
+        N_("%(operator)s: your sign-in link"),
+        loc,
+        operator_name,
+        sign_in_url=sign_in_url,
+        expires_at=format_datetime(expires_at, loc, timezone),
     )
 
 

@@ -45,7 +45,7 @@ async def enqueue_email(
     protector: DataProtector,
     *,
     topic: str,
-    subject_id: str,
+    subject_id: str | None,
     related_id: uuid.UUID,
     to: str,
     locale: str,

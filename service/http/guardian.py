@@ -248,6 +248,7 @@ class GuardianController(Controller):
             locale=locale,
             operator_name=runtime.settings.operator_name,
             outcome=outcome.outcome,
+            child_hint=notifications.child_hint(runtime, outcome.request),
             granted=_titles(runtime, outcome.granted, locale),
             refused=_titles(runtime, outcome.refused, locale),
             withdraw_url=(
@@ -268,10 +269,14 @@ class GuardianController(Controller):
         erase: bool = False,
         status: int = 200,
     ) -> Template:
-        """The withdrawal form: every purpose still granted, none ticked."""
+        """The withdrawal form: every purpose still granted, none ticked; the only one of a
+        single-purpose consent ticked (its button then withdraws at once, after the confirm)."""
         locale = await _consent_locale(db, consent.request_id)
+        if not selected and not errors and len(consent.purposes) == 1:
+            selected = frozenset(consent.purposes)
         return page(
             "withdraw",
+            child_hint=await consent_child_hint(db, runtime, consent),
             locale=locale,
             http_status=status,
             operator_name=runtime.settings.operator_name,
@@ -326,6 +331,10 @@ class GuardianController(Controller):
                     # the erasure's locks first, so the audit chain lock is still taken last
                     found = await endings.load_for_withdrawal(db, runtime, token)
                     await subjects.lock_subject_records(db, found.subject_id)
+                # read before a withdrawal that erases deletes it
+                child_hint = await consent_child_hint(
+                    db, runtime, await endings.load_for_withdrawal(db, runtime, token)
+                )
                 outcome = await endings.withdraw_purposes(db, runtime, token, chosen, erase=erase)
                 locale = await _consent_locale(db, outcome.consent.request_id)
                 if erase:
@@ -347,6 +356,7 @@ class GuardianController(Controller):
         return page(
             "withdrawn",
             locale=locale,
+            child_hint=child_hint,
             operator_name=runtime.settings.operator_name,
             purposes=_titles(runtime, outcome.withdrawn, locale),
             remaining=[] if outcome.ended else _titles(runtime, outcome.consent.purposes, locale),
@@ -372,6 +382,7 @@ class GuardianController(Controller):
         return page(
             "address",
             locale=locale,
+            child_hint=await consent_child_hint(db, runtime, consent),
             http_status=status,
             headers=headers,
             operator_name=runtime.settings.operator_name,
@@ -437,6 +448,7 @@ class GuardianController(Controller):
         return page(
             "address_sent",
             locale=locale,
+            child_hint=await consent_child_hint(db, runtime, consent),
             operator_name=runtime.settings.operator_name,
             expires_at=format_datetime(
                 started.expires_at, locale, policy.display_timezone(consent.jurisdiction)
@@ -453,6 +465,7 @@ class GuardianController(Controller):
         return page(
             "address_confirm",
             locale=pending.locale,
+            child_hint=await consent_child_hint(db, runtime, pending.consent),
             operator_name=runtime.settings.operator_name,
             form_action=f"/guardian/address/confirm/{token}",
             new_address=pending.masked_address,
@@ -472,6 +485,12 @@ class GuardianController(Controller):
             operator_name=runtime.settings.operator_name,
             new_address=confirmed.masked_address,
         )
+
+
+async def consent_child_hint(db: Db, runtime: Runtime, consent: Consent) -> str | None:
+    """Which account the consent is about (``child_hint``), shown on every consent page."""
+    request = await requests_repo.get_request(db, consent.request_id)
+    return notifications.child_hint(runtime, request) if request is not None else None
 
 
 async def _consent_locale(db: Db, request_id: uuid.UUID) -> str:

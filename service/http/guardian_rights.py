@@ -24,6 +24,7 @@ from service.http.dependencies import Db
 from service.http.guardian import (
     _consent_locale,
     _titles,
+    consent_child_hint,
     limit_submissions,
     require_plausible_token,
     strike_refused_withdrawals,
@@ -70,6 +71,7 @@ class GuardianRightsController(Controller):
         return page(
             "rights",
             locale=locale,
+            child_hint=await consent_child_hint(db, runtime, consent),
             http_status=status,
             operator_name=settings.operator_name,
             operator=notice.operator,

@@ -25,10 +25,9 @@ GUARDIAN = "race.parent@example.com"
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [
-        ("GET", "/guardian", 404),
-        ("POST", "/guardian", 404),
-        ("GET", "/guardian/", 404),
-        ("POST", "/guardian/", 404),
+        # /guardian is the dashboard's sign-in page: a form without its CSRF token is refused
+        ("POST", "/guardian", 403),
+        ("PUT", "/guardian", 405),
         ("PUT", "/guardian/withdraw/" + "a" * 43, 405),
         ("DELETE", "/guardian/" + "a" * 43, 405),
     ],
