@@ -35,6 +35,7 @@ from service.http.console import console_routes
 from service.http.contract import COMPONENTS, apply_contract
 from service.http.dependencies import provide_connection
 from service.http.guardian import GuardianController
+from service.http.guardian_handoff import HandoffController
 from service.http.guardian_pages import prepare_templates
 from service.http.guardian_rights import GuardianRightsController
 from service.http.headers import security_headers
@@ -131,6 +132,7 @@ def create_app(
         DataRequestController,
         RectificationController,
         GuardianController,
+        HandoffController,
         GuardianRightsController,
         retention_policy_page,
         create_static_files_router(
