@@ -12,13 +12,13 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from service.consent import handoff, policy
-from service.consent.errors import LimitExceeded
+from service.consent.errors import FormError, LimitExceeded
 from service.consent.handoff import AddressProblem, HandoffError, WrongOneTimeCode
 from service.consent.runtime import Runtime
 from service.http.client_address import limit_keys
 from service.http.dependencies import Db
 from service.http.guardian import _striking, client_address, limit_submissions
-from service.http.guardian_pages import SECURITY_HEADERS, page
+from service.http.guardian_pages import FORM_ERRORS, SECURITY_HEADERS, page
 from service.http.problems import guardian_exception_handlers, retry_after, retry_after_headers
 from service.i18n import N_, format_datetime, negotiate_locale, translator
 from service.security.tokens import looks_like_link_token
@@ -56,9 +56,7 @@ PROBLEM_STATUS = {
     HandoffProblem.ENDED: 410,
     HandoffProblem.SESSION_ENDED: 410,
 }
-EMAIL_INVALID = N_(
-    "Please enter one email address, such as name@example.com, without spaces or a name around it."
-)
+EMAIL_INVALID = FORM_ERRORS[FormError.EMAIL_INVALID]
 TOO_MANY_CODES = N_(
     "Too many codes have been asked for this request or this address, so no new code was "
     "sent. Please use the code you already have, or try again tomorrow."
