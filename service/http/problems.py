@@ -125,9 +125,10 @@ _EXAMPLE_DETAILS = {
     403: "This API key lacks the scope consent:request.",
     404: "No such resource.",
     409: "This consent is not granted, so it cannot be revoked.",
+    410: "The handoff code was used already.",
     413: "The request body is larger than the 64 KiB this service accepts.",
     415: "Send the request body as application/json.",
-    422: "Object missing required field `guardian_email` for the request body",
+    422: "Object missing required field `purposes` for the request body",
     429: "Too many consent requests to this guardian address; try again later.",
     503: "The consent database cannot be reached; try again shortly.",
 }
@@ -144,7 +145,7 @@ def problem_example(status: int) -> dict[str, Any]:
         example["current_status"] = "revoked"
     if status == 422:
         example["errors"] = [
-            {"message": "Object missing required field `guardian_email`", "key": "data"}
+            {"message": "Object missing required field `purposes`", "key": "data"}
         ]
     return example
 
