@@ -144,9 +144,7 @@ def problem_example(status: int) -> dict[str, Any]:
     if status == 409:
         example["current_status"] = "revoked"
     if status == 422:
-        example["errors"] = [
-            {"message": "Object missing required field `purposes`", "key": "data"}
-        ]
+        example["errors"] = [{"message": "Object missing required field `purposes`", "key": "data"}]
     return example
 
 
