@@ -266,6 +266,17 @@ async def open_with_code(
             connection, request.id, hash_link_token(session_token), now
         ):
             raise HandoffError(HandoffProblem.USED, locale=request.locale)
+        # The app may stop showing the code: the parent has it on their own device.
+        await notifications.webhook(
+            connection,
+            runtime,
+            RequestStatus.PENDING,
+            subject_id=request.subject_id,
+            request_id=request.id,
+            purposes=request.purposes,
+            now=now,
+            event_type="consent.handoff_opened",
+        )
         await record_event(
             connection,
             actor=GUARDIAN_ACTOR,
