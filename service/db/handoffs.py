@@ -208,3 +208,16 @@ async def set_guardian(
         now,
     )
     return result == "UPDATE 1"
+
+
+async def address_came_by_handoff(connection: Connection, request_id: uuid.UUID) -> bool:
+    """Whether the request's guardian address is one the parent gave and confirmed themselves."""
+    confirmed: bool = await connection.fetchval(
+        """
+        select exists (
+            select 1 from consent_handoffs where request_id = $1 and confirmed_at is not null
+        )
+        """,
+        request_id,
+    )
+    return confirmed

@@ -243,6 +243,9 @@ async def test_the_whole_handoff_over_http_ends_in_a_consent(
 
     review = await client.get(review_path)
     assert review.status_code == 200
+    # The page says how the address came (the parent's own), not that the child gave it.
+    assert "you confirmed your email address with the code from the child" in review.text
+    assert "A child gave your email address" not in review.text
     granted = await client.post(
         review_path,
         data={

@@ -16,6 +16,7 @@ from service.delivery import emails
 from service.http import guardian_handoff
 from service.i18n import DEFAULT_LOCALE, LOCALES, format_datetime, translator
 from service.settings import load_settings
+from tests.support.rendering import notice_for
 from tests.support.untranslated import english_only_texts, readable
 
 WHEN = datetime(2026, 11, 30, 14, 5, tzinfo=UTC)
@@ -66,6 +67,18 @@ def rendered(pages: jinja2.Environment, locale: str) -> Iterator[str]:
     def render(name: str, **context: object) -> str:
         return pages.get_template(f"guardian/{name}.html").render({**shared, **context})
 
+    yield render(
+        "review",
+        privacy_notice_url="https://tutor.example.test/privacy",
+        notice=notice_for(locale),
+        purposes=notice_for(locale).purposes,
+        expires_at=format_datetime(WHEN, locale),
+        form_action="/guardian/abc",
+        errors=[],
+        selected=set(),
+        attested=False,
+        via_handoff=True,
+    )
     for shown in ([], errors):
         yield render(
             "handoff_code",
@@ -95,7 +108,7 @@ def rendered(pages: jinja2.Environment, locale: str) -> Iterator[str]:
 @pytest.mark.parametrize("locale", LOCALES)
 def test_no_placeholder_reaches_the_parent(pages: jinja2.Environment, locale: str) -> None:
     documents = list(rendered(pages, locale))
-    assert len(documents) == 3 + 6
+    assert len(documents) == 3 + 1 + 6
     for document in documents:
         assert not PLACEHOLDER_LEFT.findall(html.unescape(document))
     subject, text, _ = documents[:3]
