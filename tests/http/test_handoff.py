@@ -331,6 +331,10 @@ async def test_wrong_one_time_codes_lock_the_handoff(
     assert row["strikes"] == 5
     status = await client.get(f"/v1/consent-requests/{created['id']}", headers=auth)
     assert status.json()["status"] == "pending"
+    # The code from the child's screen says it is locked.
+    again = await enter_code(client, created["handoff"]["code"])
+    assert again.status_code == 429
+    assert "This code is locked" in again.text
 
 
 async def test_an_expired_code_says_so_and_the_qr_code_is_gone(
