@@ -322,6 +322,21 @@ async def load_session(
     return Session(handoff=handoff, request=request)
 
 
+def code_sent(runtime: Runtime, session: Session) -> CodeSent | None:
+    """Where the latest one-time code went (masked) and until when it works; None before one
+    was asked for."""
+    handoff = session.handoff
+    if handoff.email_enc is None or handoff.otp_expires_at is None:
+        return None
+    email = runtime.protector.decrypt(handoff.email_enc, _address_context(handoff.request_id))
+    return CodeSent(
+        masked_address=mask_email(email.decode()),
+        expires_at=handoff.otp_expires_at,
+        locale=session.request.locale,
+        country=session.request.country,
+    )
+
+
 async def strike_refused(connection: Connection, runtime: Runtime, session_token: str) -> None:
     """A form on the page after the code that the CSRF check refused counts as a strike."""
     found = await handoffs_repo.find_by_session(connection, hash_link_token(session_token))

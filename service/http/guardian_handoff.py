@@ -124,14 +124,14 @@ def _address_form(
 
 def _otp_form(
     runtime: Runtime,
-    locale: str,
+    session: handoff.Session,
     token: str,
     *,
-    masked_address: str | None = None,
-    expires_at: str | None = None,
     error: str | None = None,
     status: int = 200,
 ) -> Template:
+    locale = session.request.locale
+    sent = handoff.code_sent(runtime, session)
     return page(
         "handoff_confirm",
         locale=locale,
@@ -139,8 +139,12 @@ def _otp_form(
         operator_name=runtime.settings.operator_name,
         form_action=f"{_session_path(token)}/confirm",
         address_url=_session_path(token),
-        masked_address=masked_address,
-        expires_at=expires_at,
+        masked_address=sent.masked_address if sent else None,
+        expires_at=(
+            format_datetime(sent.expires_at, locale, policy.display_timezone(sent.country))
+            if sent
+            else None
+        ),
         errors=[error] if error else [],
         field_errors={"otp": [error]} if error else {},
     )
@@ -230,14 +234,14 @@ class HandoffController(Controller):
     @post("/{token:str}", status_code=200, middleware=[strike_refused_handoff_forms])
     async def give_address(
         self, token: FromPath[str], request: Request[Any, Any, Any], state: State, db: Db
-    ) -> Template:
+    ) -> Template | Redirect:
         runtime: Runtime = state.runtime
         await limit_submissions(request, runtime, db)
         _require_plausible_session(token)
         form = await request.form()
         email = str(form.get("email", ""))
         try:
-            sent = await handoff.send_one_time_code(db, runtime, token, email)
+            await handoff.send_one_time_code(db, runtime, token, email)
         except AddressProblem as problem:
             session = await handoff.load_session(db, runtime, token)
             locale = session.request.locale
@@ -251,15 +255,19 @@ class HandoffController(Controller):
                 email=email[:254],
                 status=422 if problem.invalid else 429,
             )
-        return _otp_form(
-            runtime,
-            sent.locale,
-            token,
-            masked_address=sent.masked_address,
-            expires_at=format_datetime(
-                sent.expires_at, sent.locale, policy.display_timezone(sent.country)
-            ),
+        # 303: a reload or the back button does not send another code
+        return Redirect(
+            f"{_session_path(token)}/confirm", status_code=303, headers=SECURITY_HEADERS
         )
+
+    @get("/{token:str}/confirm")
+    async def confirm_page(self, token: FromPath[str], state: State, db: Db) -> Template:
+        runtime: Runtime = state.runtime
+        _require_plausible_session(token)
+        session = await handoff.load_session(db, runtime, token)
+        if handoff.code_sent(runtime, session) is None:
+            return _address_form(runtime, session.request.locale, token)
+        return _otp_form(runtime, session, token)
 
     @post("/{token:str}/confirm", status_code=200, middleware=[strike_refused_handoff_forms])
     async def confirm(
@@ -277,7 +285,7 @@ class HandoffController(Controller):
             locale = session.request.locale
             return _otp_form(
                 runtime,
-                locale,
+                session,
                 token,
                 error=translator(locale).gettext(OTP_EXPIRED if wrong.expired else OTP_WRONG),
                 status=422,

@@ -58,7 +58,7 @@ async def give_address(client: httpx.AsyncClient, session_path: str, email: str)
 
 
 async def send_otp(client: httpx.AsyncClient, session_path: str, otp: str) -> httpx.Response:
-    token = await page_csrf(client, session_path)
+    token = await page_csrf(client, f"{session_path}/confirm")
     return await client.post(f"{session_path}/confirm", data={"otp": otp, "_csrf_token": token})
 
 
@@ -195,14 +195,25 @@ async def test_the_whole_handoff_over_http_ends_in_a_consent(
     for _ in range(2):
         assert (await client.get(session_path)).status_code == 200
 
+    # Before an address was given, the page of the emailed code asks for the address.
+    early = await client.get(f"{session_path}/confirm")
+    assert early.status_code == 200
+    assert 'name="email"' in early.text
+
     invalid = await give_address(client, session_path, "not an address")
     assert invalid.status_code == 422
     assert 'aria-invalid="true"' in invalid.text
 
     sent = await give_address(client, session_path, PARENT)
-    assert sent.status_code == 200, sent.text
-    assert "h***@e***.com" in sent.text
+    assert sent.status_code == 303, sent.text
+    assert sent.headers["location"] == f"{session_path}/confirm"
+    # Opening (or reloading) the page of the emailed code sends nothing more.
+    for _ in range(2):
+        confirm_page = await client.get(sent.headers["location"])
+        assert confirm_page.status_code == 200
+        assert "h***@e***.com" in confirm_page.text
     otp, text = await emailed_otp(worker, mailbox, PARENT)
+    assert len(mailbox.to(PARENT)) == 1
     # Whoever typed the address may be the child: the email says whom the code is for.
     assert "Enter the code only if you are the child's parent or legal guardian" in text
     assert "If you are the child: please do not enter the code" in text
@@ -310,7 +321,7 @@ async def test_wrong_one_time_codes_lock_the_handoff(
     created = await open_request(client, auth, clock, "child-handoff-lock")
     opened = await enter_code(client, created["handoff"]["code"])
     session_path = opened.headers["location"]
-    assert (await give_address(client, session_path, PARENT)).status_code == 200
+    assert (await give_address(client, session_path, PARENT)).status_code == 303
     otp, _ = await emailed_otp(worker, mailbox, PARENT)
     wrong = f"{(int(otp) + 1) % 1_000_000:06d}"
     for _ in range(4):
