@@ -36,6 +36,7 @@ from service.http.contract import COMPONENTS, apply_contract
 from service.http.dependencies import provide_connection
 from service.http.guardian import GuardianController
 from service.http.guardian_dashboard import GuardianDashboardController
+from service.http.guardian_handoff import HandoffController
 from service.http.guardian_pages import prepare_templates
 from service.http.guardian_rights import GuardianRightsController
 from service.http.headers import security_headers
@@ -132,6 +133,7 @@ def create_app(
         DataRequestController,
         RectificationController,
         GuardianController,
+        HandoffController,
         GuardianRightsController,
         GuardianDashboardController,
         retention_policy_page,

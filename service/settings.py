@@ -114,6 +114,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Days a consent on an older notice stays live after `reconsent` asks the guardian again.
     reconsent_grace_days: int = 30
     request_ttl: int = 7 * DAY
+    # Seconds the handoff code of a new request works (the parent types it on their own device).
+    handoff_ttl: int = 30 * 60
     consent_max_validity: int = 365 * DAY
     # Where a guardian's reply to an email goes (a mailbox like mail_from); None: to mail_from.
     mail_reply_to: str | None = None
@@ -294,6 +296,7 @@ def load_settings(
                 "webhook_secret": ("CONSENT_WEBHOOK_SECRET", parse_webhook_secret),
                 "confirmation_delay": ("CONSENT_CONFIRMATION_DELAY", int_between(0, 30 * DAY)),
                 "request_ttl": ("CONSENT_REQUEST_TTL", int_between(600, 30 * DAY)),
+                "handoff_ttl": ("CONSENT_HANDOFF_TTL", int_between(300, DAY)),
                 "consent_max_validity": (
                     "CONSENT_MAX_VALIDITY",
                     int_between(DAY, 5 * 365 * DAY),

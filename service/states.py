@@ -126,3 +126,18 @@ class VerificationMethod(StrEnum):
     of ``consents.purpose_methods``)."""
 
     EMAIL_PLUS = "email_plus"
+
+
+class HandoffProblem(StrEnum):
+    """Why a handoff code or the page after it cannot be used; each has its sentence."""
+
+    # no live handoff has this code (mistyped, or never issued)
+    UNKNOWN = "unknown"
+    USED = "used"
+    EXPIRED = "expired"
+    # too many wrong one-time codes or refused forms
+    LOCKED = "locked"
+    # the request was decided, cancelled, replaced or has expired
+    ENDED = "ended"
+    # the page after the code was closed for good (address confirmed, or its time is up)
+    SESSION_ENDED = "session_ended"

@@ -42,6 +42,11 @@ class Conflict(ConsentError):
         self.current_status = current_status
 
 
+class Gone(ConsentError):
+    """The record exists but what was asked of it is used up or past its time (a handoff code
+    entered already, or expired)."""
+
+
 class LimitExceeded(ConsentError):
     """Too many attempts; the caller may try again after ``retry_after_seconds``."""
 

@@ -13,6 +13,9 @@ from service.settings import OPERATOR_MIN_AGE_RANGE
 from service.states import VerificationMethod
 
 MAX_AGE_YEARS = 120
+# Abuse limit (design 5a): consent requests per guardian email address in 24 hours, whichever
+# way the address came (the app's request, or the parent's own device through the handoff).
+GUARDIAN_REQUESTS_PER_DAY = 5
 
 # The day begins last at UTC-12, so a child of a country without a row is never counted a day
 # older than they may really be.

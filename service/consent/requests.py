@@ -12,8 +12,8 @@ from typing import Any
 
 import msgspec
 
+from service.consent import handoff, notifications, policy
 from service.consent import notice as notices
-from service.consent import notifications, policy
 from service.consent.errors import Conflict, InvalidInput, LimitExceeded
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
@@ -26,7 +26,7 @@ from service.security.email_address import EmailAddress, InvalidEmailAddress, pa
 from service.security.tokens import hash_link_token, new_link_token
 from service.states import CreatedStatus, RequestStatus
 
-GUARDIAN_REQUESTS_PER_DAY = 5
+GUARDIAN_REQUESTS_PER_DAY = policy.GUARDIAN_REQUESTS_PER_DAY
 # Enough for a username or a first name, too short for a message to the guardian.
 CHILD_HINT_MAX_LENGTH = 64
 
@@ -35,7 +35,8 @@ class NewRequest(msgspec.Struct, frozen=True, kw_only=True):
     subject_id: str
     birth_date: str
     country: str
-    guardian_email: str
+    # None: only the handoff reaches the parent (the code on the child's screen)
+    guardian_email: str | None = None
     purposes: list[str]
     locale: str | None = None
     # The app's attestation that the child agreed too, where the law asks for joint consent.
@@ -49,6 +50,7 @@ class RequestCreated(msgspec.Struct, frozen=True, kw_only=True):
     subject_id: str
     status: CreatedStatus
     expires_at: datetime
+    handoff: handoff.HandoffOffer
 
 
 class NotRequired(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,6 +76,8 @@ def request_hash(runtime: Runtime, body: NewRequest) -> bytes:
         del fields["child_agreed"]
     if fields["child_hint"] is None:
         del fields["child_hint"]
+    if fields["guardian_email"] is None:
+        del fields["guardian_email"]
     return runtime.protector.lookup_hash(msgspec.json.encode(fields).decode())
 
 
@@ -88,8 +92,7 @@ async def create_request(
 ) -> CreateOutcome:
     now = runtime.clock.now()
     decision = _decide_age(body, runtime, now)
-    guardian = _validate_email(body.guardian_email)
-    email = guardian.address
+    guardian = _validate_email(body.guardian_email) if body.guardian_email is not None else None
     purposes = _validate_purposes(body.purposes, runtime)
     locale = _validate_locale(body.locale)
     child_hint = validate_child_hint(body.child_hint)
@@ -123,22 +126,26 @@ async def create_request(
             await locks.lock_idempotency_key(connection, api_key_id, idempotency_key)
             replay = await _idempotent_replay(connection, api_key_id, idempotency_key, fingerprint)
             if replay is not None:
-                return replay
+                return await _with_new_handoff_code(
+                    connection, runtime, replay, api_key_name=api_key_name, now=now
+                )
         await locks.lock_subject(connection, body.subject_id)
-        # One mailbox, one limit: the hash is of the address without case or +tag.
-        email_hashes = runtime.protector.address_hashes(guardian)
-        email_hash = email_hashes[0]
-        await locks.lock_guardian(connection, email_hash)
-        recent = await requests_repo.recent_requests_for_guardian(
-            connection, email_hashes, now - timedelta(days=1)
-        )
-        if len(recent) >= GUARDIAN_REQUESTS_PER_DAY:
-            wait = recent[0] + timedelta(days=1) - now
-            raise LimitExceeded(
-                f"At most {GUARDIAN_REQUESTS_PER_DAY} consent requests per guardian email "
-                "address in 24 hours.",
-                retry_after_seconds=wait.total_seconds(),
+        email_hash: bytes | None = None
+        if guardian is not None:
+            # One mailbox, one limit: the hash is of the address without case or +tag.
+            email_hashes = runtime.protector.address_hashes(guardian)
+            email_hash = email_hashes[0]
+            await locks.lock_guardian(connection, email_hash)
+            recent = await requests_repo.recent_requests_for_guardian(
+                connection, email_hashes, now - timedelta(days=1)
             )
+            if len(recent) >= GUARDIAN_REQUESTS_PER_DAY:
+                wait = recent[0] + timedelta(days=1) - now
+                raise LimitExceeded(
+                    f"At most {GUARDIAN_REQUESTS_PER_DAY} consent requests per guardian email "
+                    "address in 24 hours.",
+                    retry_after_seconds=wait.total_seconds(),
+                )
         cancelled = await requests_repo.cancel_pending_for_subject(connection, body.subject_id, now)
         for old_request in cancelled:
             await outbox_table.cancel_emails_for(connection, old_request)
@@ -155,9 +162,17 @@ async def create_request(
             basis=decision.basis,
             birth_date=policy.parse_birth_date(body.birth_date),
             consent_required_until=decision.consent_required_until,
-            guardian_email_enc=runtime.protector.encrypt(email.encode(), request_id.bytes),
+            guardian_email_enc=(
+                runtime.protector.encrypt(guardian.address.encode(), request_id.bytes)
+                if guardian is not None
+                else None
+            ),
             guardian_email_hash=email_hash,
-            guardian_ref=runtime.protector.guardian_reference(guardian.identity),
+            # Without an address, a reference to nobody until the parent's own is confirmed
+            # through the handoff (it contains no "@", so it is no address's reference).
+            guardian_ref=runtime.protector.guardian_reference(
+                guardian.identity if guardian is not None else f"handoff:{request_id}"
+            ),
             purposes=purposes,
             locale=locale,
             policy_version=notice.version,
@@ -170,36 +185,47 @@ async def create_request(
             child_hint_enc=encrypt_child_hint(runtime, request_id, child_hint),
         )
         await notices.record_use(connection, notice, now)
-        await notifications.ask_guardian(
-            connection,
-            runtime,
-            notice=notice,
-            request_id=request_id,
-            subject_id=body.subject_id,
-            email=email,
-            locale=locale,
-            link_token=link_token,
-            purposes=purposes,
-            country=decision.jurisdiction,
-            expires_at=expires_at,
-            now=now,
-            child_hint=child_hint,
+        if guardian is not None:
+            await notifications.ask_guardian(
+                connection,
+                runtime,
+                notice=notice,
+                request_id=request_id,
+                subject_id=body.subject_id,
+                email=guardian.address,
+                locale=locale,
+                link_token=link_token,
+                purposes=purposes,
+                country=decision.jurisdiction,
+                expires_at=expires_at,
+                now=now,
+                child_hint=child_hint,
+            )
+        offer = await handoff.offer(
+            connection, runtime, request_id=request_id, now=now, request_expires_at=expires_at
         )
         created = RequestCreated(
             id=request_id,
             subject_id=body.subject_id,
             status=CreatedStatus.PENDING,
             expires_at=expires_at,
+            handoff=offer,
         )
         outcome = CreateOutcome(status_code=201, body=msgspec.to_builtins(created))
         if idempotency_key is not None:
+            # The handoff code only as its hash: a replay gets a new code instead
+            # (``_with_new_handoff_code``).
+            stored = {
+                **outcome.body,
+                "handoff": {k: v for k, v in outcome.body["handoff"].items() if k != "code"},
+            }
             await idempotency_keys.insert(
                 connection,
                 api_key_id=api_key_id,
                 key=idempotency_key,
                 request_hash=fingerprint,
                 status_code=outcome.status_code,
-                response=outcome.body,
+                response=stored,
                 subject_id=body.subject_id,
                 now=now,
             )
@@ -230,10 +256,43 @@ async def create_request(
                 "basis": decision.basis,
                 "policy_version": notice.version,
                 "locale": locale,
+                "channels": ["email", "handoff"] if guardian is not None else ["handoff"],
                 **_joint_consent_details(decision, body.child_agreed),
             },
         )
     return outcome
+
+
+async def _with_new_handoff_code(
+    connection: Connection,
+    runtime: Runtime,
+    replay: CreateOutcome,
+    *,
+    api_key_name: str,
+    now: datetime,
+) -> CreateOutcome:
+    """A replayed 201 with the handoff it may still offer: a new code that replaces the first
+    (which stops working), so one code works at a time and none is kept in the clear; without
+    the handoff when it was used, is locked or past its time, or the request ended."""
+    if replay.status_code != 201 or "handoff" not in replay.body:
+        return replay
+    body = {k: v for k, v in replay.body.items() if k != "handoff"}
+    request_id = uuid.UUID(body["id"])
+    offer = await handoff.reoffer(connection, runtime, request_id=request_id, now=now)
+    if offer is None:
+        return CreateOutcome(status_code=replay.status_code, body=body)
+    await record_event(
+        connection,
+        actor=f"app:{api_key_name}",
+        action="consent_request.handoff_code_replaced",
+        occurred_at=now,
+        subject_id=body["subject_id"],
+        request_id=request_id,
+        reason="the request was sent again with its Idempotency-Key",
+    )
+    return CreateOutcome(
+        status_code=replay.status_code, body={**body, "handoff": msgspec.to_builtins(offer)}
+    )
 
 
 def _joint_consent_details(

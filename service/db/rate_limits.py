@@ -29,3 +29,15 @@ async def hit(
 
 async def purge_old_windows(connection: Connection, before: datetime) -> None:
     await connection.execute("delete from rate_limit_counters where window_start < $1", before)
+
+
+async def current(connection: Connection, *, bucket: str, window: int, now: datetime) -> int:
+    """The hits counted so far in the current window, without counting one."""
+    epoch = int(now.timestamp())
+    window_start = datetime.fromtimestamp(epoch - epoch % window, tz=now.tzinfo)
+    count: int | None = await connection.fetchval(
+        "select count from rate_limit_counters where bucket = $1 and window_start = $2",
+        bucket,
+        window_start,
+    )
+    return count or 0

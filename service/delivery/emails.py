@@ -401,6 +401,30 @@ def render_sign_in_email(
     )
 
 
+def render_handoff_code_email(
+    *,
+    locale: str,
+    operator_name: str,
+    code: str,
+    expires_at: datetime,
+    child_hint: str | None = None,
+    timezone: str = "UTC",
+) -> RenderedEmail:
+    """The one-time code that confirms an address given on the handoff page. Whoever typed
+    the address may be the child, so it says plainly whom the code is for and what entering
+    it means."""
+    loc = negotiate_locale(locale)
+    return _render(
+        "handoff_code",
+        N_("%(operator)s: your code to confirm that you are the parent or guardian"),
+        loc,
+        operator_name,
+        code=code,
+        child_hint=child_hint,
+        expires_at=format_datetime(expires_at, loc, timezone),
+    )
+
+
 def _purpose_views(
     purposes: Sequence[Purpose], locale: str, needs_stronger_method: Collection[str] = ()
 ) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from service.consent import cancellation, lifecycle, policy
+from service.consent import cancellation, handoff, lifecycle, policy
 from service.consent.check import CheckAnswer, answer_check
 from service.consent.requests import CHILD_HINT_MAX_LENGTH, NewRequest, create_request
 from service.consent.runtime import Runtime
@@ -20,6 +20,7 @@ from service.db import consents as consents_repo
 from service.db.api_keys import ApiKey
 from service.db.check_cache import CheckRows
 from service.db.consent_requests import ConsentRequest
+from service.http import handoff_qr
 from service.http.api_key_auth import api_key_guard
 from service.http.dependencies import Db
 from service.http.patterns import (
@@ -65,7 +66,22 @@ class ConsentRequestIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     subject_id: SubjectId
     birth_date: str
     country: Annotated[str, msgspec.Meta(max_length=8)]
-    guardian_email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    guardian_email: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=3,
+                max_length=254,
+                description=(
+                    "The guardian's address, emailed the review link. Optional: without it "
+                    "only the handoff reaches the parent (the code in the answer's `handoff`, "
+                    "typed on the parent's own device, who then gives and confirms their own "
+                    "address)."
+                ),
+            ),
+        ]
+        | None
+    ) = None
     purposes: Annotated[
         list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(min_length=1, max_length=32)
     ]
@@ -93,11 +109,32 @@ class ConsentRequestIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     ) = None
 
 
+class HandoffOut(msgspec.Struct, frozen=True, kw_only=True):
+    """The second channel, on the parent's own device: show the code and the URL (or the QR
+    code of ``GET /v1/consent-requests/{id}/handoff.svg``) on the child's screen."""
+
+    code: Annotated[
+        str,
+        msgspec.Meta(
+            pattern="^[A-Z2-9]{4}-[A-Z2-9]{4}$",
+            description=(
+                "Typed by the parent at `url`; works once, until `expires_at`. Only its hash "
+                "is stored: a replay with the same Idempotency-Key answers a new code, which "
+                "replaces this one."
+            ),
+        ),
+    ]
+    url: str
+    expires_at: datetime
+
+
 class ConsentRequestOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     id: uuid.UUID | None = None
     subject_id: str
     status: CreatedStatus
     expires_at: datetime | None = None
+    # 201 only; absent from a replay once the handoff can no longer be used
+    handoff: HandoffOut | None = None
     age: int | None = None
     age_of_consent: int | None = None
     jurisdiction: str | None = None
@@ -187,6 +224,11 @@ CONSENT_REQUEST_EXAMPLES = {
         "subject_id": "child-1",
         "status": "pending",
         "expires_at": "2026-01-08T10:00:00Z",
+        "handoff": {
+            "code": "KX7M-4RQT",
+            "url": "https://consent.example.com/guardian/code",
+            "expires_at": "2026-01-01T10:30:00Z",
+        },
     },
 }
 CHECK_EXAMPLES = {
@@ -263,6 +305,13 @@ class AppController(Controller):
         "/consent-requests",
         opt={"scopes": ("consent:request",), "examples": CONSENT_REQUEST_EXAMPLES},
         summary="Open a consent request; the guardian is emailed",
+        description=(
+            "With `guardian_email`, the guardian is emailed the review link. Either way the "
+            "201 carries `handoff`: a code for the child's screen that the parent types at "
+            "`handoff.url` on their own device (then gives and confirms their own address by "
+            "a one-time code emailed there, and decides). `guardian_email` may be left out: "
+            "then the handoff is the only channel."
+        ),
         responses=problem_responses(*API_PROBLEMS, 409, 413, 422, 429),
     )
     async def create_request(
@@ -306,6 +355,29 @@ class AppController(Controller):
         if found is None:
             raise ProblemError(404, "No consent request with this id.")
         return request_status(found, state.runtime.clock.now())
+
+    @get(
+        "/consent-requests/{request_id:uuid}/handoff.svg",
+        summary="QR code of the handoff URL, for the child's screen",
+        description=(
+            "An SVG image of a QR code that opens the page where the parent types the handoff "
+            "code (`handoff.url` of the 201). It encodes the URL only, never the code: the "
+            "parent reads the code off the child's screen. `Cache-Control: no-store`. 404 for "
+            "an unknown request; 409 with `current_status` once it is no longer pending; 410 "
+            "once its handoff code was used, is locked or has expired."
+        ),
+        media_type="image/svg+xml",
+        responses=problem_responses(*API_PROBLEMS, 409, 410),
+    )
+    async def handoff_svg(
+        self, request_id: FromPath[uuid.UUID], state: State, db: Db
+    ) -> Response[bytes]:
+        target = await handoff.qr_target(db, state.runtime, request_id)
+        return Response(
+            handoff_qr.svg(target),
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        )
 
     @post(
         "/consent-requests/{request_id:uuid}/cancel",

@@ -38,6 +38,7 @@ from service.consent.errors import (
 from service.consent.purposes import Purpose
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
+from service.db import handoffs as handoffs_repo
 from service.db import rate_limits
 from service.db.audit_events import GUARDIAN_ACTOR
 from service.db.connection import Connection
@@ -168,6 +169,7 @@ class GuardianController(Controller):
         selected: frozenset[str] = frozenset(),
         attested: bool = False,
         status: int = 200,
+        via_handoff: bool = False,
     ) -> Template:
         """The review form; an optional purpose is ticked only when the guardian ticked it
         (a pre-ticked box is no consent), a required one is always shown ticked as required."""
@@ -192,6 +194,8 @@ class GuardianController(Controller):
                 for purpose in notice.among(request.purposes)
             ],
             child_agreed=request.child_agreed is True,
+            # the parent gave and confirmed the address themselves (the handoff), not the child
+            via_handoff=via_handoff,
             child_hint=notifications.child_hint(runtime, request),
             expires_at=format_datetime(
                 request.expires_at, locale, policy.display_timezone(request.country)
@@ -207,7 +211,8 @@ class GuardianController(Controller):
         runtime: Runtime = state.runtime
         require_plausible_token(token)
         request = await decisions.load_for_review(db, runtime, token)
-        return self._review(runtime, request, token)
+        via_handoff = await handoffs_repo.address_came_by_handoff(db, request.id)
+        return self._review(runtime, request, token, via_handoff=via_handoff)
 
     @post("/{token:str}", status_code=200, middleware=[strike_refused_submissions])
     async def submit(
@@ -241,6 +246,7 @@ class GuardianController(Controller):
                 selected=frozenset(chosen),
                 attested=attested,
                 status=422,
+                via_handoff=await handoffs_repo.address_came_by_handoff(db, invalid.request.id),
             )
         locale = outcome.request.locale
         return page(

@@ -17,6 +17,7 @@ from litestar.openapi import ResponseSpec
 from service.consent.errors import (
     Conflict,
     ConsentError,
+    Gone,
     InvalidInput,
     LimitExceeded,
     LinkProblem,
@@ -39,6 +40,7 @@ _TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
@@ -102,6 +104,7 @@ PROBLEM_DESCRIPTIONS = {
     403: "Forbidden: the credential lacks the scope or staff role this operation needs.",
     404: "Not Found: no such resource.",
     409: "Conflict: the resource's current state does not allow this; see current_status.",
+    410: "Gone: what was asked for is used up or past its time (e.g. a handoff code).",
     413: "Content Too Large: the body is larger than 64 KiB.",
     415: "Unsupported Media Type: send the body as application/json.",
     422: (
@@ -122,9 +125,10 @@ _EXAMPLE_DETAILS = {
     403: "This API key lacks the scope consent:request.",
     404: "No such resource.",
     409: "This consent is not granted, so it cannot be revoked.",
+    410: "The handoff code was used already.",
     413: "The request body is larger than the 64 KiB this service accepts.",
     415: "Send the request body as application/json.",
-    422: "Object missing required field `guardian_email` for the request body",
+    422: "Object missing required field `purposes` for the request body",
     429: "Too many consent requests to this guardian address; try again later.",
     503: "The consent database cannot be reached; try again shortly.",
 }
@@ -140,9 +144,7 @@ def problem_example(status: int) -> dict[str, Any]:
     if status == 409:
         example["current_status"] = "revoked"
     if status == 422:
-        example["errors"] = [
-            {"message": "Object missing required field `guardian_email`", "key": "data"}
-        ]
+        example["errors"] = [{"message": "Object missing required field `purposes`", "key": "data"}]
     return example
 
 
@@ -167,6 +169,7 @@ _STATUS_OF_ERROR: dict[type[ConsentError], int] = {
     NotFound: 404,
     InvalidInput: 422,
     Conflict: 409,
+    Gone: 410,
     LimitExceeded: 429,
 }
 

@@ -195,6 +195,13 @@ def test_a_consent_life_is_answered_as_documented(server: Target) -> None:
             201,
         ),
         ("GET", "/v1/consent-requests/{request_id}", {"path_parameters": granted}, 200),
+        # the sibling's request is pending, and its handoff code unused: its QR code
+        (
+            "GET",
+            "/v1/consent-requests/{request_id}/handoff.svg",
+            lambda: {"path_parameters": sibling_request},
+            200,
+        ),
         # decided already: nobody to remind
         ("POST", "/v1/consent-requests/{request_id}/remind", {"path_parameters": granted}, 409),
         (
