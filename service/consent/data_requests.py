@@ -309,3 +309,26 @@ async def of_subject(
 
 async def counts(connection: Connection, runtime: Runtime) -> data_requests_repo.Counts:
     return await data_requests_repo.counts(connection, runtime.clock.now())
+
+
+async def queue(
+    connection: Connection,
+    runtime: Runtime,
+    *,
+    status: DataRequestStatus | None,
+    kind: DataRequestKind | None,
+    overdue: bool | None,
+    limit: int,
+) -> DataRequestPage:
+    """The work queue: overdue requests at the top, then the unanswered ones by due date,
+    then the closed ones."""
+    now = runtime.clock.now()
+    rows = await data_requests_repo.queue(
+        connection, now=now, status=status, kind=kind, overdue=overdue, limit=limit
+    )
+    return DataRequestPage(
+        data_requests=[_view(runtime, row, now) for row in rows[:limit]],
+        limit=limit,
+        offset=0,
+        next_offset=limit if len(rows) > limit else None,
+    )

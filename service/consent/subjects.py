@@ -359,7 +359,12 @@ async def lock_subject_records(connection: Connection, subject_id: str) -> list[
 
 
 async def erase(
-    connection: Connection, runtime: Runtime, subject_id: str, *, actor: str
+    connection: Connection,
+    runtime: Runtime,
+    subject_id: str,
+    *,
+    actor: str,
+    reason: str | None = None,
 ) -> ErasureReceipt:
     """Erase a subject everywhere (GDPR Art. 17(1)(f), COPPA 312.6), keeping a tombstone.
 
@@ -368,7 +373,7 @@ async def erase(
     their personal fields (the chain still verifies, see ``service.db.audit_events``); one
     anonymous ``subject.erased`` event records that it happened. Pending webhooks stay so the
     main app still learns what changed, and a ``subject.erased`` webhook tells it to erase its
-    copy.
+    copy. ``reason`` (staff's words, asked without personal data) stays on the tombstone.
     """
     now = runtime.clock.now()
     async with connection.transaction():
@@ -391,6 +396,7 @@ async def erase(
             actor=actor,
             action="subject.erased",
             occurred_at=now,
+            reason=reason,
             details={
                 "requests": receipt.requests,
                 "consents": receipt.consents,

@@ -159,3 +159,34 @@ async def erase_for_subject(connection: Connection, subject_id: str, now: dateti
         now,
     )
     return int(erased)
+
+
+async def queue(
+    connection: Connection,
+    *,
+    now: datetime,
+    status: DataRequestStatus | None,
+    kind: DataRequestKind | None,
+    overdue: bool | None,
+    limit: int,
+) -> list[DataRequest]:
+    """The console's work queue: overdue first, then the other unanswered ones by due date,
+    then the closed ones, latest closed first; ``limit + 1`` rows say whether more follow."""
+    rows = await connection.fetch(
+        f"""
+        select {_COLUMNS} from data_requests
+        where ($2::text is null or status = $2)
+          and ($3::text is null or kind = $3)
+          and ($4::boolean is null or {_OVERDUE} = $4)
+        order by {_OVERDUE} desc, (status in ('open', 'in_progress')) desc,
+                 case when status in ('open', 'in_progress') then due_at end,
+                 closed_at desc nulls last, id
+        limit $5
+        """,
+        now,
+        status,
+        kind,
+        overdue,
+        limit + 1,
+    )
+    return [msgspec.convert(dict(row), DataRequest) for row in rows]

@@ -96,6 +96,23 @@ async def _refused_resend(page: Page, console: str) -> None:
         await page.wait_for_load_state()
 
 
+async def _birth_date_confirmation(page: Page, console: str) -> None:
+    await page.goto(f"{console}/console/subjects/{SUBJECT}")
+    await page.get_by_label("Birth date", exact=True).fill("2014-05-30")
+    await page.get_by_role("button", name="Correct the birth date…").click()
+    await page.get_by_role("heading", name="Correct the birth date?").wait_for()
+
+
+async def _erased(page: Page, console: str) -> None:
+    await page.goto(f"{console}/console/subjects/child-axe-erased/erase")
+    await page.get_by_label("Reason").fill("The guardian asked by letter.")
+    await page.get_by_label("Type the subject id child-axe-erased to confirm").fill(
+        "child-axe-erased"
+    )
+    await page.get_by_role("button", name="Erase for good").click()
+    await page.get_by_role("heading", name="Erased").wait_for()
+
+
 @dataclass(frozen=True)
 class ConsolePage:
     name: str
@@ -127,6 +144,12 @@ PAGES = (
     ConsolePage("subject as admin", "admin", f"/console/subjects/{SUBJECT}"),
     ConsolePage("cancel confirmation", "support", reach=_cancel_confirmation),
     ConsolePage("action refused", "support", reach=_refused_resend),
+    ConsolePage("rights requests", "support", "/console/requests"),
+    ConsolePage("rights filter refused", "support", "/console/requests?status=lost"),
+    ConsolePage("birth date confirmation", "support", reach=_birth_date_confirmation),
+    ConsolePage("rights requests as admin", "admin", "/console/requests"),
+    ConsolePage("erasure", "admin", f"/console/subjects/{SUBJECT}/erase"),
+    ConsolePage("erased", "admin", reach=_erased),
 )
 
 
@@ -237,6 +260,11 @@ def test_every_console_template_is_on_the_list() -> None:
         "admin_audit",
         "cancel_confirm",
         "action_error",
+        "requests",
+        "rights_problem",
+        "rights_confirm",
+        "erase",
+        "erased",
     }
     # a granted consent's pages: test_console_actions_browser.py runs axe on each of them
     checked_with_a_consent = {"revoke", "revoke_confirm"}
@@ -246,6 +274,8 @@ def test_every_console_template_is_on_the_list() -> None:
         "admin_subject_extras",
         "_case_actions",
         "_revoke_fields",
+        "_case_rights",
+        "_rights_channel",
     }
     found = {path.stem for path in templates.glob("*.html")}
     known = shown | checked_with_a_consent | partials

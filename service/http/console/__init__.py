@@ -9,6 +9,7 @@ from service.http.console.actions import ConsoleActionsController
 from service.http.console.admin import ConsoleAdminController
 from service.http.console.auth import ConsoleAuthController
 from service.http.console.pages import ConsoleController
+from service.http.console.rights import ConsoleRightsController
 
 __all__ = ["ConsoleAuthController", "ConsoleController", "console_routes"]
 
@@ -19,4 +20,5 @@ def console_routes() -> list[object]:
         ConsoleController,
         ConsoleAdminController,
         ConsoleActionsController,
+        ConsoleRightsController,
     ]

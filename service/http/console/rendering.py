@@ -163,6 +163,8 @@ LABELS = {
     "withdrawn": N_("withdrawn"),
     "superseded": N_("superseded"),
     "none": N_("none"),
+    "restricted": N_("restricted"),
+    "not_required": N_("not required"),
     "sent": N_("sent"),
     "dead": N_("failed for good"),
     "email": N_("email"),

@@ -1,0 +1,158 @@
+"""The console's rights pages (queue, case forms, confirmations, refusals, erasure) in every
+shipped language: no English message of the console left, no placeholder left unfilled."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+import pytest
+
+from service.app import create_app
+from service.clock import ManualClock
+from service.dev.identity_provider import DevIdentityProvider
+from service.dev.pgcluster import free_port
+from service.http.console.times import console_timezone
+from service.i18n import LOCALES
+from service.settings import Settings
+from tests.http.test_console_texts import console_messages
+from tests.support.browser import live_server
+from tests.support.console import console_settings, console_test_marks, csrf_token, sign_in
+from tests.support.credentials import make_api_key
+from tests.support.flows import create_request
+from tests.support.rendering import esc
+
+pytestmark = console_test_marks()
+
+GUARDIAN = "mother.texts@example.com"
+SUBJECT = "child-rights-texts-1"
+PLACEHOLDER_LEFT = re.compile(r"%\(\w+\)|\{\{|\}\}")
+
+
+@pytest.fixture
+def console_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def settings_for_console(
+    base_env: dict[str, str], console_port: int, identity_provider: DevIdentityProvider
+) -> Settings:
+    return console_settings(base_env, console_port, identity_provider.issuer)
+
+
+@pytest.fixture
+async def console(
+    settings_for_console: Settings, console_port: int, db: asyncpg.Connection
+) -> AsyncIterator[str]:
+    app = create_app(settings_for_console, clock=ManualClock(datetime.now(UTC)))
+    async with live_server(app, console_port) as base_url:
+        key = await make_api_key(db, "consent:request", "consent:check")
+        async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as api:
+            await create_request(
+                api,
+                {"Authorization": f"Bearer {key}"},
+                subject_id=SUBJECT,
+                email=GUARDIAN,
+                birth_date="2015-04-01",
+            )
+        yield base_url
+
+
+async def rights_pages(console: str, locale: str, zone: ZoneInfo) -> dict[str, str]:
+    language = {"Accept-Language": locale}
+    case = f"{console}/console/subjects/{SUBJECT}"
+    pages: dict[str, str] = {}
+    async with httpx.AsyncClient(timeout=10.0, headers=language) as support:
+        token = csrf_token((await sign_in(support, console, "support")).text)
+        late = (datetime.now(UTC) - timedelta(days=20)).astimezone(zone)
+        recorded = await support.post(
+            f"{case}/requests",
+            data={
+                "_csrf_token": token,
+                "kind": "rectification",
+                "channel": "staff_phone",
+                "received_at": late.strftime("%Y-%m-%dT%H:%M"),
+            },
+        )
+        assert recorded.status_code == 303
+        pages["case recorded (support)"] = (
+            await support.get(f"{console}{recorded.headers['location']}")
+        ).text
+        pages["queue"] = (await support.get(f"{console}/console/requests")).text
+        pages["queue filtered"] = (
+            await support.get(f"{console}/console/requests?status=done&kind=access&overdue=yes")
+        ).text
+        pages["bad filter"] = (await support.get(f"{console}/console/requests?kind=x")).text
+        pages["bad move"] = (
+            await support.post(f"{console}/console/requests/move", data={"_csrf_token": token})
+        ).text
+        pages["bad date"] = (
+            await support.post(
+                f"{case}/requests",
+                data={
+                    "_csrf_token": token,
+                    "kind": "access",
+                    "channel": "staff_email",
+                    "received_at": "yesterday",
+                },
+            )
+        ).text
+        pages["confirm birth date"] = (
+            await support.post(
+                f"{case}/birth-date",
+                data={"_csrf_token": token, "birth_date": "2014-05-30", "channel": "staff_email"},
+            )
+        ).text
+        restricted = await support.post(
+            f"{case}/restrict", data={"_csrf_token": token, "reason": "Contested birth date"}
+        )
+        pages["case restricted"] = (
+            await support.get(f"{console}{restricted.headers['location']}")
+        ).text
+        pages["restricted again"] = (
+            await support.post(f"{case}/restrict", data={"_csrf_token": token, "reason": "Again"})
+        ).text
+        pages["confirm lift"] = (
+            await support.post(f"{case}/lift", data={"_csrf_token": token})
+        ).text
+        pages["erase refused"] = (await support.get(f"{case}/erase")).text
+    async with httpx.AsyncClient(timeout=10.0, headers=language) as admin:
+        token = csrf_token((await sign_in(admin, console, "admin")).text)
+        pages["case (admin)"] = (await admin.get(case)).text
+        pages["erase"] = (await admin.get(f"{case}/erase")).text
+        pages["erase mistyped"] = (
+            await admin.post(
+                f"{case}/erase",
+                data={"_csrf_token": token, "reason": "By letter", "typed_subject_id": "x"},
+            )
+        ).text
+        erased = await admin.post(
+            f"{case}/erase",
+            data={"_csrf_token": token, "reason": "By letter", "typed_subject_id": SUBJECT},
+        )
+        assert erased.status_code == 200
+        pages["erased"] = erased.text
+    return pages
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_every_rights_page_is_in_the_staff_members_language(
+    console: str, locale: str, settings_for_console: Settings
+) -> None:
+    messages = console_messages(locale) if locale != "en" else []
+    zone = ZoneInfo(console_timezone(settings_for_console))
+    pages = await rights_pages(console, locale, zone)
+    assert len(pages) == 15
+    for name, html in pages.items():
+        assert f'<html lang="{locale}">' in html, name
+        assert not PLACEHOLDER_LEFT.search(html), (name, PLACEHOLDER_LEFT.search(html))
+        for english, translated in messages:
+            if english == translated or "%(" in english:
+                continue
+            left = esc(english) if len(english) >= 12 else f">{esc(english)}<"
+            assert left not in html, (locale, name, english)
