@@ -78,13 +78,28 @@ class Worker:
             await self.webhooks.close()
 
     async def deliver_due(self) -> int:
-        """Deliver every message that is due now; return how many were delivered."""
+        """Deliver every message that is due now; return how many were delivered.
+
+        A batch's messages are recorded as sent by the statement that claims the next batch
+        (one round trip per batch). Until then they stay in the claim, whose lease is renewed,
+        so no other worker takes them; a worker that dies in between sends them again once
+        the lease runs out, as it would one it died sending: delivery stays at least once,
+        and the Message-ID lets the receiver recognise the copy."""
         delivered = 0
+        sent: list[OutboxItem] = []
         while True:
             async with borrow(self.pool) as connection:
                 items = await outbox_table.claim_due(
-                    connection, now=self.runtime.clock.now(), limit=BATCH_SIZE, lease=self.lease
+                    connection,
+                    now=self.runtime.clock.now(),
+                    limit=BATCH_SIZE,
+                    lease=self.lease,
+                    sent=sent,
                 )
+            for item in sent:
+                self.metrics.delivered(item.kind)
+            delivered += len(sent)
+            sent = []
             if not items:
                 return delivered
             async with self._renewing(items) as claim:
@@ -94,8 +109,10 @@ class Worker:
                         # now: leave it to whoever claims it next rather than race them.
                         claim.release(item)
                         continue
-                    delivered += await self._deliver(item)
-                    claim.release(item)
+                    if await self._deliver(item):
+                        sent.append(item)
+                    else:
+                        claim.release(item)
 
     @contextlib.asynccontextmanager
     async def _renewing(self, items: list[OutboxItem]) -> AsyncIterator[_Claim]:
@@ -132,7 +149,8 @@ class Worker:
                 continue
             claim.renewed(started, ours)
 
-    async def _deliver(self, item: OutboxItem) -> int:
+    async def _deliver(self, item: OutboxItem) -> bool:
+        """Send ``item``; whether it went (a failure is recorded here, a success by the caller)."""
         try:
             await self._send(item)
         except Exception as exc:
@@ -159,11 +177,8 @@ class Worker:
                 error,
             )
             await self.mail.close()
-            return 0
-        async with borrow(self.pool) as connection:
-            await outbox_table.mark_sent(connection, item, self.runtime.clock.now())
-        self.metrics.delivered(item.kind)
-        return 1
+            return False
+        return True
 
     async def _send(self, item: OutboxItem) -> None:
         if item.kind is OutboxKind.EMAIL:
