@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from email.message import EmailMessage
 
 import asyncpg
 
@@ -24,8 +25,9 @@ from service.delivery.webhooks import WebhookError, WebhookSender
 from service.metrics import Metrics
 from service.states import OutboxKind, OutboxStatus
 
-# Small batches: a batch is sent one message after another while its claims are renewed.
-BATCH_SIZE = 5
+# A batch is sent one message after another while its claims are renewed; one round trip
+# claims it and records the previous batch sent.
+BATCH_SIZE = 10
 # Claims are renewed this many times per lease, so one late or failed renewal loses nothing.
 RENEWALS_PER_LEASE = 3
 POLL_SECONDS = 1.0
@@ -103,13 +105,19 @@ class Worker:
             if not items:
                 return delivered
             async with self._renewing(items) as claim:
-                for item in items:
+                upcoming = self._prepare_soon(items[0])
+                for index, item in enumerate(items):
+                    # The next email is built while this one waits on the SMTP server.
+                    prepared = upcoming
+                    if index + 1 < len(items):
+                        upcoming = self._prepare_soon(items[index + 1])
                     if not claim.holds(item):
                         # The lease could not be renewed, or another worker has the message
                         # now: leave it to whoever claims it next rather than race them.
+                        prepared.cancel()
                         claim.release(item)
                         continue
-                    if await self._deliver(item):
+                    if await self._deliver(item, prepared):
                         sent.append(item)
                     else:
                         claim.release(item)
@@ -149,10 +157,37 @@ class Worker:
                 continue
             claim.renewed(started, ours)
 
-    async def _deliver(self, item: OutboxItem) -> bool:
+    def _prepare_soon(self, item: OutboxItem) -> asyncio.Future[EmailMessage | None]:
+        """The message ``item`` sends, built in a task of its own (an email; None for a
+        webhook), whose failure counts as a failed attempt of that message when awaited."""
+
+        async def prepare() -> EmailMessage | None:
+            return self._prepare(item)
+
+        task = asyncio.ensure_future(prepare())
+        # A task cancelled or never awaited must not be reported as an unread exception.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return task
+
+    def _prepare(self, item: OutboxItem) -> EmailMessage | None:
+        if item.kind is not OutboxKind.EMAIL:
+            return None
+        payload = outbox.decrypt_email(self.runtime.protector, item)
+        return build_message(
+            item_id=item.id,
+            mail_from=self.mail.mail_from,
+            reply_to=self.mail.reply_to,
+            to=payload.to,
+            email=payload.email,
+            locale=payload.locale,
+        )
+
+    async def _deliver(
+        self, item: OutboxItem, prepared: asyncio.Future[EmailMessage | None]
+    ) -> bool:
         """Send ``item``; whether it went (a failure is recorded here, a success by the caller)."""
         try:
-            await self._send(item)
+            await self._send(item, await prepared)
         except Exception as exc:
             # These errors describe the receiver; others may quote an address: name the type.
             described = isinstance(exc, (WebhookError, SmtpTlsUnavailable))
@@ -180,17 +215,9 @@ class Worker:
             return False
         return True
 
-    async def _send(self, item: OutboxItem) -> None:
+    async def _send(self, item: OutboxItem, message: EmailMessage | None) -> None:
         if item.kind is OutboxKind.EMAIL:
-            payload = outbox.decrypt_email(self.runtime.protector, item)
-            message = build_message(
-                item_id=item.id,
-                mail_from=self.mail.mail_from,
-                reply_to=self.mail.reply_to,
-                to=payload.to,
-                email=payload.email,
-                locale=payload.locale,
-            )
+            assert message is not None
             await self.mail.send(message)
         elif item.kind is OutboxKind.WEBHOOK:
             if self.webhooks is None:
