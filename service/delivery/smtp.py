@@ -8,6 +8,7 @@ system's CAs or ``CONSENT_SMTP_CA_FILE``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import uuid
@@ -64,12 +65,14 @@ class _ReusedHeaderClasses(HeaderRegistry):
 
 
 POLICY = default.clone(header_factory=_ReusedHeaderClasses())
+# The sender's mailboxes are the same on every email: parsed (and checked) once each.
+_mailbox = functools.lru_cache(maxsize=16)(mailbox)
 
 
 def message_id(item_id: uuid.UUID, mail_from: str) -> str:
     """The ``Message-ID`` of an outbox email: the same on every attempt, so a receiving mail
     system can drop the copy a retry sends after an attempt whose outcome was lost."""
-    return f"<{item_id}@{mailbox(mail_from).domain}>"
+    return f"<{item_id}@{_mailbox(mail_from).domain}>"
 
 
 def build_message(
@@ -84,9 +87,9 @@ def build_message(
     """``mail_from`` and ``reply_to`` are mailboxes (``config_values.mailbox``): the header
     registry quotes a display name as needed and encodes one that is not ASCII (RFC 2047)."""
     message = EmailMessage(policy=POLICY)
-    message["From"] = mailbox(mail_from)
+    message["From"] = _mailbox(mail_from)
     if reply_to is not None:
-        message["Reply-To"] = mailbox(reply_to)
+        message["Reply-To"] = _mailbox(reply_to)
     message["To"] = to
     message["Subject"] = _Subject(email.subject)
     message["Date"] = format_datetime(datetime.now(UTC))
