@@ -31,6 +31,7 @@ from service.http import ops
 from service.http.api_docs import OfflineSwaggerRenderPlugin
 from service.http.api_key_auth import ApiKeyAuthenticator
 from service.http.app_api import AppController, get_consent
+from service.http.check_lane import check_lane_factory
 from service.http.console import console_routes
 from service.http.contract import COMPONENTS, apply_contract
 from service.http.dependencies import provide_connection
@@ -155,6 +156,7 @@ def create_app(
         middleware=[
             metrics_middleware_factory(metrics.http),
             settle_writes_middleware_factory(lambda: getattr(app.state, "listener", None)),
+            check_lane_factory(lambda: app.state),
         ],
         before_send=[security_headers(settings.public_url)],
         before_request=require_json_media_type,

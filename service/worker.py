@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from email.message import EmailMessage
 
 import asyncpg
 
@@ -24,8 +25,9 @@ from service.delivery.webhooks import WebhookError, WebhookSender
 from service.metrics import Metrics
 from service.states import OutboxKind, OutboxStatus
 
-# Small batches: a batch is sent one message after another while its claims are renewed.
-BATCH_SIZE = 5
+# A batch is sent one message after another while its claims are renewed; one round trip
+# claims it and records the previous batch sent.
+BATCH_SIZE = 10
 # Claims are renewed this many times per lease, so one late or failed renewal loses nothing.
 RENEWALS_PER_LEASE = 3
 POLL_SECONDS = 1.0
@@ -78,24 +80,47 @@ class Worker:
             await self.webhooks.close()
 
     async def deliver_due(self) -> int:
-        """Deliver every message that is due now; return how many were delivered."""
+        """Deliver every message that is due now; return how many were delivered.
+
+        A batch's messages are recorded as sent by the statement that claims the next batch
+        (one round trip per batch). Until then they stay in the claim, whose lease is renewed,
+        so no other worker takes them; a worker that dies in between sends them again once
+        the lease runs out, as it would one it died sending: delivery stays at least once,
+        and the Message-ID lets the receiver recognise the copy."""
         delivered = 0
+        sent: list[OutboxItem] = []
         while True:
             async with borrow(self.pool) as connection:
                 items = await outbox_table.claim_due(
-                    connection, now=self.runtime.clock.now(), limit=BATCH_SIZE, lease=self.lease
+                    connection,
+                    now=self.runtime.clock.now(),
+                    limit=BATCH_SIZE,
+                    lease=self.lease,
+                    sent=sent,
                 )
+            for item in sent:
+                self.metrics.delivered(item.kind)
+            delivered += len(sent)
+            sent = []
             if not items:
                 return delivered
             async with self._renewing(items) as claim:
-                for item in items:
+                upcoming = self._prepare_soon(items[0])
+                for index, item in enumerate(items):
+                    # The next email is built while this one waits on the SMTP server.
+                    prepared = upcoming
+                    if index + 1 < len(items):
+                        upcoming = self._prepare_soon(items[index + 1])
                     if not claim.holds(item):
                         # The lease could not be renewed, or another worker has the message
                         # now: leave it to whoever claims it next rather than race them.
+                        prepared.cancel()
                         claim.release(item)
                         continue
-                    delivered += await self._deliver(item)
-                    claim.release(item)
+                    if await self._deliver(item, prepared):
+                        sent.append(item)
+                    else:
+                        claim.release(item)
 
     @contextlib.asynccontextmanager
     async def _renewing(self, items: list[OutboxItem]) -> AsyncIterator[_Claim]:
@@ -132,9 +157,37 @@ class Worker:
                 continue
             claim.renewed(started, ours)
 
-    async def _deliver(self, item: OutboxItem) -> int:
+    def _prepare_soon(self, item: OutboxItem) -> asyncio.Future[EmailMessage | None]:
+        """The message ``item`` sends, built in a task of its own (an email; None for a
+        webhook), whose failure counts as a failed attempt of that message when awaited."""
+
+        async def prepare() -> EmailMessage | None:
+            return self._prepare(item)
+
+        task = asyncio.ensure_future(prepare())
+        # A task cancelled or never awaited must not be reported as an unread exception.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return task
+
+    def _prepare(self, item: OutboxItem) -> EmailMessage | None:
+        if item.kind is not OutboxKind.EMAIL:
+            return None
+        payload = outbox.decrypt_email(self.runtime.protector, item)
+        return build_message(
+            item_id=item.id,
+            mail_from=self.mail.mail_from,
+            reply_to=self.mail.reply_to,
+            to=payload.to,
+            email=payload.email,
+            locale=payload.locale,
+        )
+
+    async def _deliver(
+        self, item: OutboxItem, prepared: asyncio.Future[EmailMessage | None]
+    ) -> bool:
+        """Send ``item``; whether it went (a failure is recorded here, a success by the caller)."""
         try:
-            await self._send(item)
+            await self._send(item, await prepared)
         except Exception as exc:
             # These errors describe the receiver; others may quote an address: name the type.
             described = isinstance(exc, (WebhookError, SmtpTlsUnavailable))
@@ -159,23 +212,12 @@ class Worker:
                 error,
             )
             await self.mail.close()
-            return 0
-        async with borrow(self.pool) as connection:
-            await outbox_table.mark_sent(connection, item, self.runtime.clock.now())
-        self.metrics.delivered(item.kind)
-        return 1
+            return False
+        return True
 
-    async def _send(self, item: OutboxItem) -> None:
+    async def _send(self, item: OutboxItem, message: EmailMessage | None) -> None:
         if item.kind is OutboxKind.EMAIL:
-            payload = outbox.decrypt_email(self.runtime.protector, item)
-            message = build_message(
-                item_id=item.id,
-                mail_from=self.mail.mail_from,
-                reply_to=self.mail.reply_to,
-                to=payload.to,
-                email=payload.email,
-                locale=payload.locale,
-            )
+            assert message is not None
             await self.mail.send(message)
         elif item.kind is OutboxKind.WEBHOOK:
             if self.webhooks is None:

@@ -343,7 +343,9 @@ async def outbox_against_raw(
         delivered = await worker.deliver_due()
         outbox_rate = delivered / (time.perf_counter() - started)
         await worker.close()
-        if delivered != EMAILS:
+        # Requests the creation figure left in flight may queue a few more after the update
+        # above; they are delivered and counted like the rest.
+        if delivered < EMAILS:
             raise SystemExit(f"the worker delivered {delivered} of {EMAILS} emails")
     finally:
         await pool.close()

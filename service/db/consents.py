@@ -490,10 +490,13 @@ async def purge_ended(
         where id in (
             -- both rows at once, skipping any a transaction holds, so a purge never waits
             -- on a request row while holding a consent row (erasure locks the other way)
+            -- the statuses listed whole, as in consents_ended_unpurged, so the index
+            -- serves them in ended_at order and the scan stops after the batch
             select c.id from consents c join consent_requests r on r.id = c.request_id
             where c.purged_at is null
-              and ((c.status in ('withdrawn', 'revoked', 'superseded', 'not_required')
-                    and c.ended_at <= $2)
+              and c.status in ('withdrawn', 'revoked', 'superseded', 'not_required', 'expired')
+              and c.ended_at <= greatest($2::timestamptz, $3::timestamptz)
+              and ((c.status <> 'expired' and c.ended_at <= $2)
                 or (c.status = 'expired' and c.ended_at <= $3))
             order by c.ended_at limit $4
             for update of r, c skip locked

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -100,14 +101,30 @@ async def insert_webhook(
 
 
 async def claim_due(
-    connection: Connection, *, now: datetime, limit: int, lease: timedelta
+    connection: Connection,
+    *,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    sent: Sequence[OutboxItem] = (),
 ) -> list[OutboxItem]:
-    """Claim up to ``limit`` due messages that no other worker holds, for ``lease``."""
+    """Claim up to ``limit`` due messages that no other worker holds, for ``lease``; first,
+    in the same statement (one round trip per batch, not one per message), record the
+    messages of ``sent`` as sent, as ``mark_sent`` does."""
     rows = await connection.fetch(
         """
-        with due as (
+        with sent as (
+            update outbox o
+            set status = 'sent', sent_at = $1, payload = null, payload_enc = null,
+                last_error = null,
+                subject_id = case when o.scrub_when_done then null else o.subject_id end
+            from unnest($4::uuid[], $5::uuid[]) as done (id, claim_id)
+            where o.id = done.id and o.status = 'pending' and o.claim_id = done.claim_id
+        ),
+        due as (
+            -- never a row the statement marks sent (one statement must not change a row twice)
             select id from outbox
-            where status = 'pending' and next_attempt_at <= $1
+            where status = 'pending' and next_attempt_at <= $1 and id <> all($4::uuid[])
             order by next_attempt_at
             limit $2
             for update skip locked
@@ -122,6 +139,8 @@ async def claim_due(
         now,
         limit,
         lease,
+        [item.id for item in sent],
+        [item.claim_id for item in sent],
     )
     items = []
     for row in rows:

@@ -22,6 +22,7 @@ from service.db.check_cache import CheckRows
 from service.db.consent_requests import ConsentRequest
 from service.http import handoff_qr
 from service.http.api_key_auth import api_key_guard
+from service.http.check_lane import CHECK_SCOPES
 from service.http.dependencies import Db
 from service.http.patterns import (
     PRINTABLE_ASCII_PATTERN,
@@ -408,7 +409,7 @@ class AppController(Controller):
 
     @get(
         "/consents/check",
-        opt={"scopes": ("consent:check",), "examples": CHECK_EXAMPLES},
+        opt={"scopes": CHECK_SCOPES, "examples": CHECK_EXAMPLES},
         summary="May this subject use this purpose now? (503, never allowed, when unknown)",
         responses=problem_responses(*API_PROBLEMS, 422),
     )
