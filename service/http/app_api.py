@@ -29,6 +29,7 @@ from service.http.patterns import (
     PURPOSE_ID_PATTERN,
     SHOWN_TEXT_PATTERN,
     SUBJECT_ID_PATTERN,
+    whole,
 )
 from service.http.problems import API_PROBLEMS, ProblemError, problem_responses
 from service.http.staff_auth import api_key_or_staff_guard
@@ -117,7 +118,7 @@ class HandoffOut(msgspec.Struct, frozen=True, kw_only=True):
     code: Annotated[
         str,
         msgspec.Meta(
-            pattern="^[A-Z2-9]{4}-[A-Z2-9]{4}$",
+            pattern=whole("[A-Z2-9]{4}-[A-Z2-9]{4}"),
             description=(
                 "Typed by the parent at `url`; works once, until `expires_at`. Only its hash "
                 "is stored: a replay with the same Idempotency-Key answers a new code, which "

@@ -204,6 +204,14 @@ def test_a_consent_life_is_answered_as_documented(server: Target) -> None:
         ),
         # decided already: nobody to remind
         ("POST", "/v1/consent-requests/{request_id}/remind", {"path_parameters": granted}, 409),
+        # decided already, and no link locked: nothing to unlock
+        ("POST", "/v1/consent-requests/{request_id}/unlock", {"path_parameters": granted}, 409),
+        (
+            "POST",
+            "/v1/consents/{consent_id}/unlock-withdrawal",
+            {"path_parameters": granted},
+            409,
+        ),
         (
             "POST",
             "/v1/consent-requests/{request_id}/cancel",

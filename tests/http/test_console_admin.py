@@ -24,9 +24,15 @@ from service.dev.mailcatcher import Mailbox
 from service.dev.pgcluster import free_port
 from service.i18n import LOCALES
 from service.settings import Settings, load_settings
-from tests.http.test_console_texts import PLACEHOLDER_LEFT, console_messages
 from tests.support.browser import live_server
-from tests.support.console import console_settings, console_test_marks, csrf_token, sign_in
+from tests.support.console import (
+    PLACEHOLDER_LEFT,
+    console_messages,
+    console_settings,
+    console_test_marks,
+    csrf_token,
+    sign_in,
+)
 from tests.support.credentials import make_api_key
 from tests.support.flows import create_request
 from tests.support.rendering import esc

@@ -3,7 +3,6 @@ shipped language: no English message of the console left, no placeholder left un
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -19,9 +18,15 @@ from service.dev.pgcluster import free_port
 from service.http.console.times import console_timezone
 from service.i18n import LOCALES
 from service.settings import Settings
-from tests.http.test_console_texts import console_messages
 from tests.support.browser import live_server
-from tests.support.console import console_settings, console_test_marks, csrf_token, sign_in
+from tests.support.console import (
+    PLACEHOLDER_LEFT,
+    console_messages,
+    console_settings,
+    console_test_marks,
+    csrf_token,
+    sign_in,
+)
 from tests.support.credentials import make_api_key
 from tests.support.flows import create_request
 from tests.support.rendering import esc
@@ -30,7 +35,6 @@ pytestmark = console_test_marks()
 
 GUARDIAN = "mother.texts@example.com"
 SUBJECT = "child-rights-texts-1"
-PLACEHOLDER_LEFT = re.compile(r"%\(\w+\)|\{\{|\}\}")
 
 
 @pytest.fixture

@@ -3,24 +3,24 @@ message of the console left on a Slovenian page, no placeholder left unfilled.""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
 import httpx
 import pytest
-from babel.messages.pofile import read_po
 
 from service.app import create_app
 from service.clock import ManualClock
 from service.dev.identity_provider import DevIdentityProvider
 from service.dev.pgcluster import free_port
-from service.i18n import LOCALE_DIR, LOCALES
+from service.i18n import LOCALES
 from service.settings import Settings
 from tests.support.browser import live_server
 from tests.support.console import (
+    PLACEHOLDER_LEFT,
     callback_url,
+    console_messages,
     console_settings,
     console_test_marks,
     csrf_token,
@@ -34,21 +34,6 @@ pytestmark = console_test_marks()
 
 GUARDIAN = "father.texts@example.com"
 SUBJECT = "child-texts-3"
-PLACEHOLDER_LEFT = re.compile(r"%\(\w+\)|\{\{|\}\}")
-
-
-def console_messages(locale: str) -> list[tuple[str, str]]:
-    """(English, translation) of every message the console's templates and code use."""
-    with (LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as handle:
-        catalog = read_po(handle)
-    found = []
-    for message in catalog:
-        if not message.id or not any("console" in path for path, _ in message.locations):
-            continue
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
-        strings = message.string if isinstance(message.string, tuple) else (message.string,)
-        found += list(zip(ids, strings, strict=False))
-    return found
 
 
 @pytest.fixture

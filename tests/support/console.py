@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from babel.messages.pofile import read_po
 
 from service.dev.identity_provider import DEVIDP_DIR
+from service.i18n import LOCALE_DIR
 from service.settings import Settings, load_settings
 
 LOOPBACK_CALLBACK = "http://127.0.0.1/console/auth/callback"
@@ -86,3 +88,20 @@ def csrf_token(page_html: str) -> str:
 def session_cookie(client: httpx.AsyncClient) -> str | None:
     value: Any = client.cookies.get("console_session")
     return str(value) if value else None
+
+
+PLACEHOLDER_LEFT = re.compile(r"%\(\w+\)|\{\{|\}\}")
+
+
+def console_messages(locale: str) -> list[tuple[str, str]]:
+    """(English, translation) of every message the console's templates and code use."""
+    with (LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle)
+    found = []
+    for message in catalog:
+        if not message.id or not any("console" in path for path, _ in message.locations):
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        found += list(zip(ids, strings, strict=False))
+    return found
