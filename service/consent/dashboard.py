@@ -5,6 +5,13 @@ The page that asks for a link answers the same whatever the address (no enumerat
 is sent only to an address with a consent. The emailed link is opened with a GET that changes
 nothing (mail scanners prefetch links); its button's POST uses it up and starts a short
 server-side session, whose cookie carries a random id (only its hash is stored).
+
+Whose children a session sees is decided by the exact address the sign-in link went to: its
+guardian reference (``EmailAddress.identity``: the local part as given but for its case, the
+domain in lower case), the reference every consent of that address carries. The lookup hashes
+strip a ``+tag`` (``parent+x@`` and ``parent@`` share one), so they only find candidates and
+count limits; on a domain where ``parent+x`` is another mailbox, its holder sees only the
+consents given for ``parent+x``.
 """
 
 from __future__ import annotations
@@ -17,19 +24,19 @@ from enum import StrEnum
 
 import msgspec
 
-from service.consent import endings, lifecycle, notifications, policy
+from service.consent import endings, lifecycle, notifications, policy, subjects
 from service.consent.endings import Withdrawal
 from service.consent.errors import LimitExceeded, LinkProblem, NotFound
 from service.consent.retention import DASHBOARD_RECORD_LIFETIME
 from service.consent.runtime import Runtime
-from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
 from service.db import guardian_dashboard as repo
 from service.db import locks, rate_limits
+from service.db.audit_events import GUARDIAN_ACTOR
 from service.db.connection import Connection
 from service.db.consent_requests import ConsentRequest
 from service.db.consents import Consent
-from service.db.guardian_dashboard import GuardianSession, SignInLink
+from service.db.guardian_dashboard import GuardianConsent, GuardianSession, SignInLink
 from service.delivery import emails, outbox
 from service.security.email_address import EmailAddress
 from service.security.tokens import hash_link_token, new_link_token
@@ -89,6 +96,7 @@ async def request_sign_in(
     caller answers the same either way."""
     now = runtime.clock.now()
     hashes = runtime.protector.address_hashes(address)
+    guardian_ref = runtime.protector.guardian_reference(address.identity)
     async with connection.transaction():
         waits = []
         for key in client_keys:
@@ -109,10 +117,10 @@ async def request_sign_in(
         )
     async with connection.transaction():
         await locks.lock_guardian(connection, hashes[0])
-        given = await repo.consents_of(connection, hashes)
-        first = await consents_repo.get_consent(connection, given[0].consent_id) if given else None
-        if first is None:
+        given = await repo.consents_of(connection, hashes, guardian_ref)
+        if not given:
             return
+        first, _ = given[0]
         # Over the address's limit nothing more is sent, and the answer stays the same: a 429
         # here would tell that the address has consented.
         sent = await repo.sign_in_links_since(connection, hashes, now - timedelta(days=1))
@@ -124,6 +132,7 @@ async def request_sign_in(
             connection,
             token_hash=hash_link_token(token),
             email_hashes=hashes,
+            guardian_ref=guardian_ref,
             locale=locale,
             now=now,
             expires_at=expires_at,
@@ -180,6 +189,7 @@ async def sign_in(
         session = GuardianSession(
             id_hash=session_hash(session_id),
             guardian_email_hashes=used.guardian_email_hashes,
+            guardian_ref=used.guardian_ref,
             locale=used.locale,
             created_at=now,
             last_seen_at=now,
@@ -190,8 +200,10 @@ async def sign_in(
             connection,
             id_hash=session.id_hash,
             email_hashes=session.guardian_email_hashes,
+            guardian_ref=session.guardian_ref,
             locale=session.locale,
             now=now,
+            idle_until=now + SESSION_IDLE_TIMEOUT,
             expires_at=session.expires_at,
         )
     return session_id, session
@@ -212,13 +224,17 @@ async def current_session(
         or now - found.last_seen_at > SESSION_IDLE_TIMEOUT
     ):
         return None
-    await repo.touch_session(connection, found.id_hash, now)
+    await repo.touch_session(connection, found.id_hash, now, now + SESSION_IDLE_TIMEOUT)
     return found
 
 
 async def sign_out(connection: Connection, runtime: Runtime, session_id: str | None) -> None:
+    """End the session; the consent links it issued go with it."""
     if session_id and len(session_id) <= 100:
-        await repo.end_session(connection, session_hash(session_id), runtime.clock.now())
+        id_hash = session_hash(session_id)
+        async with connection.transaction():
+            await repo.end_session(connection, id_hash, runtime.clock.now())
+            await repo.delete_consent_links_of(connection, id_hash)
 
 
 def _purpose_lines(
@@ -244,11 +260,8 @@ async def children(
 ) -> list[Child]:
     now = runtime.clock.now()
     found = []
-    for row in await repo.consents_of(connection, session.guardian_email_hashes):
-        consent = await consents_repo.get_consent(connection, row.consent_id)
-        request = await requests_repo.get_request(connection, row.request_id)
-        if consent is None or request is None:
-            continue
+    given = await repo.consents_of(connection, session.guardian_email_hashes, session.guardian_ref)
+    for consent, request in given:
         status = lifecycle.consent_status_at(consent.status, consent.expires_at, now)
         live = status == ConsentStatus.GRANTED
         found.append(
@@ -276,17 +289,52 @@ async def child(
     raise NotFound("No such consent for this address.")
 
 
+async def _owned(
+    connection: Connection, session: GuardianSession, consent_id: uuid.UUID
+) -> GuardianConsent:
+    found = await repo.consent_of(
+        connection, session.guardian_email_hashes, session.guardian_ref, consent_id
+    )
+    if found is None:
+        raise NotFound("No such consent for this address.")
+    return found
+
+
+def ends_consent(runtime: Runtime, child: Child, purpose: str) -> bool:
+    """Whether withdrawing ``purpose`` ends the child's consent (as ``endings`` decides)."""
+    return endings.ends_consent(child.consent, [purpose], runtime.catalogue.required_ids)
+
+
 async def withdraw_purpose(
     connection: Connection,
     runtime: Runtime,
     session: GuardianSession,
     consent_id: uuid.UUID,
     purposes: list[str],
+    *,
+    erase: bool = False,
 ) -> Withdrawal:
-    """Withdraw purposes of one child's consent (``endings``: a required one ends it)."""
-    if await repo.consent_of(connection, session.guardian_email_hashes, consent_id) is None:
-        raise NotFound("No such consent for this address.")
-    return await endings.withdraw_purposes_of_consent(connection, runtime, consent_id, purposes)
+    """Withdraw purposes of one child's consent as its withdrawal link does (``endings``: a
+    required one, or the last, ends it, and erases with CONSENT_WITHDRAWAL_ERASES). ``erase``:
+    the guardian's opt-in erasure when that setting is off; only with a withdrawal that ends
+    the consent, in the same transaction (if the erasure fails, nothing is withdrawn)."""
+    async with connection.transaction():
+        owned = await _owned(connection, session, consent_id)
+        if erase:
+            # the erasure's locks first, so the audit chain lock is still taken last
+            found = await consents_repo.get_consent(connection, owned.consent_id)
+            if found is None:
+                raise NotFound("No such consent for this address.")
+            await subjects.lock_subject_records(connection, found.subject_id)
+        withdrawal = await endings.withdraw_purposes_of_consent(
+            connection, runtime, consent_id, purposes, erase=erase
+        )
+        if erase:
+            # Art. 17: the child's data and the guardian's address go too.
+            await subjects.erase(
+                connection, runtime, withdrawal.consent.subject_id, actor=GUARDIAN_ACTOR
+            )
+    return withdrawal
 
 
 async def consent_link(
@@ -295,8 +343,7 @@ async def consent_link(
     """A short-lived token that opens the consent's rights and address pages; it ends with the
     session at the latest."""
     now = runtime.clock.now()
-    if await repo.consent_of(connection, session.guardian_email_hashes, consent_id) is None:
-        raise NotFound("No such consent for this address.")
+    await _owned(connection, session, consent_id)
     consent = await consents_repo.get_consent(connection, consent_id)
     endings.live_consent(consent, now)
     token = new_link_token()
@@ -304,6 +351,7 @@ async def consent_link(
         connection,
         token_hash=hash_link_token(token),
         consent_id=consent_id,
+        session_id_hash=session.id_hash,
         now=now,
         expires_at=min(session.expires_at, now + SIGN_IN_LINK_TTL),
     )

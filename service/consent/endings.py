@@ -148,6 +148,8 @@ async def withdraw_purposes_of_consent(
     runtime: Runtime,
     consent_id: uuid.UUID,
     chosen: Sequence[str],
+    *,
+    erase: bool = False,
 ) -> Withdrawal:
     """``withdraw_purposes`` for a guardian signed in to the dashboard, whose ownership of the
     consent the caller has checked."""
@@ -164,7 +166,7 @@ async def withdraw_purposes_of_consent(
             runtime,
             consent,
             chosen,
-            erase=False,
+            erase=erase,
             everything=False,
             withdraw_url=runtime.link("/guardian"),
             now=now,

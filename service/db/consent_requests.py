@@ -49,6 +49,11 @@ class ConsentRequest(msgspec.Struct, frozen=True, kw_only=True):
     reminded_at: datetime | None = None
 
 
+def request_from_row(row: asyncpg.Record) -> ConsentRequest:
+    """A request from a row (or a ``consent_requests`` composite) that has its columns."""
+    return msgspec.convert(dict(row), ConsentRequest)
+
+
 def _convert(row: asyncpg.Record | None) -> ConsentRequest | None:
     return msgspec.convert(dict(row), ConsentRequest) if row else None
 

@@ -34,6 +34,16 @@ _SUPERSEDE_LAPSE_REASON = _LAPSE_REASON_SQL.format(lapse="$3", reconsent="$4")
 _SWEEP_LAPSE_REASON = _LAPSE_REASON_SQL.format(lapse="$2", reconsent="$3")
 
 
+# The consent of a dashboard's consent link ($1: its hash) at $2: unexpired, and issued by a
+# session not signed out, not past its end and not idle.
+_LIVE_DASHBOARD_LINK = """
+    select l.consent_id from guardian_consent_links l
+    join guardian_sessions s on s.id_hash = l.session_id_hash
+    where l.token_hash = $1 and l.expires_at > $2
+      and s.ended_at is null and s.expires_at > $2 and s.idle_until > $2
+"""
+
+
 class PurposeWithdrawal(msgspec.Struct, frozen=True, kw_only=True):
     """One purpose the guardian withdrew while the rest of the consent stayed live."""
 
@@ -84,6 +94,11 @@ def _consent(row: asyncpg.Record) -> Consent:
     return msgspec.convert(fields, Consent)
 
 
+def consent_from_row(row: asyncpg.Record) -> Consent:
+    """A consent from a row (or a ``consents`` composite) that has its columns."""
+    return _consent(row)
+
+
 def _convert(row: asyncpg.Record | None) -> Consent | None:
     return _consent(row) if row else None
 
@@ -106,15 +121,13 @@ async def find_by_withdraw_token(
     now: datetime | None = None,
 ) -> Consent | None:
     """The consent of a withdrawal link; with ``now``, also of a dashboard's consent link
-    (``guardian_consent_links``) that has not expired by then."""
+    (``guardian_consent_links``) that has not expired by then and whose session is live."""
     lock = " for update" if for_update else ""
     row = await connection.fetchrow(
         f"""
         select {_COLUMNS} from consents
         where withdraw_token_hash = $1
-           or ($2::timestamptz is not null and id = (
-                select consent_id from guardian_consent_links
-                where token_hash = $1 and expires_at > $2))
+           or ($2::timestamptz is not null and id = ({_LIVE_DASHBOARD_LINK}))
         {lock}
         """,
         token_hash,
@@ -277,10 +290,11 @@ async def count_failed_withdrawal(
     limit: int,
     lock_for: timedelta,
 ) -> datetime | None:
-    """Count a refused submission on a live consent's withdrawal link; the ``limit``-th locks
-    the link until the returned time (and the count starts again). None: not locked."""
+    """Count a refused submission on a live consent's withdrawal link (or on a dashboard's
+    live consent link to it); the ``limit``-th locks the link until the returned time (and
+    the count starts again). None: not locked."""
     locked_until: datetime | None = await connection.fetchval(
-        """
+        f"""
         update consents
         set withdraw_failed_submissions = case
                 when withdraw_failed_submissions + 1 >= $3 then 0
@@ -288,7 +302,7 @@ async def count_failed_withdrawal(
             withdraw_locked_until = case
                 when withdraw_failed_submissions + 1 >= $3 then $2::timestamptz + $4::interval
                 else withdraw_locked_until end
-        where withdraw_token_hash = $1 and status = 'granted'
+        where (withdraw_token_hash = $1 or id = ({_LIVE_DASHBOARD_LINK})) and status = 'granted'
         returning case when withdraw_locked_until > $2 then withdraw_locked_until end
         """,
         token_hash,

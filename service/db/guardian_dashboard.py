@@ -6,14 +6,22 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import asyncpg
 import msgspec
 
+from service.db import consent_requests as requests_repo
+from service.db import consents as consents_repo
 from service.db.connection import Connection
+from service.db.consent_requests import ConsentRequest
+from service.db.consents import Consent
 
 
 class GuardianSession(msgspec.Struct, frozen=True, kw_only=True):
     id_hash: bytes
     guardian_email_hashes: list[bytes]
+    # the exact address's reference (consents.guardian_ref): what authorizes; None authorizes
+    # nothing (a session from before it was stored)
+    guardian_ref: str | None
     locale: str
     created_at: datetime
     last_seen_at: datetime
@@ -24,6 +32,7 @@ class GuardianSession(msgspec.Struct, frozen=True, kw_only=True):
 class SignInLink(msgspec.Struct, frozen=True, kw_only=True):
     token_hash: bytes
     guardian_email_hashes: list[bytes]
+    guardian_ref: str | None
     locale: str
     created_at: datetime
     expires_at: datetime
@@ -42,6 +51,7 @@ async def insert_sign_in_link(
     *,
     token_hash: bytes,
     email_hashes: list[bytes],
+    guardian_ref: str,
     locale: str,
     now: datetime,
     expires_at: datetime,
@@ -49,11 +59,12 @@ async def insert_sign_in_link(
     await connection.execute(
         """
         insert into guardian_sign_in_links (
-            token_hash, guardian_email_hashes, locale, created_at, expires_at
-        ) values ($1, $2, $3, $4, $5)
+            token_hash, guardian_email_hashes, guardian_ref, locale, created_at, expires_at
+        ) values ($1, $2, $3, $4, $5, $6)
         """,
         token_hash,
         email_hashes,
+        guardian_ref,
         locale,
         now,
         expires_at,
@@ -76,7 +87,8 @@ async def sign_in_links_since(
 async def find_sign_in_link(connection: Connection, token_hash: bytes) -> SignInLink | None:
     row = await connection.fetchrow(
         """
-        select token_hash, guardian_email_hashes, locale, created_at, expires_at, used_at
+        select token_hash, guardian_email_hashes, guardian_ref, locale, created_at, expires_at,
+               used_at
         from guardian_sign_in_links where token_hash = $1
         """,
         token_hash,
@@ -92,7 +104,8 @@ async def use_sign_in_link(
         """
         update guardian_sign_in_links set used_at = $2
         where token_hash = $1 and used_at is null and expires_at > $2
-        returning token_hash, guardian_email_hashes, locale, created_at, expires_at, used_at
+        returning token_hash, guardian_email_hashes, guardian_ref, locale, created_at,
+                  expires_at, used_at
         """,
         token_hash,
         now,
@@ -105,20 +118,25 @@ async def insert_session(
     *,
     id_hash: bytes,
     email_hashes: list[bytes],
+    guardian_ref: str | None,
     locale: str,
     now: datetime,
+    idle_until: datetime,
     expires_at: datetime,
 ) -> None:
     await connection.execute(
         """
         insert into guardian_sessions (
-            id_hash, guardian_email_hashes, locale, created_at, last_seen_at, expires_at
-        ) values ($1, $2, $3, $4, $4, $5)
+            id_hash, guardian_email_hashes, guardian_ref, locale, created_at, last_seen_at,
+            idle_until, expires_at
+        ) values ($1, $2, $3, $4, $5, $5, $6, $7)
         """,
         id_hash,
         email_hashes,
+        guardian_ref,
         locale,
         now,
+        idle_until,
         expires_at,
     )
 
@@ -126,8 +144,8 @@ async def insert_session(
 async def find_session(connection: Connection, id_hash: bytes) -> GuardianSession | None:
     row = await connection.fetchrow(
         """
-        select id_hash, guardian_email_hashes, locale, created_at, last_seen_at, expires_at,
-               ended_at
+        select id_hash, guardian_email_hashes, guardian_ref, locale, created_at, last_seen_at,
+               expires_at, ended_at
         from guardian_sessions where id_hash = $1
         """,
         id_hash,
@@ -135,12 +153,16 @@ async def find_session(connection: Connection, id_hash: bytes) -> GuardianSessio
     return msgspec.convert(dict(row), GuardianSession) if row else None
 
 
-async def touch_session(connection: Connection, id_hash: bytes, now: datetime) -> None:
+async def touch_session(
+    connection: Connection, id_hash: bytes, now: datetime, idle_until: datetime
+) -> None:
     await connection.execute(
-        "update guardian_sessions set last_seen_at = greatest(last_seen_at, $2) "
+        "update guardian_sessions set last_seen_at = greatest(last_seen_at, $2), "
+        "idle_until = greatest(idle_until, $3) "
         "where id_hash = $1 and ended_at is null",
         id_hash,
         now,
+        idle_until,
     )
 
 
@@ -152,32 +174,57 @@ async def end_session(connection: Connection, id_hash: bytes, now: datetime) -> 
     )
 
 
-async def consents_of(connection: Connection, email_hashes: list[bytes]) -> list[GuardianConsent]:
-    """The newest consent per child among those the address gave, by child."""
+async def delete_consent_links_of(connection: Connection, session_id_hash: bytes) -> None:
+    await connection.execute(
+        "delete from guardian_consent_links where session_id_hash = $1", session_id_hash
+    )
+
+
+def _consent_pairs(rows: list[asyncpg.Record]) -> list[tuple[Consent, ConsentRequest]]:
+    return [
+        (
+            consents_repo.consent_from_row(row["consent"]),
+            requests_repo.request_from_row(row["request"]),
+        )
+        for row in rows
+    ]
+
+
+async def consents_of(
+    connection: Connection, email_hashes: list[bytes], guardian_ref: str | None
+) -> list[tuple[Consent, ConsentRequest]]:
+    """The newest consent per child (with its request) that the exact address gave.
+
+    The lookup hashes (a +tag stripped) only find the candidates; ``guardian_ref`` (the exact
+    address, its local part's case aside) decides. None finds nothing."""
     rows = await connection.fetch(
         """
-        select distinct on (c.subject_id) c.id as consent_id, c.request_id
+        select distinct on (c.subject_id) c as consent, r as request
         from consents c join consent_requests r on r.id = c.request_id
-        where r.guardian_email_hash = any($1::bytea[])
+        where r.guardian_email_hash = any($1::bytea[]) and c.guardian_ref = $2
         order by c.subject_id, c.granted_at desc
         """,
         email_hashes,
+        guardian_ref,
     )
-    found = [msgspec.convert(dict(row), GuardianConsent) for row in rows]
-    return found
+    return _consent_pairs(rows)
 
 
 async def consent_of(
-    connection: Connection, email_hashes: list[bytes], consent_id: uuid.UUID
+    connection: Connection,
+    email_hashes: list[bytes],
+    guardian_ref: str | None,
+    consent_id: uuid.UUID,
 ) -> GuardianConsent | None:
-    """The consent if this address gave it, else None (another guardian's child)."""
+    """The consent if this exact address gave it, else None (another guardian's child)."""
     row = await connection.fetchrow(
         """
         select c.id as consent_id, c.request_id
         from consents c join consent_requests r on r.id = c.request_id
-        where c.id = $2 and r.guardian_email_hash = any($1::bytea[])
+        where c.id = $3 and r.guardian_email_hash = any($1::bytea[]) and c.guardian_ref = $2
         """,
         email_hashes,
+        guardian_ref,
         consent_id,
     )
     return msgspec.convert(dict(row), GuardianConsent) if row else None
@@ -188,16 +235,19 @@ async def insert_consent_link(
     *,
     token_hash: bytes,
     consent_id: uuid.UUID,
+    session_id_hash: bytes,
     now: datetime,
     expires_at: datetime,
 ) -> None:
     await connection.execute(
         """
-        insert into guardian_consent_links (token_hash, consent_id, created_at, expires_at)
-        values ($1, $2, $3, $4)
+        insert into guardian_consent_links (
+            token_hash, consent_id, session_id_hash, created_at, expires_at
+        ) values ($1, $2, $3, $4, $5)
         """,
         token_hash,
         consent_id,
+        session_id_hash,
         now,
         expires_at,
     )

@@ -276,26 +276,38 @@ class GuardianDashboardController(Controller):
                 purpose=None,
                 **form_errors([FormError.PURPOSES], locale),
             )
+        ends = dashboard.ends_consent(runtime, child, purpose)
+        # with CONSENT_WITHDRAWAL_ERASES an ending withdrawal erases anyway: nothing to choose
+        offer_erase = ends and not runtime.settings.withdrawal_erases
+        erase = offer_erase and form.get("erase") == "yes"
         purpose_view = {
             "id": purpose,
             "title": _titles(runtime, [purpose], locale)[0]["title"],
             "required": line.required,
+            "ends": ends,
         }
-        if form.get("confirm") != "yes":
+
+        def confirm_page(errors: list[FormError], status: int = 200) -> Template:
             return page(
                 "dashboard_confirm",
                 locale=locale,
+                http_status=status,
                 operator_name=runtime.settings.operator_name,
                 child=_child_view(runtime, child, locale),
                 purpose=purpose_view,
-                **form_errors([], locale),
+                offer_erase=offer_erase,
+                erase=erase,
+                **form_errors(errors, locale),
             )
+
+        if form.get("confirm") != "yes":
+            return confirm_page([])
         try:
             withdrawal = await dashboard.withdraw_purpose(
-                db, runtime, session, child.consent.id, [purpose]
+                db, runtime, session, child.consent.id, [purpose], erase=erase
             )
-        except InvalidWithdrawal:
-            return self._not_found(runtime, locale)
+        except InvalidWithdrawal as invalid:
+            return confirm_page(list(invalid.errors), status=422)
         return page(
             "dashboard_withdrawn",
             locale=locale,
@@ -303,6 +315,8 @@ class GuardianDashboardController(Controller):
             child_hint=child.child_hint,
             purposes=_titles(runtime, withdrawal.withdrawn, locale),
             ended=withdrawal.ended,
+            erased=erase,
+            erased_on_withdrawal=withdrawal.ended and runtime.settings.withdrawal_erases,
         )
 
     @post("/dashboard/manage", status_code=303)
