@@ -348,15 +348,17 @@ def code_sent(runtime: Runtime, session: Session) -> CodeSent | None:
     handoff = session.handoff
     if handoff.otp_hash is None or handoff.otp_expires_at is None:
         return None
-    on_file = notifications.guardian_email(runtime, session.request)
-    if on_file is not None:
-        email = on_file
-    elif handoff.email_enc is not None:
+    # an address the parent gave is kept here until confirmed; else the code went to the one
+    # on file
+    if handoff.email_enc is not None:
         email = runtime.protector.decrypt(
             handoff.email_enc, _address_context(handoff.request_id)
         ).decode()
     else:
-        return None
+        on_file = notifications.guardian_email(runtime, session.request)
+        if on_file is None:
+            return None
+        email = on_file
     return CodeSent(
         masked_address=mask_email(email),
         expires_at=handoff.otp_expires_at,
@@ -520,8 +522,9 @@ async def confirm_address(
         if locked.handoff.otp_hash != handoff.otp_hash:
             # a newer code was asked for meanwhile
             raise WrongOneTimeCode()
-        if request.guardian_email_enc is not None:
-            # The parent read the mailbox the app gave: on to the review, nothing replaced.
+        if locked.handoff.email_enc is None and request.guardian_email_enc is not None:
+            # The code went to the address on file, so whoever typed it reads that mailbox:
+            # on to the review, nothing replaced.
             if not await handoffs_repo.prove(
                 connection, request.id, now
             ) or not await handoffs_repo.set_review_link(
@@ -540,6 +543,8 @@ async def confirm_address(
             return link_token
         if locked.handoff.email_enc is None:
             raise WrongOneTimeCode()
+        # From here the code went to an address the parent gave; set_guardian refuses it when
+        # the request has an address by now.
         email = runtime.protector.decrypt(
             locked.handoff.email_enc, _address_context(request.id)
         ).decode()
