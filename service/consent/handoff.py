@@ -143,8 +143,13 @@ def _code_hash(runtime: Runtime, code: str) -> bytes:
     return runtime.protector.lookup_hash("handoff-code:" + code)
 
 
-def _otp_hash(runtime: Runtime, request_id: uuid.UUID, otp: str) -> bytes:
-    return runtime.protector.lookup_hash(f"handoff-otp:{request_id}:{otp}")
+def _otp_hash(
+    runtime: Runtime, request: ConsentRequest, otp: str, *, to_address_on_file: bool
+) -> bytes:
+    """A code sent to the address on file is bound to that address as stored: once it is
+    corrected, a code sent to the old one proves nothing."""
+    on_file = (request.guardian_email_enc or b"") if to_address_on_file else b""
+    return runtime.protector.lookup_hash(f"handoff-otp:{request.id}:{on_file.hex()}:{otp}")
 
 
 def _address_context(request_id: uuid.UUID) -> bytes:
@@ -432,7 +437,7 @@ async def send_one_time_code(
                     address.address.encode(), _address_context(request.id)
                 )
             ),
-            otp_hash=_otp_hash(runtime, request.id, otp),
+            otp_hash=_otp_hash(runtime, request, otp, to_address_on_file=on_file is not None),
             otp_expires_at=expires_at,
         )
         timezone = policy.display_timezone(request.country)
@@ -493,7 +498,10 @@ async def confirm_address(
         and len(otp) == OTP_DIGITS
         and otp.isascii()
         and otp.isdigit()
-        and secrets.compare_digest(_otp_hash(runtime, handoff.request_id, otp), handoff.otp_hash)
+        and secrets.compare_digest(
+            _otp_hash(runtime, session.request, otp, to_address_on_file=handoff.email_enc is None),
+            handoff.otp_hash,
+        )
     )
     if not right:
         if handoff.otp_hash is None:
@@ -519,8 +527,11 @@ async def confirm_address(
         await locks.lock_subject(connection, session.request.subject_id)
         locked = await load_session(connection, runtime, session_token, for_update=True)
         request = locked.request
-        if locked.handoff.otp_hash != handoff.otp_hash:
-            # a newer code was asked for meanwhile
+        if (
+            locked.handoff.otp_hash != handoff.otp_hash
+            or request.guardian_email_enc != session.request.guardian_email_enc
+        ):
+            # a newer code was asked for, or the address on file corrected, meanwhile
             raise WrongOneTimeCode()
         if locked.handoff.email_enc is None and request.guardian_email_enc is not None:
             # The code went to the address on file, so whoever typed it reads that mailbox:

@@ -251,3 +251,34 @@ async def test_the_address_form_takes_an_address_with_spaces_around_it(
     assert sent.status_code == 303, sent.text
     otp, _ = await emailed_otp(worker, mailbox, PARENT)
     assert re.fullmatch(r"\d{6}", otp)
+
+
+async def test_a_code_sent_to_the_address_on_file_stops_working_when_it_is_corrected(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    clock: ManualClock,
+    worker: Worker,
+    mailbox: Mailbox,
+    db: asyncpg.Connection,
+    settings: Settings,
+) -> None:
+    created = await open_with_address(client, auth, clock, "child-on-file-corrected")
+    request_id = uuid.UUID(created["id"])
+    await emailed_link(worker, mailbox)
+    opened = await enter_code(client, created["handoff"]["code"])
+    session_path = opened.headers["location"].removesuffix("/confirm")
+    otp, _ = await emailed_otp(worker, mailbox, PARENT)
+
+    # The address on file is corrected (as support's rectification does) before the code is
+    # typed: the code went to the old mailbox and proves nothing now.
+    corrected = DataProtector(settings.data_key).encrypt(b"dad@example.com", request_id.bytes)
+    await db.execute(
+        "update consent_requests set guardian_email_enc = $2 where id = $1", request_id, corrected
+    )
+    refused = await send_otp(client, session_path, otp)
+    assert refused.status_code == 422
+    assert "not the one we sent" in refused.text
+    handoff_link = await db.fetchval(
+        "select handoff_link_token_hash from consent_requests where id = $1", request_id
+    )
+    assert handoff_link is None
