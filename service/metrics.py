@@ -40,6 +40,7 @@ SWEEPS = (
     "reminders",
     "purged_requests",
     "purged_consents",
+    "handoff_sessions",
 )
 # How often a worker process of `serve --workers N` writes its pool usage for other workers'
 # scrapes (the scraping process writes its own just before answering).

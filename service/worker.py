@@ -229,6 +229,7 @@ class Worker:
         async with borrow(self.pool) as connection:
             expired_requests = await sweeps.expire_overdue_requests(connection, self.runtime)
             lapsed = await sweeps.expire_lapsed_consents(connection, self.runtime)
+            handoffs = await sweeps.end_finished_handoffs(connection, self.runtime)
             lapsing = await sweeps.notify_lapsing_consents(connection, self.runtime)
             reminded = await reminders.send_due_reminders(connection, self.runtime)
             purged_requests = await retention.purge_requests(connection, self.runtime)
@@ -246,6 +247,7 @@ class Worker:
             "purged_requests": purged_requests,
             "purged_consents": purged_consents,
             "console_sessions": console_sessions,
+            "handoff_sessions": handoffs,
         }
 
     async def run_forever(self, stop: asyncio.Event) -> None:

@@ -3,6 +3,9 @@
 The child's screen shows a short code (and a QR code of where to type it). The parent types the
 code on their own phone, gives their own address, confirms it with a one-time code emailed
 there (email plus, as with the emailed link), and then reviews and decides on the usual page.
+When the app gave the guardian's address, that address stays the request's: the one-time code
+goes to it, and whoever types the code back has shown they read that mailbox (a child typing
+the code on their own screen cannot put their own address in its place).
 
 Both codes are short enough to type, so they are kept only as keyed hashes (a plain hash of 40
 bits could be searched through), work once, expire soon, and wrong guesses are counted: per
@@ -42,6 +45,10 @@ OTP_DIGITS = 6
 # The emailed code works this long; a new one may be asked for, at most MAX_OTP_SENDS times.
 OTP_TTL = timedelta(minutes=15)
 MAX_OTP_SENDS = 3
+# One-time codes emailed to one address, whatever the request, in a day: the form must not
+# make the service mail anybody's address without end.
+OTP_SENDS_PER_ADDRESS_PER_DAY = 5
+DAY = 24 * 3600
 # Wrong handoff codes from one client address before it may try no more for the window.
 WRONG_CODES_PER_WINDOW = 10
 WRONG_CODE_WINDOW = 3600
@@ -75,9 +82,10 @@ class AddressProblem(Exception):
     """The address form cannot be accepted (``invalid``: not an address we send to; else too
     many codes asked for)."""
 
-    def __init__(self, *, invalid: bool) -> None:
+    def __init__(self, *, invalid: bool, retry_after_seconds: float | None = None) -> None:
         super().__init__("invalid address" if invalid else "too many codes")
         self.invalid = invalid
+        self.retry_after_seconds = retry_after_seconds
 
 
 class WrongOneTimeCode(Exception):
@@ -96,6 +104,8 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
 class Opened(msgspec.Struct, frozen=True, kw_only=True):
     session_token: str
     locale: str
+    # the app gave the guardian's address: the one-time code goes there, none is asked for
+    address_on_file: bool
 
 
 class CodeSent(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,8 +143,13 @@ def _code_hash(runtime: Runtime, code: str) -> bytes:
     return runtime.protector.lookup_hash("handoff-code:" + code)
 
 
-def _otp_hash(runtime: Runtime, request_id: uuid.UUID, otp: str) -> bytes:
-    return runtime.protector.lookup_hash(f"handoff-otp:{request_id}:{otp}")
+def _otp_hash(
+    runtime: Runtime, request: ConsentRequest, otp: str, *, to_address_on_file: bool
+) -> bytes:
+    """A code sent to the address on file is bound to that address as stored: once it is
+    corrected, a code sent to the old one proves nothing."""
+    on_file = (request.guardian_email_enc or b"") if to_address_on_file else b""
+    return runtime.protector.lookup_hash(f"handoff-otp:{request.id}:{on_file.hex()}:{otp}")
 
 
 def _address_context(request_id: uuid.UUID) -> bytes:
@@ -285,7 +300,11 @@ async def open_with_code(
             subject_id=request.subject_id,
             request_id=request.id,
         )
-    return Opened(session_token=session_token, locale=request.locale)
+    return Opened(
+        session_token=session_token,
+        locale=request.locale,
+        address_on_file=request.guardian_email_enc is not None,
+    )
 
 
 def _session_ends_at(handoff: Handoff, runtime: Runtime) -> datetime:
@@ -322,15 +341,31 @@ async def load_session(
     return Session(handoff=handoff, request=request)
 
 
+def address_on_file(runtime: Runtime, session: Session) -> str | None:
+    """The address the app gave, masked; None when the parent is to give theirs."""
+    email = notifications.guardian_email(runtime, session.request)
+    return mask_email(email) if email is not None else None
+
+
 def code_sent(runtime: Runtime, session: Session) -> CodeSent | None:
     """Where the latest one-time code went (masked) and until when it works; None before one
     was asked for."""
     handoff = session.handoff
-    if handoff.email_enc is None or handoff.otp_expires_at is None:
+    if handoff.otp_hash is None or handoff.otp_expires_at is None:
         return None
-    email = runtime.protector.decrypt(handoff.email_enc, _address_context(handoff.request_id))
+    # an address the parent gave is kept here until confirmed; else the code went to the one
+    # on file
+    if handoff.email_enc is not None:
+        email = runtime.protector.decrypt(
+            handoff.email_enc, _address_context(handoff.request_id)
+        ).decode()
+    else:
+        on_file = notifications.guardian_email(runtime, session.request)
+        if on_file is None:
+            return None
+        email = on_file
     return CodeSent(
-        masked_address=mask_email(email.decode()),
+        masked_address=mask_email(email),
         expires_at=handoff.otp_expires_at,
         locale=session.request.locale,
         country=session.request.country,
@@ -347,16 +382,18 @@ async def strike_refused(connection: Connection, runtime: Runtime, session_token
 
 
 async def send_one_time_code(
-    connection: Connection, runtime: Runtime, session_token: str, raw_email: str
+    connection: Connection, runtime: Runtime, session_token: str, raw_email: str | None
 ) -> CodeSent:
-    """The parent gave their address: a one-time code goes there; the address is the
-    request's only once that code comes back."""
+    """A one-time code goes to the request's address when the app gave one (``raw_email`` is
+    not even looked at), else to the address the parent gave, which becomes the request's
+    only once that code comes back."""
     now = runtime.clock.now()
+    seen = await load_session(connection, runtime, session_token)
+    on_file = notifications.guardian_email(runtime, seen.request)
     try:
-        address = parse_email_address(raw_email)
+        address = parse_email_address(on_file if on_file is not None else (raw_email or ""))
     except InvalidEmailAddress:
         raise AddressProblem(invalid=True) from None
-    seen = await load_session(connection, runtime, session_token)
     hashes = runtime.protector.address_hashes(address)
     async with connection.transaction():
         # the order a new request takes them in: subject, guardian, then rows
@@ -364,23 +401,43 @@ async def send_one_time_code(
         await locks.lock_guardian(connection, hashes[0])
         session = await load_session(connection, runtime, session_token, for_update=True)
         request = session.request
+        if notifications.guardian_email(runtime, request) != on_file:
+            # the address was confirmed (or deleted) meanwhile
+            raise HandoffError(HandoffProblem.SESSION_ENDED, locale=request.locale)
         if session.handoff.otp_sends >= MAX_OTP_SENDS:
-            raise AddressProblem(invalid=False)
-        # The same per-address limit as a request opened with the address.
-        recent = await requests_repo.recent_requests_for_guardian(
-            connection, hashes, now - timedelta(days=1)
+            raise AddressProblem(invalid=False, retry_after_seconds=DAY)
+        if on_file is None:
+            # The same per-address limit as a request opened with the address.
+            recent = await requests_repo.recent_requests_for_guardian(
+                connection, hashes, now - timedelta(days=1)
+            )
+            if len([at for at in recent if at != request.created_at]) >= (
+                GUARDIAN_REQUESTS_PER_DAY
+            ):
+                raise AddressProblem(invalid=False, retry_after_seconds=DAY)
+        # Every code emailed to the address counts, confirmed or not, whatever the request.
+        wait = await rate_limits.hit(
+            connection,
+            bucket=f"{rate_limits.DAILY}handoff-code-to:{hashes[0].hex()[:32]}",
+            limit=OTP_SENDS_PER_ADDRESS_PER_DAY,
+            window=DAY,
+            now=now,
         )
-        if len([at for at in recent if at != request.created_at]) >= GUARDIAN_REQUESTS_PER_DAY:
-            raise AddressProblem(invalid=False)
+        if wait is not None:
+            raise AddressProblem(invalid=False, retry_after_seconds=wait)
         otp = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
         expires_at = min(now + OTP_TTL, request.expires_at)
         await handoffs_repo.set_pending_address(
             connection,
             request.id,
-            email_enc=runtime.protector.encrypt(
-                address.address.encode(), _address_context(request.id)
+            email_enc=(
+                None
+                if on_file is not None
+                else runtime.protector.encrypt(
+                    address.address.encode(), _address_context(request.id)
+                )
             ),
-            otp_hash=_otp_hash(runtime, request.id, otp),
+            otp_hash=_otp_hash(runtime, request, otp, to_address_on_file=on_file is not None),
             otp_expires_at=expires_at,
         )
         timezone = policy.display_timezone(request.country)
@@ -412,7 +469,10 @@ async def send_one_time_code(
             occurred_at=now,
             subject_id=request.subject_id,
             request_id=request.id,
-            details={"sends": session.handoff.otp_sends + 1},
+            details={
+                "sends": session.handoff.otp_sends + 1,
+                "to": "address_on_file" if on_file is not None else "address_given",
+            },
         )
     return CodeSent(
         masked_address=mask_email(address.address),
@@ -425,8 +485,10 @@ async def send_one_time_code(
 async def confirm_address(
     connection: Connection, runtime: Runtime, session_token: str, raw_otp: str
 ) -> str:
-    """The emailed code came back: the address becomes the request's guardian address, and a
-    new review link (returned) replaces any earlier one. A wrong code is a strike."""
+    """The emailed code came back: a review link is returned. An address the parent gave
+    becomes the request's guardian address, and the new link replaces any earlier one; an
+    address the app gave stays, and so do the links emailed to it. A wrong code is a
+    strike."""
     now = runtime.clock.now()
     session = await load_session(connection, runtime, session_token)
     handoff = session.handoff
@@ -436,7 +498,10 @@ async def confirm_address(
         and len(otp) == OTP_DIGITS
         and otp.isascii()
         and otp.isdigit()
-        and secrets.compare_digest(_otp_hash(runtime, handoff.request_id, otp), handoff.otp_hash)
+        and secrets.compare_digest(
+            _otp_hash(runtime, session.request, otp, to_address_on_file=handoff.email_enc is None),
+            handoff.otp_hash,
+        )
     )
     if not right:
         if handoff.otp_hash is None:
@@ -462,9 +527,35 @@ async def confirm_address(
         await locks.lock_subject(connection, session.request.subject_id)
         locked = await load_session(connection, runtime, session_token, for_update=True)
         request = locked.request
-        if locked.handoff.otp_hash != handoff.otp_hash or locked.handoff.email_enc is None:
-            # a newer code was asked for meanwhile
+        if (
+            locked.handoff.otp_hash != handoff.otp_hash
+            or request.guardian_email_enc != session.request.guardian_email_enc
+        ):
+            # a newer code was asked for, or the address on file corrected, meanwhile
             raise WrongOneTimeCode()
+        if locked.handoff.email_enc is None and request.guardian_email_enc is not None:
+            # The code went to the address on file, so whoever typed it reads that mailbox:
+            # on to the review, nothing replaced.
+            if not await handoffs_repo.prove(
+                connection, request.id, now
+            ) or not await handoffs_repo.set_review_link(
+                connection, request.id, hash_link_token(link_token), now
+            ):
+                raise HandoffError(HandoffProblem.ENDED, locale=request.locale)
+            await record_event(
+                connection,
+                actor=GUARDIAN_ACTOR,
+                action="consent_request.guardian_address_proved",
+                occurred_at=now,
+                subject_id=request.subject_id,
+                request_id=request.id,
+                details={"channel": "handoff"},
+            )
+            return link_token
+        if locked.handoff.email_enc is None:
+            raise WrongOneTimeCode()
+        # From here the code went to an address the parent gave; set_guardian refuses it when
+        # the request has an address by now.
         email = runtime.protector.decrypt(
             locked.handoff.email_enc, _address_context(request.id)
         ).decode()

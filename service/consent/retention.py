@@ -34,6 +34,9 @@ BATCH = 500
 # A client retrying with the same Idempotency-Key gets the first answer for this long.
 IDEMPOTENCY_RETENTION = timedelta(days=1)
 RATE_WINDOW_RETENTION = timedelta(hours=1)
+# The count of one-time codes emailed to one address is kept over a day (its window) and
+# deleted a day after that window began.
+ADDRESS_CODE_COUNTER_RETENTION = timedelta(days=1)
 # The dashboard's sign-in links and sessions last at most this long (a session: 2 hours), and
 # are deleted this long after they end (the per-address limit counts the last day's links).
 DASHBOARD_RECORD_LIFETIME = timedelta(hours=2)
@@ -65,6 +68,11 @@ class RetentionPolicy(msgspec.Struct, frozen=True, kw_only=True):
     undelivered_message: timedelta
     idempotency_record: timedelta
     rate_limit_window: timedelta
+    # The counters of one-time codes emailed to one address (a keyed hash of it).
+    address_code_counter: timedelta = ADDRESS_CODE_COUNTER_RETENTION
+    # A handoff's session, its one-time code and an address not confirmed yet, counted from
+    # when the code from the child's screen was entered.
+    handoff_session: timedelta = timedelta(minutes=30)
     # The dashboard's sign-in links and sessions, counted from when they were made.
     dashboard_sign_in: timedelta = DASHBOARD_RECORD_LIFETIME + DASHBOARD_RECORD_AFTER_END
     consent_max_validity: timedelta
@@ -85,6 +93,7 @@ def retention_policy(settings: Settings, catalogue: Catalogue) -> RetentionPolic
         undelivered_message=timedelta(seconds=settings.retention_expired),
         idempotency_record=IDEMPOTENCY_RETENTION,
         rate_limit_window=RATE_WINDOW_RETENTION,
+        handoff_session=timedelta(seconds=settings.handoff_ttl),
         consent_max_validity=timedelta(seconds=settings.consent_max_validity),
         lapsing_notice=timedelta(days=settings.lapsing_notice_days),
         withdrawal_erases=settings.withdrawal_erases,
@@ -211,6 +220,11 @@ async def purge_idempotency_records(connection: Connection, runtime: Runtime) ->
 
 async def purge_rate_limit_windows(connection: Connection, runtime: Runtime) -> None:
     now = runtime.clock.now()
-    await rate_limits.purge_old_windows(connection, now - policy_of(runtime).rate_limit_window)
+    policy = policy_of(runtime)
+    await rate_limits.purge_old_windows(
+        connection,
+        now - policy.rate_limit_window,
+        daily_before=now - policy.address_code_counter,
+    )
     # the dashboard's sign-in links, sessions and consent links, a day after they ended
     await guardian_dashboard.delete_finished(connection, now - DASHBOARD_RECORD_AFTER_END)

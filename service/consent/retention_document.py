@@ -86,6 +86,23 @@ def policy_document(policy: RetentionPolicy, *, locale: str, operator_name: str)
             ),
         ),
         PolicyEntry(
+            title=_("Email addresses typed after the code from the child's screen"),
+            kept=_(
+                "The address the parent typed (encrypted) until it is confirmed, and keyed "
+                "hashes of the one-time code emailed there and of the page's session."
+            ),
+            period=_(
+                "%(period)s after the code from the child's screen was entered; less when the "
+                "address is confirmed or the request ends sooner.",
+                period=d(_, policy.handoff_session),
+            ),
+            reason=_("So that the parent can confirm the address with the code emailed there."),
+            deletion=_(
+                "The worker deletes them. A confirmed address becomes the request's guardian "
+                "address and is kept as described above."
+            ),
+        ),
+        PolicyEntry(
             title=_("Refused requests"),
             kept=_(
                 "The request as above without the birth date, and the guardian's email address."
@@ -195,6 +212,16 @@ def policy_document(policy: RetentionPolicy, *, locale: str, operator_name: str)
                 "So that a parent can sign in without an account, and to limit how many links "
                 "one address receives."
             ),
+            deletion=_("The worker deletes them."),
+        ),
+        PolicyEntry(
+            title=_("Counters of codes emailed to one address"),
+            kept=_(
+                "A keyed hash of the address and how many one-time codes were sent to it that "
+                "day; never the address itself."
+            ),
+            period=d(_, policy.address_code_counter),
+            reason=_("To limit how many codes one address receives."),
             deletion=_("The worker deletes them."),
         ),
         PolicyEntry(

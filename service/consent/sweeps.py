@@ -13,6 +13,7 @@ from service.consent.retention import policy_of
 from service.consent.runtime import Runtime
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
+from service.db import handoffs as handoffs_repo
 from service.db.audit_events import SYSTEM_ACTOR, record_event
 from service.db.connection import Connection
 from service.states import ConsentStatus
@@ -35,6 +36,15 @@ async def expire_overdue_requests(connection: Connection, runtime: Runtime) -> i
                 reason="no answer before the link expired; guardian address deleted",
             )
     return len(expired)
+
+
+async def end_finished_handoffs(connection: Connection, runtime: Runtime) -> int:
+    """A handoff's session, one-time code and unconfirmed address, once the session's time is
+    over (the request itself may stay pending for weeks)."""
+    now = runtime.clock.now()
+    return await handoffs_repo.clear_finished_sessions(
+        connection, now - policy_of(runtime).handoff_session
+    )
 
 
 async def expire_lapsed_consents(connection: Connection, runtime: Runtime) -> int:

@@ -79,7 +79,8 @@ async def find_by_link_token(
     row = await connection.fetchrow(
         f"""
         select {_COLUMNS} from consent_requests
-        where link_token_hash = $1 or reminder_link_token_hash = $1{lock}
+        where link_token_hash = $1 or reminder_link_token_hash = $1
+            or handoff_link_token_hash = $1{lock}
         """,
         token_hash,
     )
@@ -302,7 +303,8 @@ async def purge_closed(
         """
         update consent_requests
         set guardian_email_enc = null, guardian_email_hash = null, child_hint_enc = null,
-            link_token_hash = null, reminder_link_token_hash = null, birth_date = null,
+            link_token_hash = null, reminder_link_token_hash = null,
+            handoff_link_token_hash = null, birth_date = null,
             purged_at = $1, updated_at = $1
         where id in (
             select id from consent_requests
@@ -330,7 +332,8 @@ async def purge_answered(
         """
         update consent_requests
         set guardian_email_enc = null, guardian_email_hash = null, child_hint_enc = null,
-            link_token_hash = null, reminder_link_token_hash = null, purged_at = $2,
+            link_token_hash = null, reminder_link_token_hash = null,
+            handoff_link_token_hash = null, purged_at = $2,
             updated_at = $2
         where id = any($1::uuid[]) and purged_at is null
         """,

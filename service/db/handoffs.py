@@ -12,7 +12,7 @@ from service.db.connection import Connection
 
 _COLUMNS = """
     request_id, code_hash, created_at, expires_at, opened_at, email_enc, otp_hash,
-    otp_expires_at, otp_sends, strikes, confirmed_at
+    otp_expires_at, otp_sends, strikes, confirmed_at, proved_at
 """
 
 
@@ -28,6 +28,8 @@ class Handoff(msgspec.Struct, frozen=True, kw_only=True):
     otp_sends: int
     strikes: int
     confirmed_at: datetime | None
+    # the parent proved the address the request was opened with (it was never replaced)
+    proved_at: datetime | None = None
 
 
 def _convert(row: asyncpg.Record | None) -> Handoff | None:
@@ -128,7 +130,7 @@ async def set_pending_address(
     connection: Connection,
     request_id: uuid.UUID,
     *,
-    email_enc: bytes,
+    email_enc: bytes | None,
     otp_hash: bytes,
     otp_expires_at: datetime,
 ) -> None:
@@ -190,15 +192,16 @@ async def set_guardian(
     link_token_hash: bytes,
     now: datetime,
 ) -> bool:
-    """Conditional: the confirmed address becomes the pending request's guardian address, and
-    a new review link replaces the earlier ones (an address typed by somebody else stops
-    being asked)."""
+    """Conditional: the confirmed address becomes the guardian address of a pending request
+    that has none yet (one given by the app, or confirmed meanwhile, is never replaced), and a
+    new review link replaces the earlier ones."""
     result = await connection.execute(
         """
         update consent_requests
         set guardian_email_enc = $2, guardian_email_hash = $3, guardian_ref = $4,
             link_token_hash = $5, reminder_link_token_hash = null, updated_at = $6
         where id = $1 and status = 'pending' and expires_at > $6
+          and guardian_email_enc is null and guardian_email_hash is null
         """,
         request_id,
         guardian_email_enc,
@@ -208,6 +211,56 @@ async def set_guardian(
         now,
     )
     return result == "UPDATE 1"
+
+
+async def prove(connection: Connection, request_id: uuid.UUID, now: datetime) -> bool:
+    """Conditional: the parent proved the address on file once; the session and the one-time
+    code end with it."""
+    result = await connection.execute(
+        """
+        update consent_handoffs
+        set proved_at = $2, session_hash = null, email_enc = null, otp_hash = null,
+            otp_expires_at = null
+        where request_id = $1 and proved_at is null and confirmed_at is null
+          and otp_hash is not null
+        """,
+        request_id,
+        now,
+    )
+    return result == "UPDATE 1"
+
+
+async def set_review_link(
+    connection: Connection, request_id: uuid.UUID, link_token_hash: bytes, now: datetime
+) -> bool:
+    """Conditional: a review link of the handoff's own for a pending request that keeps its
+    address and its emailed links."""
+    result = await connection.execute(
+        """
+        update consent_requests set handoff_link_token_hash = $2, updated_at = $3
+        where id = $1 and status = 'pending' and expires_at > $3
+          and guardian_email_enc is not null
+        """,
+        request_id,
+        link_token_hash,
+        now,
+    )
+    return result == "UPDATE 1"
+
+
+async def clear_finished_sessions(connection: Connection, opened_before: datetime) -> int:
+    """The session, one-time code and unconfirmed address of handoffs whose session's time
+    is over (opened before ``opened_before``)."""
+    result = await connection.execute(
+        """
+        update consent_handoffs
+        set session_hash = null, email_enc = null, otp_hash = null, otp_expires_at = null
+        where opened_at <= $1
+          and (session_hash is not null or email_enc is not null or otp_hash is not null)
+        """,
+        opened_before,
+    )
+    return int(result.split()[-1])
 
 
 async def address_came_by_handoff(connection: Connection, request_id: uuid.UUID) -> bool:

@@ -27,8 +27,23 @@ async def hit(
     return None
 
 
-async def purge_old_windows(connection: Connection, before: datetime) -> None:
-    await connection.execute("delete from rate_limit_counters where window_start < $1", before)
+# Buckets counted over a whole day start with this; the others' windows last an hour at most.
+DAILY = "day:"
+
+
+async def purge_old_windows(
+    connection: Connection, before: datetime, *, daily_before: datetime
+) -> None:
+    """Counters of windows that started before ``before``; daily ones before ``daily_before``."""
+    await connection.execute(
+        """
+        delete from rate_limit_counters
+        where (window_start < $1 and not starts_with(bucket, $3)) or window_start < $2
+        """,
+        before,
+        daily_before,
+        DAILY,
+    )
 
 
 async def current(connection: Connection, *, bucket: str, window: int, now: datetime) -> int:

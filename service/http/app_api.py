@@ -78,7 +78,8 @@ class ConsentRequestIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
                     "The guardian's address, emailed the review link. Optional: without it "
                     "only the handoff reaches the parent (the code in the answer's `handoff`, "
                     "typed on the parent's own device, who then gives and confirms their own "
-                    "address)."
+                    "address). With it, the handoff never replaces it: its one-time code goes "
+                    "to this address."
                 ),
             ),
         ]
@@ -310,9 +311,11 @@ class AppController(Controller):
         description=(
             "With `guardian_email`, the guardian is emailed the review link. Either way the "
             "201 carries `handoff`: a code for the child's screen that the parent types at "
-            "`handoff.url` on their own device (then gives and confirms their own address by "
-            "a one-time code emailed there, and decides). `guardian_email` may be left out: "
-            "then the handoff is the only channel."
+            "`handoff.url` on their own device, enters a one-time code emailed to the "
+            "request's address, and decides. With `guardian_email` that address stays the "
+            "request's (the one-time code goes there; the emailed link keeps working until a "
+            "decision). `guardian_email` may be left out: then the handoff is the only "
+            "channel, and the parent gives and confirms their own address there."
         ),
         responses=problem_responses(*API_PROBLEMS, 409, 413, 422, 429),
     )

@@ -4,6 +4,7 @@ page. GET only renders; POST acts (behind the CSRF check and the submission limi
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -63,6 +64,7 @@ TOO_MANY_CODES = N_(
 )
 OTP_WRONG = N_("This code is not the one we sent. Please check the email and type it again.")
 OTP_EXPIRED = N_("This code has expired. Please enter your address again to get a new one.")
+OTP_EXPIRED_ON_FILE = N_("This code has expired. Please ask for a new one below.")
 WRONG_CODES_FROM_NETWORK = N_(
     "Too many wrong codes have been entered from your network, so this one was not checked."
 )
@@ -109,11 +111,13 @@ def _address_form(
     error: str | None = None,
     email: str = "",
     status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Template:
     return page(
         "handoff_address",
         locale=locale,
         http_status=status,
+        headers=headers,
         operator_name=runtime.settings.operator_name,
         form_action=_session_path(token),
         errors=[error] if error else [],
@@ -129,16 +133,21 @@ def _otp_form(
     *,
     error: str | None = None,
     status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Template:
+    """The page of the emailed code; with the address the app gave, it also names that address
+    (masked) and offers a new code, never another address."""
     locale = session.request.locale
     sent = handoff.code_sent(runtime, session)
     return page(
         "handoff_confirm",
         locale=locale,
         http_status=status,
+        headers=headers,
         operator_name=runtime.settings.operator_name,
         form_action=f"{_session_path(token)}/confirm",
         address_url=_session_path(token),
+        address_on_file=handoff.address_on_file(runtime, session),
         masked_address=sent.masked_address if sent else None,
         expires_at=(
             format_datetime(sent.expires_at, locale, policy.display_timezone(sent.country))
@@ -219,6 +228,17 @@ class HandoffController(Controller):
                 code=raw if problem.problem == HandoffProblem.UNKNOWN else "",
                 status=PROBLEM_STATUS[problem.problem],
             )
+        if opened.address_on_file:
+            # No address is asked for: the code goes to the one the app gave, at once.
+            # Over a limit, none is sent: the next page says no code was sent, and asking for
+            # a new one there says why.
+            with contextlib.suppress(AddressProblem):
+                await handoff.send_one_time_code(db, runtime, opened.session_token, None)
+            return Redirect(
+                f"{_session_path(opened.session_token)}/confirm",
+                status_code=303,
+                headers=SECURITY_HEADERS,
+            )
         # 303: a reload of the next page does not send the code again
         return Redirect(
             _session_path(opened.session_token), status_code=303, headers=SECURITY_HEADERS
@@ -229,6 +249,8 @@ class HandoffController(Controller):
         runtime: Runtime = state.runtime
         _require_plausible_session(token)
         session = await handoff.load_session(db, runtime, token)
+        if handoff.address_on_file(runtime, session) is not None:
+            return _otp_form(runtime, session, token)
         return _address_form(runtime, session.request.locale, token)
 
     @post("/{token:str}", status_code=200, middleware=[strike_refused_handoff_forms])
@@ -239,12 +261,27 @@ class HandoffController(Controller):
         await limit_submissions(request, runtime, db)
         _require_plausible_session(token)
         form = await request.form()
-        email = str(form.get("email", ""))
+        # as typed, but without the spaces phone keyboards and autofill add
+        email = str(form.get("email", "")).strip()
         try:
             await handoff.send_one_time_code(db, runtime, token, email)
         except AddressProblem as problem:
             session = await handoff.load_session(db, runtime, token)
             locale = session.request.locale
+            headers = (
+                {"Retry-After": retry_after(problem.retry_after_seconds)}
+                if problem.retry_after_seconds is not None
+                else None
+            )
+            if handoff.address_on_file(runtime, session) is not None:
+                return _otp_form(
+                    runtime,
+                    session,
+                    token,
+                    error=translator(locale).gettext(TOO_MANY_CODES),
+                    status=429,
+                    headers=headers,
+                )
             return _address_form(
                 runtime,
                 locale,
@@ -254,6 +291,7 @@ class HandoffController(Controller):
                 ),
                 email=email[:254],
                 status=422 if problem.invalid else 429,
+                headers=headers,
             )
         # 303: a reload or the back button does not send another code
         return Redirect(
@@ -265,7 +303,8 @@ class HandoffController(Controller):
         runtime: Runtime = state.runtime
         _require_plausible_session(token)
         session = await handoff.load_session(db, runtime, token)
-        if handoff.code_sent(runtime, session) is None:
+        on_file = handoff.address_on_file(runtime, session) is not None
+        if handoff.code_sent(runtime, session) is None and not on_file:
             return _address_form(runtime, session.request.locale, token)
         return _otp_form(runtime, session, token)
 
@@ -283,11 +322,16 @@ class HandoffController(Controller):
         except WrongOneTimeCode as wrong:
             session = await handoff.load_session(db, runtime, token)
             locale = session.request.locale
+            expired = (
+                OTP_EXPIRED_ON_FILE
+                if handoff.address_on_file(runtime, session) is not None
+                else OTP_EXPIRED
+            )
             return _otp_form(
                 runtime,
                 session,
                 token,
-                error=translator(locale).gettext(OTP_EXPIRED if wrong.expired else OTP_WRONG),
+                error=translator(locale).gettext(expired if wrong.expired else OTP_WRONG),
                 status=422,
             )
         # On to the review page, as the emailed link would open it.
