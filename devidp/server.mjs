@@ -19,7 +19,7 @@ import Provider from 'oidc-provider';
 
 const USERS = {
   support: { name: 'Sam Support', email: 'sam.support@staff.example', roles: ['support'] },
-  admin: { name: 'Ada Admin', email: 'ada.admin@staff.example', roles: ['admin'] },
+  admin: { name: 'Ada Admin', email: 'ada.admin@staff.example', roles: ['support', 'admin'] },
   nobody: { name: 'Nora Norole', email: 'nora@staff.example', roles: [] },
 };
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 import msgspec
 
+from service.consent import console_views
 from service.consent.runtime import Runtime
 from service.consent.staff_sessions import StaffSession
 from service.db import api_keys
@@ -24,7 +25,6 @@ from service.db.invalidation import publish
 from service.db.outbox import requeue_dead
 from service.states import OutboxStatus
 
-VIEWED = "console.viewed"
 KEY_NAME_MAX_LENGTH = 100
 SCOPES = api_keys.SCOPES
 
@@ -77,25 +77,18 @@ async def _record(
     )
 
 
-async def _viewed(
-    connection: Connection, runtime: Runtime, session: StaffSession, page: str
-) -> None:
-    async with connection.transaction():
-        await _record(connection, runtime, session, VIEWED, {"page": page})
-
-
 async def view_page(
     connection: Connection, runtime: Runtime, session: StaffSession, page: str
 ) -> None:
     """An admin page that shows nothing listed here (a confirmation step)."""
-    await _viewed(connection, runtime, session, page)
+    await console_views.viewed(connection, runtime, session, page)
 
 
 async def view_dead_messages(
     connection: Connection, runtime: Runtime, session: StaffSession
 ) -> list[DeadMessage]:
     found = await dead_messages(connection)
-    await _viewed(connection, runtime, session, "admin_outbox")
+    await console_views.viewed(connection, runtime, session, "admin_outbox")
     return found
 
 
@@ -128,7 +121,7 @@ async def view_keys(
     connection: Connection, runtime: Runtime, session: StaffSession
 ) -> list[ApiKey]:
     found = await api_keys.list_api_keys(connection)
-    await _viewed(connection, runtime, session, "admin_keys")
+    await console_views.viewed(connection, runtime, session, "admin_keys")
     return found
 
 
@@ -170,10 +163,7 @@ async def create_key(
 
 
 async def find_key(connection: Connection, key_id: uuid.UUID) -> ApiKey | None:
-    for key in await api_keys.list_api_keys(connection):
-        if key.id == key_id:
-            return key
-    return None
+    return await api_keys.get_api_key(connection, key_id)
 
 
 async def revoke_key(
@@ -199,7 +189,7 @@ async def view_chain(connection: Connection, runtime: Runtime, session: StaffSes
     """The chain head, as ``audit verify`` prints it (to be kept outside the database); read
     before this view's own event is appended."""
     head = await _head(connection)
-    await _viewed(connection, runtime, session, "admin_audit")
+    await console_views.viewed(connection, runtime, session, "admin_audit")
     return head
 
 

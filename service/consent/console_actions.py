@@ -22,14 +22,12 @@ from service.consent import (
     subjects,
     unlocking,
 )
-from service.consent.console_views import VIEWED
 from service.consent.errors import NotFound
 from service.consent.revocation_reasons import GuardianReason
 from service.consent.runtime import Runtime
 from service.consent.staff_sessions import StaffSession
 from service.db import consent_requests as requests_repo
 from service.db import consents as consents_repo
-from service.db.audit_events import record_event
 from service.db.connection import Connection
 from service.db.consent_requests import ConsentRequest
 from service.db.consents import Consent
@@ -75,20 +73,6 @@ class RequestTarget(msgspec.Struct, frozen=True, kw_only=True):
     request_id: uuid.UUID
     subject_id: str
     pending: bool
-
-
-async def viewed(
-    connection: Connection, runtime: Runtime, session: StaffSession, page: str, subject_id: str
-) -> None:
-    async with connection.transaction():
-        await record_event(
-            connection,
-            actor=session.actor,
-            action=VIEWED,
-            occurred_at=runtime.clock.now(),
-            subject_id=subject_id,
-            details={"page": page},
-        )
 
 
 async def case_actions(

@@ -57,7 +57,7 @@ class SubjectCase(msgspec.Struct, frozen=True, kw_only=True):
         return bool(self.overview.requests or self.overview.consents or self.events)
 
 
-async def _viewed(
+async def _record_view(
     connection: Connection,
     runtime: Runtime,
     session: StaffSession,
@@ -77,11 +77,31 @@ async def _viewed(
         )
 
 
+async def viewed(
+    connection: Connection,
+    runtime: Runtime,
+    session: StaffSession,
+    page: str,
+    *,
+    subject_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """A console page was shown to ``session``'s staff member (the ``console.viewed`` event)."""
+    await _record_view(
+        connection,
+        runtime,
+        session,
+        VIEWED,
+        subject_id=subject_id,
+        details={"page": page, **(details or {})},
+    )
+
+
 async def view_page(
     connection: Connection, runtime: Runtime, session: StaffSession, page: str
 ) -> None:
     """A page that shows no subject (the home page, the search form)."""
-    await _viewed(connection, runtime, session, VIEWED, details={"page": page})
+    await viewed(connection, runtime, session, page)
 
 
 async def search_by_subject(
@@ -93,7 +113,7 @@ async def search_by_subject(
         await subjects_repo.requests_of(connection, subject_id, pseudonym)
         or await subjects_repo.consents_of(connection, subject_id, pseudonym)
     )
-    await _viewed(
+    await _record_view(
         connection,
         runtime,
         session,
@@ -111,7 +131,7 @@ async def search_by_guardian(
     found = await subjects.find_by_guardian(
         connection, runtime, guardian_email, reader=session.actor
     )
-    await _viewed(
+    await _record_view(
         connection,
         runtime,
         session,
@@ -156,7 +176,5 @@ async def subject_case(
             for m in await subjects_repo.messages_of(connection, subject_id)
         ],
     )
-    await _viewed(
-        connection, runtime, session, VIEWED, subject_id=subject_id, details={"page": "subject"}
-    )
+    await viewed(connection, runtime, session, "subject", subject_id=subject_id)
     return case

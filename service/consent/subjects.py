@@ -9,8 +9,10 @@ from typing import Any
 import msgspec
 
 from service.consent import access, data_requests, lifecycle, notifications, restrictions
-from service.consent.errors import NotFound
+from service.consent.erasure_reasons import ErasureReason
+from service.consent.errors import InvalidInput, NotFound
 from service.consent.runtime import Runtime
+from service.db import data_requests as data_requests_repo
 from service.db import locks, notice_versions
 from service.db import subjects as subjects_repo
 from service.db.audit_events import AuditEvent, record_event, subject_events
@@ -364,7 +366,8 @@ async def erase(
     subject_id: str,
     *,
     actor: str,
-    reason: str | None = None,
+    reason: ErasureReason | None = None,
+    data_request_id: uuid.UUID | None = None,
 ) -> ErasureReceipt:
     """Erase a subject everywhere (GDPR Art. 17(1)(f), COPPA 312.6), keeping a tombstone.
 
@@ -373,11 +376,17 @@ async def erase(
     their personal fields (the chain still verifies, see ``service.db.audit_events``); one
     anonymous ``subject.erased`` event records that it happened. Pending webhooks stay so the
     main app still learns what changed, and a ``subject.erased`` webhook tells it to erase its
-    copy. ``reason`` (staff's words, asked without personal data) stays on the tombstone.
+    copy. The tombstone keeps only non-personal facts: ``reason``, a preset category, and
+    ``data_request_id``, the subject's tracked rights request the erasure answers (any other
+    id is refused with ``InvalidInput`` and nothing is erased).
     """
     now = runtime.clock.now()
     async with connection.transaction():
         request_ids = await lock_subject_records(connection, subject_id)
+        if data_request_id is not None:
+            tracked = await data_requests_repo.get(connection, data_request_id, for_update=True)
+            if tracked is None or tracked.subject_id != subject_id:
+                raise InvalidInput("the rights request is not this subject's")
         erased = await subjects_repo.erase_rows(
             connection, subject_id, now, runtime.protector.subject_pseudonym(subject_id)
         )
@@ -396,8 +405,9 @@ async def erase(
             actor=actor,
             action="subject.erased",
             occurred_at=now,
-            reason=reason,
+            reason=reason.value if reason is not None else None,
             details={
+                **({"data_request_id": str(data_request_id)} if data_request_id else {}),
                 "requests": receipt.requests,
                 "consents": receipt.consents,
                 "messages": receipt.messages,

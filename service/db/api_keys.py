@@ -61,6 +61,14 @@ async def list_api_keys(connection: Connection) -> list[ApiKey]:
     return [msgspec.convert(dict(row), ApiKey) for row in rows]
 
 
+async def get_api_key(connection: Connection, key_id: uuid.UUID) -> ApiKey | None:
+    row = await connection.fetchrow(
+        "select id, name, key_prefix, scopes, created_at, revoked_at from api_keys where id = $1",
+        key_id,
+    )
+    return msgspec.convert(dict(row), ApiKey) if row else None
+
+
 async def revoke_api_key(connection: Connection, key_id: uuid.UUID, now: datetime) -> bool:
     status = await connection.execute(
         "update api_keys set revoked_at = $2 where id = $1 and revoked_at is null", key_id, now

@@ -36,7 +36,7 @@ pytestmark = [*browser_test_marks(), *axe_test_marks(), *console_test_marks()]
 GUARDIAN = "axe.console@example.com"
 SUBJECT = "child-axe-console"
 DEAD_SUBJECT = "child-axe-dead"
-USER_BUTTONS = {"support": "Sam Support (support)", "admin": "Ada Admin (admin)"}
+USER_BUTTONS = {"support": "Sam Support (support)", "admin": "Ada Admin (support, admin)"}
 WIDTHS = ((1280, 900), (PHONE_WIDTH, PHONE_HEIGHT))
 
 
@@ -105,7 +105,7 @@ async def _birth_date_confirmation(page: Page, console: str) -> None:
 
 async def _erased(page: Page, console: str) -> None:
     await page.goto(f"{console}/console/subjects/child-axe-erased/erase")
-    await page.get_by_label("Reason").fill("The guardian asked by letter.")
+    await page.get_by_label("The guardian asked for erasure (Art. 17)").check()
     await page.get_by_label("Type the subject id child-axe-erased to confirm").fill(
         "child-axe-erased"
     )

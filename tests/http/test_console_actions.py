@@ -37,7 +37,7 @@ REASON = "Guardian phoned: ticket 5120"
 NOTE = "Mother called from the school office; confirmed by callback."
 UNKNOWN = "00000000-0000-4000-8000-0000000000aa"
 
-# The action routes, with the id each takes; every one is for support and admin.
+# The action routes, with the id each takes; every one is the support role's (as on the staff API).
 ACTION_ROUTES = [
     ("GET", "/console/consents/{consent_id}/revoke"),
     ("POST", "/console/consents/{consent_id}/revoke/edit"),

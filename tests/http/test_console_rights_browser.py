@@ -165,10 +165,10 @@ async def test_admin_erases_a_child_by_typing_its_id(
     context = await _desktop(browser)
     try:
         page = await context.new_page()
-        await _sign_in(page, console, "Ada Admin (admin)", f"/console/subjects/{subject}")
+        await _sign_in(page, console, "Ada Admin (support, admin)", f"/console/subjects/{subject}")
         await page.get_by_role("link", name="Erase the child's data…").click()
         await page.wait_for_url(f"{console}/console/subjects/{subject}/erase")
-        await page.get_by_label("Reason").fill("The guardian asked by letter of 2 December.")
+        await page.get_by_label("The guardian asked for erasure (Art. 17)").check()
         await page.get_by_label(f"Type the subject id {subject} to confirm").fill(subject + "x")
         await page.get_by_role("button", name="Erase for good").click()
         await page.get_by_role("heading", name="Nothing was erased").wait_for()
@@ -184,7 +184,7 @@ async def test_admin_erases_a_child_by_typing_its_id(
     )
     assert tombstone["actor"] == "staff:admin"
     assert tombstone["subject_id"] is None
-    assert tombstone["reason"] == "The guardian asked by letter of 2 December."
+    assert tombstone["reason"] == "guardian_request"
 
 
 async def test_support_gets_403_on_the_erasure_page(
@@ -236,7 +236,7 @@ async def test_an_idle_session_returns_to_sign_in(
 async def test_the_rights_pages_read_on_a_phone(
     browser: Browser, console: str, two_requests: None, user: str
 ) -> None:
-    button = "Sam Support (support)" if user == "support" else "Ada Admin (admin)"
+    button = "Sam Support (support)" if user == "support" else "Ada Admin (support, admin)"
     paths = ["/console/requests", f"/console/subjects/{SUBJECT}"]
     if user == "admin":
         paths.append(f"/console/subjects/{SUBJECT}/erase")
@@ -254,7 +254,7 @@ async def test_the_rights_pages_read_on_a_phone(
 async def test_the_rights_pages_have_no_serious_accessibility_violation(
     browser: Browser, console: str, two_requests: None, user: str
 ) -> None:
-    button = "Sam Support (support)" if user == "support" else "Ada Admin (admin)"
+    button = "Sam Support (support)" if user == "support" else "Ada Admin (support, admin)"
     context = await _desktop(browser)
     try:
         page = await context.new_page()

@@ -132,12 +132,12 @@ async def rights_pages(console: str, locale: str, zone: ZoneInfo) -> dict[str, s
         pages["erase mistyped"] = (
             await admin.post(
                 f"{case}/erase",
-                data={"_csrf_token": token, "reason": "By letter", "typed_subject_id": "x"},
+                data={"_csrf_token": token, "reason": "guardian_request", "typed_subject_id": "x"},
             )
         ).text
         erased = await admin.post(
             f"{case}/erase",
-            data={"_csrf_token": token, "reason": "By letter", "typed_subject_id": SUBJECT},
+            data={"_csrf_token": token, "reason": "guardian_request", "typed_subject_id": SUBJECT},
         )
         assert erased.status_code == 200
         pages["erased"] = erased.text

@@ -4,6 +4,7 @@ console at it."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from typing import Any
@@ -105,3 +106,17 @@ def console_messages(locale: str) -> list[tuple[str, str]]:
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
         found += list(zip(ids, strings, strict=False))
     return found
+
+
+async def narrow_session_roles(db: Any, client: httpx.AsyncClient, roles: list[str]) -> None:
+    """Leave the signed-in session of ``client`` only ``roles`` (the development provider's
+    Ada Admin holds both roles, as an operator's administrator usually does; an admin-only
+    staff member is made from her session)."""
+    cookie = session_cookie(client)
+    assert cookie, "not signed in"
+    changed = await db.execute(
+        "update console_sessions set roles = $2 where id_hash = $1",
+        hashlib.sha256(cookie.encode()).digest(),
+        roles,
+    )
+    assert changed == "UPDATE 1"

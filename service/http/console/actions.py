@@ -2,9 +2,10 @@
 email word for word), send a reminder, unlock a locked review or withdrawal link, and cancel a
 pending request (with a confirmation).
 
-Every action is a CSRF-protected POST for support and admin, calls the same domain function as
-the staff API with the session's actor, and answers 303 back to the subject page, whose status
-line says what was done (a fixed word in the address, never anything about the family).
+Every action is a CSRF-protected POST for the support role (as on the staff API), calls the
+same domain function as the staff API with the session's actor, and answers 303 back to the
+subject page, whose status line says what was done (a fixed word in the address, never
+anything about the family).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from service.consent import console_actions, reminders, revocation_reasons, subjects
+from service.consent import console_actions, console_views, reminders, revocation_reasons, subjects
 from service.consent.errors import Conflict, ConsentError, InvalidInput, LimitExceeded, NotFound
 from service.consent.revocation_reasons import GuardianReason
 from service.consent.runtime import Runtime
+from service.http.console.forms import TEXT
 from service.http.console.guard import console_guard, current_session
 from service.http.console.rendering import (
     console_exception_handlers,
@@ -33,12 +35,12 @@ from service.http.console.rendering import (
     page_headers,
 )
 from service.http.dependencies import Db
-from service.http.patterns import SHOWN_TEXT_PATTERN, TEXT_PATTERN
+from service.http.patterns import SHOWN_TEXT_PATTERN
 from service.i18n import N_, format_datetime, translator
 
-ACTION_ROLES = ("support", "admin")
+# As the staff API: revoking, reminding, unlocking and cancelling are support's work.
+ACTION_ROLES = ("support",)
 
-TEXT = re.compile(TEXT_PATTERN)
 SHOWN_TEXT = re.compile(SHOWN_TEXT_PATTERN)
 
 # What the subject page's status line says after each action (``?done=<key>``).
@@ -197,7 +199,7 @@ class ConsoleActionsController(Controller):
             target = await console_actions.revocation_target(db, runtime, consent_id)
         except NotFound as error:
             return self._failed(request, error, NOT_FOUND)
-        await console_actions.viewed(db, runtime, session, "revoke", target.subject_id)
+        await console_views.viewed(db, runtime, session, "revoke", subject_id=target.subject_id)
         if not target.live:
             return self._failed(
                 request, Conflict("not live"), REVOKE_CONFLICT, subject_id=target.subject_id
@@ -245,8 +247,12 @@ class ConsoleActionsController(Controller):
             )
         except NotFound as error:
             return self._failed(request, error, NOT_FOUND)
-        await console_actions.viewed(
-            db, runtime, current_session(request), "revoke_confirm", preview.target.subject_id
+        await console_views.viewed(
+            db,
+            runtime,
+            current_session(request),
+            "revoke_confirm",
+            subject_id=preview.target.subject_id,
         )
         if not preview.target.live:
             return self._failed(
@@ -336,8 +342,8 @@ class ConsoleActionsController(Controller):
             target = await console_actions.request_target(db, runtime, request_id)
         except NotFound as error:
             return self._failed(request, error, NOT_FOUND)
-        await console_actions.viewed(
-            db, runtime, current_session(request), "cancel", target.subject_id
+        await console_views.viewed(
+            db, runtime, current_session(request), "cancel", subject_id=target.subject_id
         )
         if not target.pending:
             return self._failed(

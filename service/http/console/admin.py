@@ -8,7 +8,6 @@ and every action is the same domain function the command line uses, with actor
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -18,6 +17,7 @@ from litestar.response import Template
 from service.consent import administration
 from service.consent.administration import InvalidKey, RetryOutcome
 from service.consent.runtime import Runtime
+from service.http.console.forms import form_uuid
 from service.http.console.guard import console_guard, current_session
 from service.http.console.labels import TOPIC_LABELS
 from service.http.console.rendering import console_exception_handlers, console_page, locale_of
@@ -53,13 +53,6 @@ RETRY_ANSWERS = {
 
 def _text(request: Request[Any, Any, Any], message: str, **values: str) -> str:
     return translator(locale_of(request)).gettext(message, **values)
-
-
-def _uuid(raw: object) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(raw)) if raw else None
-    except ValueError:
-        return None
 
 
 class ConsoleAdminController(Controller):
@@ -99,7 +92,7 @@ class ConsoleAdminController(Controller):
     async def retry(self, request: Request[Any, Any, Any], state: State, db: Db) -> Template:
         runtime: Runtime = state.runtime
         form = await request.form()
-        message_id = _uuid(form.get("message_id"))
+        message_id = form_uuid(form.get("message_id"))
         if message_id is None:
             return await self._outbox_page(
                 request, db, runtime, http_status=400, error=_text(request, RETRY_INVALID)
@@ -183,7 +176,7 @@ class ConsoleAdminController(Controller):
     ) -> Template:
         """The confirmation step: shows the key to be revoked and changes nothing."""
         runtime: Runtime = state.runtime
-        key_id = _uuid(request.query_params.get("key"))
+        key_id = form_uuid(request.query_params.get("key"))
         record = await administration.find_key(db, key_id) if key_id else None
         if record is None or record.revoked_at is not None:
             message = KEY_UNKNOWN if record is None else KEY_ALREADY_REVOKED
@@ -206,7 +199,7 @@ class ConsoleAdminController(Controller):
         runtime: Runtime = state.runtime
         session = current_session(request)
         form = await request.form()
-        key_id = _uuid(form.get("key_id"))
+        key_id = form_uuid(form.get("key_id"))
         record = await administration.find_key(db, key_id) if key_id else None
         if record is None:
             return await self._keys_page(

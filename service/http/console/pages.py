@@ -22,6 +22,7 @@ from service.http.console.actions import case_actions_context
 from service.http.console.guard import console_guard, current_session
 from service.http.console.labels import ACTION_LABELS, TOPIC_LABELS
 from service.http.console.rendering import console_exception_handlers, console_page, locale_of
+from service.http.console.rights import DONE_MESSAGES
 from service.http.console.times import when_for
 from service.http.dependencies import Db
 from service.http.patterns import EMAIL_LOOKUP_PATTERN, SUBJECT_ID_PATTERN
@@ -110,4 +111,5 @@ class ConsoleController(Controller):
             topic_labels=TOPIC_LABELS,
             child_hints=await child_hints(db, runtime, subject_id) if case.known else {},
             actions=await case_actions_context(db, runtime, case.overview, request),
+            rights_done=DONE_MESSAGES,
         )

@@ -5,7 +5,8 @@ Every action is the staff API's domain function called with the session's staff 
 console and API stay one behaviour (same rules, same limits, same audit events). A form that
 cannot be acted on answers a page saying why, in the staff member's language, and changes
 nothing. Rectification and lifting a restriction show what will happen first and act on the
-confirmed form; erasure asks for a reason and the subject id typed again.
+confirmed form; erasure asks for a reason category (and, optionally, the rights request it
+answers) and the subject id typed again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from litestar.datastructures import State
 from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
-from service.consent import console_rights, data_requests, rectification, restrictions, subjects
+from service.consent import (
+    console_rights,
+    console_views,
+    data_requests,
+    rectification,
+    restrictions,
+    subjects,
+)
+from service.consent.erasure_reasons import ERASURE_REASONS, ErasureReason
 from service.consent.errors import (
     Conflict,
     FormError,
@@ -35,6 +44,7 @@ from service.consent.errors import (
 )
 from service.consent.runtime import Runtime
 from service.consent.staff_sessions import StaffSession
+from service.http.console.forms import TEXT, form_uuid
 from service.http.console.guard import console_guard, current_session
 from service.http.console.rendering import (
     console_exception_handlers,
@@ -44,13 +54,13 @@ from service.http.console.rendering import (
 )
 from service.http.console.times import console_timezone, when_for
 from service.http.dependencies import Db
-from service.http.patterns import SUBJECT_ID_PATTERN, TEXT_PATTERN
+from service.http.patterns import SUBJECT_ID_PATTERN
 from service.i18n import N_
 from service.states import DataRequestChannel, DataRequestKind, DataRequestStatus
 
 READ_ROLES = ("support", "admin")
-# As the staff API: recording and moving rights requests and rectifying are support's work,
-# restriction is both roles', export and erasure the admin's.
+# As the staff API: recording and moving rights requests, restricting and rectifying are
+# support's work, export and erasure the admin's.
 SUPPORT_ROLES = ("support",)
 ADMIN_ROLES = ("admin",)
 QUEUE_LIMIT = 100
@@ -59,12 +69,14 @@ STAFF_CHANNELS = (
     DataRequestChannel.STAFF_LETTER,
     DataRequestChannel.STAFF_PHONE,
 )
-TEXT = re.compile(TEXT_PATTERN)
 SUBJECT = re.compile(SUBJECT_ID_PATTERN)
 COUNTRY = re.compile(r"\A[A-Za-z]{2}\Z")
 BIRTH_DATE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
 NOTE_MAX = 2000
 REASON_MAX = 1000
+ERASE_REQUEST_UNKNOWN = N_(
+    "Choose one of this child's rights requests, or none. Nothing was erased."
+)
 EXPORT_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 SubjectPath = Annotated[
@@ -218,7 +230,7 @@ class ConsoleRightsController(Controller):
             overdue=True if overdue_only else None,
             limit=QUEUE_LIMIT,
         )
-        await console_rights.viewed(
+        await console_views.viewed(
             db,
             runtime,
             session,
@@ -254,10 +266,9 @@ class ConsoleRightsController(Controller):
         back = "/console/requests"
         form = await request.form()
         try:
-            try:
-                request_id = uuid.UUID(_field(form, "request_id"))
-            except ValueError:
-                raise FormProblem(N_("This rights request does not exist."), status=404) from None
+            request_id = form_uuid(form.get("request_id"))
+            if request_id is None:
+                raise FormProblem(N_("This rights request does not exist."), status=404)
             status = _choice(
                 form,
                 "status",
@@ -359,7 +370,7 @@ class ConsoleRightsController(Controller):
 
     # ---- restriction ----------------------------------------------------------------------
 
-    @post("/subjects/{subject_id:str}/restrict", opt={"roles": READ_ROLES}, status_code=303)
+    @post("/subjects/{subject_id:str}/restrict", opt={"roles": SUPPORT_ROLES}, status_code=303)
     async def restrict(
         self, subject_id: SubjectPath, request: Request[Any, Any, Any], state: State, db: Db
     ) -> Redirect | Template:
@@ -397,7 +408,7 @@ class ConsoleRightsController(Controller):
             )
         return _redirect(request, _subject_url(subject_id, "restricted"))
 
-    @post("/subjects/{subject_id:str}/lift", opt={"roles": READ_ROLES}, status_code=200)
+    @post("/subjects/{subject_id:str}/lift", opt={"roles": SUPPORT_ROLES}, status_code=200)
     async def lift(
         self, subject_id: SubjectPath, request: Request[Any, Any, Any], state: State, db: Db
     ) -> Redirect | Template:
@@ -405,7 +416,7 @@ class ConsoleRightsController(Controller):
         session = _staff(request)
         form = await request.form()
         if not _confirmed(form):
-            await console_rights.viewed(db, runtime, session, "confirm_lift", subject_id=subject_id)
+            await console_views.viewed(db, runtime, session, "confirm_lift", subject_id=subject_id)
             return _confirm(
                 request,
                 subject_id,
@@ -444,10 +455,9 @@ class ConsoleRightsController(Controller):
         back = _subject_url(subject_id)
         form = await request.form()
         try:
-            try:
-                consent_id = uuid.UUID(_field(form, "consent_id"))
-            except ValueError:
-                raise FormProblem(N_("Choose the consent whose address changes.")) from None
+            consent_id = form_uuid(form.get("consent_id"))
+            if consent_id is None:
+                raise FormProblem(N_("Choose the consent whose address changes."))
             email = _field(form, "email")
             if not 3 <= len(email) <= 254 or "@" not in email:
                 raise FormProblem(N_("Enter a whole email address, such as parent@example.com."))
@@ -456,7 +466,7 @@ class ConsoleRightsController(Controller):
             )
             await _consent_of(db, subject_id, consent_id)
             if not _confirmed(form):
-                await console_rights.viewed(
+                await console_views.viewed(
                     db, runtime, session, "confirm_guardian_email", subject_id=subject_id
                 )
                 return _confirm(
@@ -530,7 +540,7 @@ class ConsoleRightsController(Controller):
                 form, "channel", STAFF_CHANNELS, N_("Choose how the request reached you.")
             )
             if not _confirmed(form):
-                await console_rights.viewed(
+                await console_views.viewed(
                     db, runtime, session, "confirm_birth_date", subject_id=subject_id
                 )
                 return _confirm(
@@ -620,42 +630,85 @@ class ConsoleRightsController(Controller):
             },
         )
 
+    async def _erase_page(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        runtime: Runtime,
+        subject_id: str,
+        *,
+        http_status: int = 200,
+        reason: str = "",
+        data_request: str = "",
+        error: str | None = None,
+    ) -> Template:
+        await console_views.viewed(db, runtime, _staff(request), "erase", subject_id=subject_id)
+        return console_page(
+            request,
+            "erase",
+            http_status=http_status,
+            subject_id=subject_id,
+            reasons=ERASURE_REASONS,
+            reason=reason,
+            tracked=await data_requests.of_subject(db, runtime, subject_id),
+            data_request=data_request,
+            kind_labels=KIND_LABELS,
+            status_labels=STATUS_LABELS,
+            when=when_for(request),
+            error=error,
+        )
+
     @get("/subjects/{subject_id:str}/erase", opt={"roles": ADMIN_ROLES})
     async def erase_form(
         self, subject_id: SubjectPath, request: Request[Any, Any, Any], state: State, db: Db
     ) -> Template:
-        await console_rights.viewed(
-            db, state.runtime, _staff(request), "erase", subject_id=subject_id
-        )
-        return console_page(request, "erase", subject_id=subject_id, reason="", error=None)
+        return await self._erase_page(request, db, state.runtime, subject_id)
 
     @post("/subjects/{subject_id:str}/erase", opt={"roles": ADMIN_ROLES}, status_code=200)
     async def erase(
         self, subject_id: SubjectPath, request: Request[Any, Any, Any], state: State, db: Db
     ) -> Template:
-        """``DELETE /v1/subjects/{id}``' domain function, once the subject id is typed again."""
+        """``DELETE /v1/subjects/{id}``' domain function, once the subject id is typed again.
+
+        The tombstone keeps a reason category and the tracked rights request, never free text.
+        """
+        runtime: Runtime = state.runtime
         form = await request.form()
-        reason = _field(form, "reason")
-        typed = _field(form, "typed_subject_id")
+        raw_reason = _field(form, "reason")
+        raw_request = _field(form, "data_request_id")
+        reason = next((r for r in ErasureReason if r == raw_reason), None)
+        data_request_id = form_uuid(raw_request)
         error = None
-        if not 3 <= len(reason) <= REASON_MAX or not TEXT.search(reason):
-            error = N_("Say why the child's data is erased, in 3 to %(maximum)d characters.")
-        elif typed != subject_id:
+        if reason is None:
+            error = N_("Choose why the child's data is erased.")
+        elif raw_request and data_request_id is None:
+            error = ERASE_REQUEST_UNKNOWN
+        elif _field(form, "typed_subject_id") != subject_id:
             error = N_("The subject id you typed does not match this child's. Nothing was erased.")
-        if error is not None:
-            return console_page(
-                request,
-                "erase",
-                http_status=422,
-                subject_id=subject_id,
-                reason=reason[:REASON_MAX],
-                error=error,
-                maximum=REASON_MAX,
-            )
-        receipt = await subjects.erase(
-            db, state.runtime, subject_id, actor=_staff(request).actor, reason=reason
+        if error is None:
+            try:
+                receipt = await subjects.erase(
+                    db,
+                    runtime,
+                    subject_id,
+                    actor=_staff(request).actor,
+                    reason=reason,
+                    data_request_id=data_request_id,
+                )
+            except InvalidInput:
+                error = ERASE_REQUEST_UNKNOWN
+            else:
+                return console_page(request, "erased", receipt=receipt)
+        return await self._erase_page(
+            request,
+            db,
+            runtime,
+            subject_id,
+            http_status=422,
+            reason=reason or "",
+            data_request=str(data_request_id or ""),
+            error=error,
         )
-        return console_page(request, "erased", receipt=receipt)
 
 
 def _received_at(raw: str, runtime: Runtime) -> datetime | None:
