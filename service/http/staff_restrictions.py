@@ -47,7 +47,7 @@ class RestrictionController(Controller):
     @post(
         "/",
         opt={
-            "roles": ("support", "admin"),
+            "roles": ("support",),
             "examples": {"request": {"reason": _RECORD["reason"]}, 201: _RECORD},
         },
         status_code=201,
@@ -79,7 +79,7 @@ class RestrictionController(Controller):
     @delete(
         "/",
         opt={
-            "roles": ("support", "admin"),
+            "roles": ("support",),
             "examples": {
                 200: {**_RECORD, "lifted_at": "2026-01-09T15:00:00Z", "lifted_by": "support-7"}
             },

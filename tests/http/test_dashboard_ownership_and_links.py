@@ -16,7 +16,7 @@ import asyncpg
 
 from service.consent import endings
 from service.consent.dashboard import SESSION_IDLE_TIMEOUT
-from tests.http.test_guardian_dashboard import _ask, _granted, _sign_in, _sign_in_path
+from tests.support.dashboard import ask_for_link, granted_consent, sign_in_dashboard, sign_in_path
 from tests.support.flows import check
 from tests.support.guardian_client import csrf_token
 from tests.support.service import Service
@@ -41,11 +41,11 @@ async def _consent_link(svc: Service, consent: str, page: str = "address") -> st
 async def test_a_tagged_address_sees_and_acts_on_only_its_own_children(
     svc: Service, api: dict[str, str], mailbox: Any
 ) -> None:
-    await _granted(svc, api, mailbox, "tag-plain-child", PLAIN, "plain_kid")
-    await _granted(svc, api, mailbox, "tag-tagged-child", TAGGED, "tagged_kid")
+    await granted_consent(svc, api, mailbox, "tag-plain-child", PLAIN, "plain_kid")
+    await granted_consent(svc, api, mailbox, "tag-tagged-child", TAGGED, "tagged_kid")
     plain_consent = (await check(svc.client, api, "tag-plain-child"))["consent_id"]
 
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, TAGGED))
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, TAGGED))
     board = await svc.client.get("/guardian/dashboard")
     assert board.status_code == 200, board.text
     assert "tagged_kid" in board.text
@@ -74,7 +74,7 @@ async def test_a_tagged_address_sees_and_acts_on_only_its_own_children(
     # and the untagged address sees its own child only
     signed_out = await svc.client.post("/guardian/sign-out", data={"_csrf_token": token})
     assert signed_out.status_code == 200
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, PLAIN))
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, PLAIN))
     board = await svc.client.get("/guardian/dashboard")
     assert "plain_kid" in board.text
     assert "tagged_kid" not in board.text
@@ -83,8 +83,8 @@ async def test_a_tagged_address_sees_and_acts_on_only_its_own_children(
 async def test_a_tagged_address_without_a_consent_of_its_own_gets_no_link(
     svc: Service, api: dict[str, str], mailbox: Any
 ) -> None:
-    await _granted(svc, api, mailbox, "tag-only-plain", PLAIN, "only_plain")
-    answer = await _ask(svc, TAGGED)
+    await granted_consent(svc, api, mailbox, "tag-only-plain", PLAIN, "only_plain")
+    answer = await ask_for_link(svc, TAGGED)
     assert answer.status_code == 200
     assert "If this address has given consent for a child" in answer.text
     assert await svc.worker.deliver_due() == 0
@@ -94,9 +94,9 @@ async def test_a_tagged_address_without_a_consent_of_its_own_gets_no_link(
 async def test_the_case_of_the_local_part_does_not_make_another_guardian(
     svc: Service, api: dict[str, str], mailbox: Any
 ) -> None:
-    await _granted(svc, api, mailbox, "tag-case-child", PLAIN, "case_kid")
+    await granted_consent(svc, api, mailbox, "tag-case-child", PLAIN, "case_kid")
     shouted = "Tagged.Parent@example.com"
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, shouted))
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, shouted))
     board = await svc.client.get("/guardian/dashboard")
     assert "case_kid" in board.text
 
@@ -104,9 +104,9 @@ async def test_the_case_of_the_local_part_does_not_make_another_guardian(
 async def test_a_consent_link_ends_with_its_session_on_sign_out(
     svc: Service, api: dict[str, str], mailbox: Any, db: asyncpg.Connection
 ) -> None:
-    await _granted(svc, api, mailbox, "links-sign-out", PLAIN, "signout_kid")
+    await granted_consent(svc, api, mailbox, "links-sign-out", PLAIN, "signout_kid")
     consent = (await check(svc.client, api, "links-sign-out"))["consent_id"]
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, PLAIN))
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, PLAIN))
     address = await _consent_link(svc, consent, "address")
     rights = await _consent_link(svc, consent, "rights")
     assert (await svc.client.get(address)).status_code == 200
@@ -128,9 +128,9 @@ async def test_a_consent_link_ends_with_its_session_on_sign_out(
 async def test_a_consent_link_ends_with_its_session_when_idle(
     svc: Service, api: dict[str, str], mailbox: Any
 ) -> None:
-    await _granted(svc, api, mailbox, "links-idle", PLAIN, "idle_kid")
+    await granted_consent(svc, api, mailbox, "links-idle", PLAIN, "idle_kid")
     consent = (await check(svc.client, api, "links-idle"))["consent_id"]
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, PLAIN))
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, PLAIN))
     address = await _consent_link(svc, consent, "address")
     svc.clock.advance(SESSION_IDLE_TIMEOUT - timedelta(minutes=1))
     assert (await svc.client.get(address)).status_code == 200
@@ -144,9 +144,9 @@ async def test_a_consent_link_ends_with_its_session_when_idle(
 async def test_a_refused_form_on_a_consent_link_counts_as_a_strike(
     svc: Service, api: dict[str, str], mailbox: Any, db: asyncpg.Connection
 ) -> None:
-    await _granted(svc, api, mailbox, "links-strike", PLAIN, "strike_kid")
+    await granted_consent(svc, api, mailbox, "links-strike", PLAIN, "strike_kid")
     consent = (await check(svc.client, api, "links-strike"))["consent_id"]
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, PLAIN))
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, PLAIN))
     address = await _consent_link(svc, consent, "address")
     refused = await svc.client.post(address, data={"email": "new.parent@example.com"})
     assert refused.status_code == 403

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.http.test_guardian_dashboard import _granted, _sign_in, _sign_in_path
+from tests.support.dashboard import granted_consent, sign_in_dashboard, sign_in_path
 from tests.support.flows import check
 from tests.support.guardian_client import csrf_token
 from tests.support.service import Service
@@ -28,9 +28,9 @@ async def _ask_to_withdraw(
     svc: Service, api: dict[str, str], mailbox: Any, subject: str, hint: str
 ) -> tuple[str, Any]:
     """A consent of PARENT, signed in; the confirm step for its required purpose."""
-    await _granted(svc, api, mailbox, subject, PARENT, hint)
+    await granted_consent(svc, api, mailbox, subject, PARENT, hint)
     consent = (await check(svc.client, api, subject))["consent_id"]
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, PARENT))
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, PARENT))
     board = await svc.client.get("/guardian/dashboard")
     partial = await svc.client.post(
         "/guardian/dashboard/withdraw",

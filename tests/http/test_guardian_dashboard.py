@@ -20,78 +20,35 @@ from service.consent.dashboard import (
     SIGN_IN_LINK_TTL,
     SIGN_IN_LINKS_PER_ADDRESS_PER_DAY,
 )
-from service.security.personal_data import normalize_email
+from tests.support.dashboard import (
+    SIGN_IN_LINK,
+    ask_for_link,
+    granted_consent,
+    sign_in_dashboard,
+    sign_in_path,
+)
 from tests.support.dates import birth_date_years_ago
-from tests.support.flows import check, create_request, grant_via_link
+from tests.support.flows import check, create_request
 from tests.support.guardian_client import csrf_token, guardian_link
 from tests.support.service import Service, browser
 
 PARENT = "dash.parent@example.com"
 OTHER = "dash.other@example.com"
-SIGN_IN_LINK = re.compile(r"https?://[^\s<>\"]+(/guardian/sign-in/[A-Za-z0-9_-]+)")
 CONSENT_FIELD = re.compile(r'name="consent" value="([0-9a-f-]{36})"')
 
 
-async def _granted(
-    svc: Service, api: dict[str, str], mailbox: Any, subject: str, email: str, hint: str
-) -> str:
-    """A consent for every purpose; returns its withdrawal path."""
-    mailbox.clear()
-    await create_request(
-        svc.client,
-        api,
-        subject_id=subject,
-        email=email,
-        birth_date=birth_date_years_ago(svc.clock),
-        child_hint=hint,
-    )
-    assert await svc.worker.deliver_due() >= 1
-    [message] = mailbox.to(normalize_email(email))
-    path = await grant_via_link(svc.client, guardian_link(message.text))
-    await svc.worker.deliver_due()
-    mailbox.clear()
-    return path
-
-
-async def _ask(svc: Service, email: str) -> Any:
-    """Ask for a sign-in link from a browser that is not signed in."""
-    async with browser(svc.app) as client:
-        form = await client.get("/guardian")
-        assert form.status_code == 200, form.text
-        return await client.post(
-            "/guardian", data={"email": email, "_csrf_token": csrf_token(form.text)}
-        )
-
-
-async def _sign_in_path(svc: Service, mailbox: Any, email: str) -> str:
-    answer = await _ask(svc, email)
-    assert answer.status_code == 200, answer.text
-    assert await svc.worker.deliver_due() == 1
-    [message] = mailbox.to(normalize_email(email))
-    match = SIGN_IN_LINK.search(message.text)
-    assert match, message.text
-    mailbox.clear()
-    return match.group(1)
-
-
-async def _sign_in(svc: Service, client: Any, path: str) -> Any:
-    page = await client.get(path)
-    assert page.status_code == 200, page.text
-    return await client.post(path, data={"_csrf_token": csrf_token(page.text)})
-
-
 async def _family(svc: Service, api: dict[str, str], mailbox: Any) -> None:
-    await _granted(svc, api, mailbox, "dash-child-a", PARENT, "anna_k")
-    await _granted(svc, api, mailbox, "dash-child-b", PARENT, "bor_k")
-    await _granted(svc, api, mailbox, "dash-child-x", OTHER, "xaver_z")
+    await granted_consent(svc, api, mailbox, "dash-child-a", PARENT, "anna_k")
+    await granted_consent(svc, api, mailbox, "dash-child-b", PARENT, "bor_k")
+    await granted_consent(svc, api, mailbox, "dash-child-x", OTHER, "xaver_z")
 
 
 async def test_the_answer_is_the_same_for_any_address_and_only_a_consenting_one_gets_a_link(
     svc: Service, api: dict[str, str], mailbox: Any
 ) -> None:
-    await _granted(svc, api, mailbox, "dash-neutral", PARENT, "nina")
-    known = await _ask(svc, PARENT)
-    unknown = await _ask(svc, "nobody.here@example.com")
+    await granted_consent(svc, api, mailbox, "dash-neutral", PARENT, "nina")
+    known = await ask_for_link(svc, PARENT)
+    unknown = await ask_for_link(svc, "nobody.here@example.com")
     assert known.status_code == unknown.status_code == 200
     strip = re.compile(r'name="_csrf_token" value="[^"]+"')
     assert strip.sub("", known.text) == strip.sub("", unknown.text)
@@ -104,7 +61,7 @@ async def test_the_answer_is_the_same_for_any_address_and_only_a_consenting_one_
 async def test_a_malformed_address_is_a_form_error_and_sends_nothing(
     svc: Service, mailbox: Any
 ) -> None:
-    answer = await _ask(svc, "not an address")
+    answer = await ask_for_link(svc, "not an address")
     assert answer.status_code == 422
     assert 'id="email-error"' in answer.text
     assert await svc.worker.deliver_due() == 0
@@ -114,11 +71,11 @@ async def test_the_dashboard_lists_every_child_of_the_address_and_withdraws_one_
     svc: Service, api: dict[str, str], mailbox: Any, db: asyncpg.Connection
 ) -> None:
     await _family(svc, api, mailbox)
-    path = await _sign_in_path(svc, mailbox, PARENT)
+    path = await sign_in_path(svc, mailbox, PARENT)
     # the link's page may be opened (a mail scanner) any number of times before the button
     for _ in range(2):
         assert (await svc.client.get(path)).status_code == 200
-    signed_in = await _sign_in(svc, svc.client, path)
+    signed_in = await sign_in_dashboard(svc, svc.client, path)
     assert signed_in.status_code == 303
     assert signed_in.headers["location"] == "/guardian/dashboard"
     cookie = signed_in.headers["set-cookie"]
@@ -179,8 +136,8 @@ async def test_the_dashboard_lists_every_child_of_the_address_and_withdraws_one_
 
 
 async def test_a_sign_in_link_works_once(svc: Service, api: dict[str, str], mailbox: Any) -> None:
-    await _granted(svc, api, mailbox, "dash-once", PARENT, "olga")
-    path = await _sign_in_path(svc, mailbox, PARENT)
+    await granted_consent(svc, api, mailbox, "dash-once", PARENT, "olga")
+    path = await sign_in_path(svc, mailbox, PARENT)
     page = await svc.client.get(path)
     token = csrf_token(page.text)
     assert (await svc.client.post(path, data={"_csrf_token": token})).status_code == 303
@@ -191,8 +148,8 @@ async def test_a_sign_in_link_works_once(svc: Service, api: dict[str, str], mail
 
 
 async def test_a_sign_in_link_expires(svc: Service, api: dict[str, str], mailbox: Any) -> None:
-    await _granted(svc, api, mailbox, "dash-expiry", PARENT, "ema")
-    path = await _sign_in_path(svc, mailbox, PARENT)
+    await granted_consent(svc, api, mailbox, "dash-expiry", PARENT, "ema")
+    path = await sign_in_path(svc, mailbox, PARENT)
     page = await svc.client.get(path)
     svc.clock.advance(SIGN_IN_LINK_TTL + timedelta(seconds=1))
     late = await svc.client.post(path, data={"_csrf_token": csrf_token(page.text)})
@@ -212,8 +169,8 @@ async def test_an_unknown_sign_in_link_is_a_page_not_an_error(svc: Service) -> N
 async def test_a_session_ends_when_idle_and_on_sign_out(
     svc: Service, api: dict[str, str], mailbox: Any
 ) -> None:
-    await _granted(svc, api, mailbox, "dash-idle", PARENT, "idle_kid_q")
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, PARENT))
+    await granted_consent(svc, api, mailbox, "dash-idle", PARENT, "idle_kid_q")
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, PARENT))
     svc.clock.advance(SESSION_IDLE_TIMEOUT - timedelta(minutes=1))
     assert (await svc.client.get("/guardian/dashboard")).status_code == 200
     svc.clock.advance(SESSION_IDLE_TIMEOUT - timedelta(minutes=1))
@@ -224,7 +181,7 @@ async def test_a_session_ends_when_idle_and_on_sign_out(
     assert "idle_kid_q" not in idle.text
     assert "You are signed out" in idle.text
 
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, PARENT))
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, PARENT))
     board = await svc.client.get("/guardian/dashboard")
     assert board.status_code == 200
     out = await svc.client.post("/guardian/sign-out", data={"_csrf_token": csrf_token(board.text)})
@@ -237,7 +194,7 @@ async def test_one_guardian_cannot_act_on_anothers_child(
 ) -> None:
     await _family(svc, api, mailbox)
     other_consent = (await check(svc.client, api, "dash-child-x"))["consent_id"]
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, PARENT))
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, PARENT))
     board = await svc.client.get("/guardian/dashboard")
     token = csrf_token(board.text)
     for consent in (other_consent, "not-a-uuid"):
@@ -263,9 +220,9 @@ async def test_one_guardian_cannot_act_on_anothers_child(
 async def test_a_form_without_its_csrf_token_changes_nothing(
     svc: Service, api: dict[str, str], mailbox: Any
 ) -> None:
-    await _granted(svc, api, mailbox, "dash-csrf", PARENT, "cene")
+    await granted_consent(svc, api, mailbox, "dash-csrf", PARENT, "cene")
     consent = (await check(svc.client, api, "dash-csrf"))["consent_id"]
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, PARENT))
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, PARENT))
     refused = await svc.client.post(
         "/guardian/dashboard/withdraw",
         data={"consent": consent, "purpose": "newsletter", "confirm": "yes"},
@@ -274,33 +231,33 @@ async def test_a_form_without_its_csrf_token_changes_nothing(
     assert refused.headers["content-type"].startswith("text/html")
     assert (await check(svc.client, api, "dash-csrf", "newsletter"))["allowed"] is True
     # a sign-in link pressed from another site's form does not sign in
-    path = await _sign_in_path(svc, mailbox, PARENT)
+    path = await sign_in_path(svc, mailbox, PARENT)
     other = browser(svc.app)
     async with other:
         forged = await other.post(path, data={})
         assert forged.status_code == 403
-    assert (await _sign_in(svc, svc.client, path)).status_code == 303
+    assert (await sign_in_dashboard(svc, svc.client, path)).status_code == 303
 
 
 async def test_an_address_gets_at_most_five_links_a_day_and_the_answer_never_changes(
     svc: Service, api: dict[str, str], mailbox: Any
 ) -> None:
-    await _granted(svc, api, mailbox, "dash-limit", PARENT, "lea")
-    first = await _ask(svc, PARENT)
+    await granted_consent(svc, api, mailbox, "dash-limit", PARENT, "lea")
+    first = await ask_for_link(svc, PARENT)
     for _ in range(SIGN_IN_LINKS_PER_ADDRESS_PER_DAY):
-        over = await _ask(svc, PARENT)
+        over = await ask_for_link(svc, PARENT)
         # the same neutral page: a refusal here would tell that the address has consented
         assert over.status_code == first.status_code == 200
         assert "If this address has given consent for a child" in over.text
     assert await svc.worker.deliver_due() == SIGN_IN_LINKS_PER_ADDRESS_PER_DAY
     # a day after the first link, the address may have a new one
     svc.clock.advance(timedelta(days=1, seconds=1))
-    assert (await _ask(svc, PARENT)).status_code == 200
+    assert (await ask_for_link(svc, PARENT)).status_code == 200
     assert await svc.worker.deliver_due() == 1
 
 
 async def test_the_network_limit_holds_across_addresses(svc: Service) -> None:
-    answers = [await _ask(svc, f"n{i}@example.com") for i in range(12)]
+    answers = [await ask_for_link(svc, f"n{i}@example.com") for i in range(12)]
     assert [answer.status_code for answer in answers[:10]] == [200] * 10
     assert [answer.status_code for answer in answers[10:]] == [429, 429]
     assert int(answers[10].headers["retry-after"]) > 0
@@ -310,9 +267,9 @@ async def test_the_network_limit_holds_across_addresses(svc: Service) -> None:
 async def test_rights_and_address_pages_open_with_a_short_lived_link(
     svc: Service, api: dict[str, str], mailbox: Any
 ) -> None:
-    await _granted(svc, api, mailbox, "dash-rights", PARENT, "rok")
+    await granted_consent(svc, api, mailbox, "dash-rights", PARENT, "rok")
     consent = (await check(svc.client, api, "dash-rights"))["consent_id"]
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, PARENT))
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, PARENT))
     board = await svc.client.get("/guardian/dashboard")
     for page_name, heading in (("rights", "Your data and your rights"), ("address", "Change")):
         moved = await svc.client.post(
@@ -377,7 +334,7 @@ async def test_withdrawing_the_required_purpose_ends_that_consent_only(
 ) -> None:
     await _family(svc, api, mailbox)
     consent_a = (await check(svc.client, api, "dash-child-a"))["consent_id"]
-    await _sign_in(svc, svc.client, await _sign_in_path(svc, mailbox, PARENT))
+    await sign_in_dashboard(svc, svc.client, await sign_in_path(svc, mailbox, PARENT))
     board = await svc.client.get("/guardian/dashboard")
     form = {"consent": consent_a, "purpose": "tutoring", "_csrf_token": csrf_token(board.text)}
     ask = await svc.client.post("/guardian/dashboard/withdraw", data=form)
@@ -404,7 +361,7 @@ async def test_withdrawing_the_required_purpose_ends_that_consent_only(
 async def test_the_link_and_the_dashboard_speak_the_browsers_language(
     svc: Service, api: dict[str, str], mailbox: Any
 ) -> None:
-    await _granted(svc, api, mailbox, "dash-sl", PARENT, "zala")
+    await granted_consent(svc, api, mailbox, "dash-sl", PARENT, "zala")
     async with browser(svc.app) as client:
         client.headers["Accept-Language"] = "sl-SI,sl;q=0.9"
         form = await client.get("/guardian")

@@ -19,56 +19,30 @@ from service.dev.mailcatcher import Mailbox
 from service.http import handoff_qr
 from service.settings import Settings
 from service.worker import Worker
-from tests.support.dates import birth_date_years_ago
 from tests.support.flows import GRANT_ALL
-from tests.support.guardian_client import csrf_token, page_csrf
+from tests.support.guardian_client import csrf_token
+from tests.support.handoff import (
+    emailed_otp,
+    enter_code,
+    give_address,
+    handoff_request_body,
+    send_otp,
+)
 
 PARENT = "handoff.parent@example.com"
 CODE_SHAPE = re.compile(r"^[A-HJKMNP-Z2-9]{4}-[A-HJKMNP-Z2-9]{4}$")
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def body(clock: ManualClock, subject_id: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "subject_id": subject_id,
-        "birth_date": birth_date_years_ago(clock),
-        "country": "SI",
-        "purposes": ["tutoring", "progress_reports"],
-        **extra,
-    }
-
-
 async def open_request(
     client: httpx.AsyncClient, auth: dict[str, str], clock: ManualClock, subject_id: str
 ) -> dict[str, Any]:
-    response = await client.post("/v1/consent-requests", json=body(clock, subject_id), headers=auth)
+    response = await client.post(
+        "/v1/consent-requests", json=handoff_request_body(clock, subject_id), headers=auth
+    )
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
-
-
-async def enter_code(client: httpx.AsyncClient, code: str) -> httpx.Response:
-    token = await page_csrf(client, "/guardian/code")
-    return await client.post("/guardian/code", data={"code": code, "_csrf_token": token})
-
-
-async def give_address(client: httpx.AsyncClient, session_path: str, email: str) -> httpx.Response:
-    token = await page_csrf(client, session_path)
-    return await client.post(session_path, data={"email": email, "_csrf_token": token})
-
-
-async def send_otp(client: httpx.AsyncClient, session_path: str, otp: str) -> httpx.Response:
-    token = await page_csrf(client, f"{session_path}/confirm")
-    return await client.post(f"{session_path}/confirm", data={"otp": otp, "_csrf_token": token})
-
-
-async def emailed_otp(worker: Worker, mailbox: Mailbox, to: str) -> tuple[str, str]:
-    """The one-time code in the latest email to ``to``, and that email's text."""
-    assert await worker.deliver_due() >= 1
-    message = mailbox.to(to)[-1]
-    match = re.search(r"\b(\d{6})\b", message.text)
-    assert match, message.text
-    return match.group(1), message.text
 
 
 async def test_a_request_without_the_guardians_address_offers_the_handoff_only(
@@ -120,7 +94,7 @@ async def test_with_the_guardians_address_the_email_goes_out_and_the_handoff_is_
 ) -> None:
     response = await client.post(
         "/v1/consent-requests",
-        json=body(clock, "child-both-channels", guardian_email=PARENT),
+        json=handoff_request_body(clock, "child-both-channels", guardian_email=PARENT),
         headers=auth,
     )
     assert response.status_code == 201, response.text
@@ -368,7 +342,7 @@ async def test_a_replay_answers_a_new_code_that_replaces_the_first(
     db: asyncpg.Connection,
 ) -> None:
     headers = {**auth, "Idempotency-Key": "signup-handoff-1"}
-    request = body(clock, "child-handoff-replay")
+    request = handoff_request_body(clock, "child-handoff-replay")
     first = await client.post("/v1/consent-requests", json=request, headers=headers)
     assert first.status_code == 201
     replay = await client.post("/v1/consent-requests", json=request, headers=headers)

@@ -19,9 +19,15 @@ from service.security.email_address import parse_email_address
 from service.security.personal_data import DataProtector
 from service.settings import Settings
 from service.worker import Worker
-from tests.http.test_handoff import body, emailed_otp, enter_code, give_address, send_otp
 from tests.support.flows import GRANT_ALL
 from tests.support.guardian_client import csrf_token, page_csrf
+from tests.support.handoff import (
+    emailed_otp,
+    enter_code,
+    give_address,
+    handoff_request_body,
+    send_otp,
+)
 
 PARENT = "mum@example.com"
 CHILD = "kid.own.mailbox@example.org"
@@ -31,7 +37,9 @@ async def open_with_address(
     client: httpx.AsyncClient, auth: dict[str, str], clock: ManualClock, subject_id: str
 ) -> dict[str, Any]:
     response = await client.post(
-        "/v1/consent-requests", json=body(clock, subject_id, guardian_email=PARENT), headers=auth
+        "/v1/consent-requests",
+        json=handoff_request_body(clock, subject_id, guardian_email=PARENT),
+        headers=auth,
     )
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
@@ -199,7 +207,7 @@ async def test_an_address_is_set_only_on_a_request_without_one(
     """The statement that gives a request the handoff's address checks, in SQL, that it has
     none: a request that got one meanwhile keeps it, and the parent's code is refused."""
     response = await client.post(
-        "/v1/consent-requests", json=body(clock, "child-race"), headers=auth
+        "/v1/consent-requests", json=handoff_request_body(clock, "child-race"), headers=auth
     )
     created = response.json()
     request_id = uuid.UUID(created["id"])
@@ -242,7 +250,7 @@ async def test_the_address_form_takes_an_address_with_spaces_around_it(
     settings: Settings,
 ) -> None:
     response = await client.post(
-        "/v1/consent-requests", json=body(clock, "child-trim"), headers=auth
+        "/v1/consent-requests", json=handoff_request_body(clock, "child-trim"), headers=auth
     )
     opened = await enter_code(client, response.json()["handoff"]["code"])
     session_path = opened.headers["location"]

@@ -14,7 +14,7 @@ import httpx
 from service.clock import ManualClock
 from service.dev.mailcatcher import Mailbox
 from service.worker import Worker
-from tests.http.test_handoff import body, enter_code, give_address
+from tests.support.handoff import enter_code, give_address, handoff_request_body
 
 TARGET = "somebody.else@example.net"
 
@@ -22,7 +22,9 @@ TARGET = "somebody.else@example.net"
 async def handoff_session(
     client: httpx.AsyncClient, auth: dict[str, str], clock: ManualClock, subject_id: str
 ) -> tuple[uuid.UUID, str]:
-    response = await client.post("/v1/consent-requests", json=body(clock, subject_id), headers=auth)
+    response = await client.post(
+        "/v1/consent-requests", json=handoff_request_body(clock, subject_id), headers=auth
+    )
     assert response.status_code == 201, response.text
     opened = await enter_code(client, response.json()["handoff"]["code"])
     assert opened.status_code == 303, opened.text
@@ -84,7 +86,7 @@ async def test_codes_to_the_address_on_file_count_too(
         assert (await give_address(client, session_path, TARGET)).status_code == 303
     response = await client.post(
         "/v1/consent-requests",
-        json=body(clock, "child-limit-on-file", guardian_email=TARGET),
+        json=handoff_request_body(clock, "child-limit-on-file", guardian_email=TARGET),
         headers=auth,
     )
     assert response.status_code == 201
