@@ -40,6 +40,8 @@ class PendingRequest(msgspec.Struct, frozen=True, kw_only=True):
     locale: str
     link_locked: bool
     has_address: bool
+    # when the email may be resent, if not now (the reminder limits)
+    next_reminder_at: datetime | None = None
 
 
 class LiveConsent(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +96,9 @@ async def case_actions(
                 locale=request.locale,
                 link_locked=unlocking.review_link_locked(request),
                 has_address=request.guardian_email_enc is not None,
+                next_reminder_at=await reminders.next_reminder_at(
+                    connection, runtime, request, now
+                ),
             )
         )
     live = []

@@ -21,6 +21,7 @@ from service.db import consent_requests as requests_repo
 from service.db import locks
 from service.db.audit_events import SYSTEM_ACTOR, record_event
 from service.db.connection import Connection
+from service.db.consent_requests import ConsentRequest
 from service.delivery import emails, outbox
 from service.security.email_address import parse_email_address
 from service.security.tokens import hash_link_token, new_link_token
@@ -72,6 +73,27 @@ async def remind(
     if reminded is None:
         raise Conflict("This request's guardian has been reminded already.")
     return reminded
+
+
+async def next_reminder_at(
+    connection: Connection, runtime: Runtime, request: ConsentRequest, now: datetime
+) -> datetime | None:
+    """When support may resend this pending request's email, under the limits ``_remind``
+    enforces; None when it may be resent now."""
+    moments = []
+    if request.reminded_at is not None and request.reminded_at + REMINDER_INTERVAL > now:
+        moments.append(request.reminded_at + REMINDER_INTERVAL)
+    email = notifications.guardian_email(runtime, request)
+    if email:
+        hashes = runtime.protector.address_hashes(parse_email_address(email))
+        recent = sorted(
+            await requests_repo.recent_reminders_for_guardian(
+                connection, hashes, now - timedelta(days=1)
+            )
+        )
+        if len(recent) >= GUARDIAN_REMINDERS_PER_DAY:
+            moments.append(recent[len(recent) - GUARDIAN_REMINDERS_PER_DAY] + timedelta(days=1))
+    return max(moments) if moments else None
 
 
 async def _remind(

@@ -206,9 +206,17 @@ async def _consents(
 
 
 async def overview(
-    connection: Connection, runtime: Runtime, subject_id: str, *, reader: str
+    connection: Connection,
+    runtime: Runtime,
+    subject_id: str,
+    *,
+    reader: str,
+    record_read: bool = True,
 ) -> SubjectOverview:
-    """What support staff see: everything needed to help, the guardian email masked."""
+    """What support staff see: everything needed to help, the guardian email masked.
+
+    ``record_read=False``: the caller records the read itself (the console's own page-view
+    event names the staff member), so one view leaves one event."""
     requests = []
     for request in await _requests(connection, runtime, subject_id):
         email = request["guardian_email"]
@@ -217,13 +225,14 @@ async def overview(
     consents = [
         msgspec.convert(c, ConsentView) for c in await _consents(connection, runtime, subject_id)
     ]
-    await _record_read(
-        connection,
-        reader=reader,
-        action="subject.viewed",
-        subject_id=subject_id if requests or consents else None,
-        now=runtime.clock.now(),
-    )
+    if record_read:
+        await _record_read(
+            connection,
+            reader=reader,
+            action="subject.viewed",
+            subject_id=subject_id if requests or consents else None,
+            now=runtime.clock.now(),
+        )
     return SubjectOverview(
         subject_id=subject_id,
         requests=requests,

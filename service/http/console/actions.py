@@ -34,6 +34,7 @@ from service.http.console.rendering import (
     locale_of,
     page_headers,
 )
+from service.http.console.times import console_timezone
 from service.http.dependencies import Db
 from service.http.patterns import SHOWN_TEXT_PATTERN
 from service.i18n import N_, format_datetime, translator
@@ -147,6 +148,14 @@ class ConsoleActionsController(Controller):
             headers=page_headers(settings),
         )
 
+    async def _subject_of(self, db: Db, state: State, request_id: uuid.UUID) -> str | None:
+        """The case a failed action on a request leads back to; None for an unknown id."""
+        try:
+            target = await console_actions.request_target(db, state.runtime, request_id)
+        except NotFound:
+            return None
+        return target.subject_id
+
     def _failed(
         self,
         request: Request[Any, Any, Any],
@@ -167,7 +176,9 @@ class ConsoleActionsController(Controller):
             message = say.gettext(
                 REMIND_LIMIT,
                 num=reminders.GUARDIAN_REMINDERS_PER_DAY,
-                when=format_datetime(after, locale),
+                when=format_datetime(
+                    after, locale, console_timezone(request.app.state.runtime.settings)
+                ),
             )
         elif isinstance(error, Conflict):
             status, message = 409, say.gettext(conflict)
@@ -302,7 +313,9 @@ class ConsoleActionsController(Controller):
                 db, state.runtime, current_session(request), request_id
             )
         except ConsentError as error:
-            return self._failed(request, error, REMIND_CONFLICT)
+            return self._failed(
+                request, error, REMIND_CONFLICT, await self._subject_of(db, state, request_id)
+            )
         return self._redirect(request, subject_id, "reminded")
 
     @post("/requests/{request_id:uuid}/unlock", opt={"roles": ACTION_ROLES}, status_code=303)
@@ -314,7 +327,9 @@ class ConsoleActionsController(Controller):
                 db, state.runtime, current_session(request), request_id
             )
         except ConsentError as error:
-            return self._failed(request, error, UNLOCK_CONFLICT)
+            return self._failed(
+                request, error, UNLOCK_CONFLICT, await self._subject_of(db, state, request_id)
+            )
         return self._redirect(request, subject_id, "unlocked")
 
     @post(

@@ -70,3 +70,41 @@ TOPIC_LABELS = {
     "subject.restricted": N_("Processing restricted"),
     "subject.unrestricted": N_("Restriction lifted"),
 }
+
+# The reasons the service itself writes into the audit trail (word for word, see
+# ``service.consent``), as staff read them; a reason staff wrote is shown as written.
+SYSTEM_REASONS = {
+    "withdrawn by the guardian": N_("withdrawn by the guardian"),
+    "purposes withdrawn by the guardian": N_("purposes withdrawn by the guardian"),
+    "resent on demand": N_("resent on demand"),
+    "scheduled reminder before the link expires": N_("scheduled reminder before the link expires"),
+    "a newer consent request for the same subject": N_(
+        "a newer consent request for the same subject"
+    ),
+    "the request was sent again with its Idempotency-Key": N_(
+        "the request was sent again with its Idempotency-Key"
+    ),
+    "birth_date_corrected": N_("birth date corrected"),
+    "the child reached the age of consent before the guardian decided": N_(
+        "the child reached the age of consent before the guardian decided"
+    ),
+    "no answer before the link expired; guardian address deleted": N_(
+        "no answer before the link expired; guardian address deleted"
+    ),
+    "the child reaches the age of consent soon": N_("the child reaches the age of consent soon"),
+    "review link unlocked by support": N_("review link unlocked by support"),
+    "withdrawal link unlocked by support": N_("withdrawal link unlocked by support"),
+    "re-consent: the notice changed": N_("re-consent: the notice changed"),
+    "the notice changed; the consent ends unless the guardian consents again": N_(
+        "the notice changed; the consent ends unless the guardian consents again"
+    ),
+    "the guardian refused consent under the changed notice": N_(
+        "the guardian refused consent under the changed notice"
+    ),
+    "lapsed: the child reached the age of consent or the maximum validity": N_(
+        "lapsed: the child reached the age of consent or the maximum validity"
+    ),
+}
+
+# view events: consecutive ones of one staff member fold into one timeline row
+VIEW_ACTIONS = frozenset({"console.viewed", "subject.viewed", "subject.events_read"})

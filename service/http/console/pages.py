@@ -20,9 +20,10 @@ from service.consent.child_hints import child_hints
 from service.consent.runtime import Runtime
 from service.http.console.actions import case_actions_context
 from service.http.console.guard import console_guard, current_session
-from service.http.console.labels import ACTION_LABELS, TOPIC_LABELS
+from service.http.console.labels import TOPIC_LABELS
 from service.http.console.rendering import console_exception_handlers, console_page, locale_of
 from service.http.console.rights import DONE_MESSAGES
+from service.http.console.timeline import timeline
 from service.http.console.times import when_for
 from service.http.dependencies import Db
 from service.http.patterns import EMAIL_LOOKUP_PATTERN, SUBJECT_ID_PATTERN
@@ -79,17 +80,20 @@ class ConsoleController(Controller):
             results = [{"subject_id": subject_id} for subject_id in found]
             shown_query = query
         else:
-            search = await console_views.search_by_guardian(db, runtime, session, query)
+            # Shown masked, as the staff API answers it: the page may stay on a screen.
+            shown_query, matches = await console_views.search_by_guardian(
+                db, runtime, session, query
+            )
             results = [
                 {
                     "subject_id": match.subject_id,
                     "requests": match.requests,
                     "latest": when(match.latest_request_at),
+                    "status": match.latest_status,
+                    "child_hint": match.child_hint,
                 }
-                for match in search.subjects
+                for match in matches
             ]
-            # Shown masked, as the staff API answers it: the page may stay on a screen.
-            shown_query = search.guardian_email
         return console_page(request, "home", by=by, query="", searched=shown_query, results=results)
 
     @get("/subjects/{subject_id:str}", opt={"roles": READ_ROLES})
@@ -100,14 +104,18 @@ class ConsoleController(Controller):
         case = await console_views.subject_case(db, runtime, current_session(request), subject_id)
         locale = locale_of(request)
         catalogue = {p.id: p.localized_title(locale) for p in runtime.catalogue.purposes}
+
+        def purpose_title(pid: str) -> str:
+            return catalogue.get(pid, pid)
+
         return console_page(
             request,
             "subject",
             http_status=200 if case.known else 404,
             case=case,
             when=when_for(request),
-            purpose_title=lambda pid: catalogue.get(pid, pid),
-            action_labels=ACTION_LABELS,
+            purpose_title=purpose_title,
+            timeline=timeline(case.events, translator(locale), purpose_title),
             topic_labels=TOPIC_LABELS,
             child_hints=await child_hints(db, runtime, subject_id) if case.known else {},
             actions=await case_actions_context(db, runtime, case.overview, request),
