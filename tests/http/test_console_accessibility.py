@@ -89,11 +89,18 @@ async def _cancel_confirmation(page: Page, console: str) -> None:
 
 
 async def _refused_resend(page: Page, console: str) -> None:
-    """A second resend within the hour: the readable "nothing was changed" page (429)."""
-    for _ in range(2):
-        await page.goto(f"{console}/console/subjects/{SUBJECT}")
-        await page.get_by_role("button", name="Resend the request email").click()
-        await page.wait_for_load_state()
+    """A resend from a case page opened before another tab resent: the readable "nothing was
+    changed" page (429), since one reminder per hour is the limit."""
+    await page.goto(f"{console}/console/subjects/{SUBJECT}")
+    other = await page.context.new_page()
+    try:
+        await other.goto(f"{console}/console/subjects/{SUBJECT}")
+        await other.get_by_role("button", name="Resend the request email").click()
+        await other.get_by_role("status").wait_for()
+    finally:
+        await other.close()
+    await page.get_by_role("button", name="Resend the request email").click()
+    await page.wait_for_load_state()
 
 
 async def _birth_date_confirmation(page: Page, console: str) -> None:
