@@ -200,8 +200,11 @@ async def reoffer(
     return HandoffOffer(code=shown_code(code), url=handoff_url(runtime), expires_at=expires_at)
 
 
-async def qr_target(connection: Connection, runtime: Runtime, request_id: uuid.UUID) -> str:
-    """What the QR code on the child's screen encodes, while the handoff can still be used."""
+async def qr_target(
+    connection: Connection, runtime: Runtime, request_id: uuid.UUID
+) -> tuple[str, str]:
+    """What the QR code on the child's screen encodes, while the handoff can still be used,
+    and the request's language (the image's title is in it)."""
     now = runtime.clock.now()
     request = await requests_repo.get_request(connection, request_id)
     if request is None:
@@ -218,7 +221,7 @@ async def qr_target(connection: Connection, runtime: Runtime, request_id: uuid.U
         raise Gone("The handoff is locked after too many wrong codes.")
     if handoff.expires_at <= now:
         raise Gone("The handoff code has expired; open a new consent request for a new one.")
-    return handoff_url(runtime)
+    return handoff_url(runtime), request.locale
 
 
 def _usable(handoff: Handoff, request: ConsentRequest, now: datetime) -> None:

@@ -195,6 +195,7 @@ def revoked_email(
         reason_message=guardian_reason.message if guardian_reason else None,
         revoked_at=now,
         timezone=policy.display_timezone(consent.jurisdiction),
+        child_hint=child_hint(runtime, request),
     )
 
 
@@ -227,6 +228,7 @@ async def tell_consent_ended(
             withdrawn_at=now,
             erased=erased,
             timezone=policy.display_timezone(consent.jurisdiction),
+            child_hint=child_hint(runtime, request),
         )
     else:
         message = revoked_email(runtime, consent, request, guardian_reason, now)
@@ -319,6 +321,9 @@ async def tell_purposes_withdrawn(
             withdraw_url=withdraw_url,
             withdrawn_at=now,
             timezone=policy.display_timezone(consent.jurisdiction),
+            child_hint=child_hint(runtime, request),
+            # a dashboard withdrawal mails the dashboard's address, never a link of its own
+            signed_in=withdraw_url == runtime.link("/guardian"),
         ),
         now=now,
     )

@@ -167,7 +167,7 @@ def render_confirmation_email(
     timezone: str = "UTC",
     child_hint: str | None = None,
 ) -> RenderedEmail:
-    """The "email plus" confirmation sent after a grant, with a one-click withdrawal link;
+    """The "email plus" confirmation sent after a grant, with a withdrawal link;
     ``child_hint`` names the account it concerns."""
     loc = negotiate_locale(locale)
     return _render(
@@ -193,6 +193,7 @@ def render_withdrawn_email(
     withdrawn_at: datetime,
     erased: bool = False,
     timezone: str = "UTC",
+    child_hint: str | None = None,
 ) -> RenderedEmail:
     """Confirms a withdrawal made by the guardian; ``erased``: and that the data held for the
     consent is deleted and the app told to delete the child's data."""
@@ -205,6 +206,7 @@ def render_withdrawn_email(
         purposes=_purpose_views(purposes, loc),
         withdrawn_at=format_datetime(withdrawn_at, loc, timezone),
         erased=erased,
+        child_hint=child_hint,
     )
 
 
@@ -244,8 +246,12 @@ def render_purposes_withdrawn_email(
     withdraw_url: str,
     withdrawn_at: datetime,
     timezone: str = "UTC",
+    child_hint: str | None = None,
+    signed_in: bool = False,
 ) -> RenderedEmail:
-    """Confirms that the guardian withdrew some purposes while keeping consent for the rest."""
+    """Confirms that the guardian withdrew some purposes while keeping consent for the rest.
+    ``signed_in``: withdrawn on the dashboard, so ``withdraw_url`` is the dashboard, where the
+    guardian signs in again (a withdrawal link stays valid and is reused)."""
     loc = negotiate_locale(locale)
     return _render(
         "purposes_withdrawn",
@@ -256,6 +262,8 @@ def render_purposes_withdrawn_email(
         remaining=_purpose_views(remaining, loc),
         withdraw_url=withdraw_url,
         withdrawn_at=format_datetime(withdrawn_at, loc, timezone),
+        child_hint=child_hint,
+        signed_in=signed_in,
     )
 
 
@@ -271,6 +279,7 @@ def render_revoked_email(
     reason: str | None = None,
     reason_message: str | None = None,
     timezone: str = "UTC",
+    child_hint: str | None = None,
 ) -> RenderedEmail:
     """Tells the guardian that support staff revoked the consent, and why, in words meant for
     the guardian: ``reason_message`` (a gettext message, translated here), else ``reason``
@@ -291,6 +300,7 @@ def render_revoked_email(
         purposes=_purpose_views(purposes, loc),
         reason=shown,
         revoked_at=format_datetime(revoked_at, loc, timezone),
+        child_hint=child_hint,
     )
 
 

@@ -377,9 +377,9 @@ class AppController(Controller):
     async def handoff_svg(
         self, request_id: FromPath[uuid.UUID], state: State, db: Db
     ) -> Response[bytes]:
-        target = await handoff.qr_target(db, state.runtime, request_id)
+        target, locale = await handoff.qr_target(db, state.runtime, request_id)
         return Response(
-            handoff_qr.svg(target),
+            handoff_qr.svg(target, locale),
             media_type="image/svg+xml",
             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
         )

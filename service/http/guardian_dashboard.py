@@ -34,8 +34,8 @@ from service.security.tokens import looks_like_link_token
 from service.states import LinkProblemReason
 
 TOO_MANY_SIGN_IN_LINKS = N_(
-    "Too many sign-in links have been asked for in a short time, so no new one was sent. "
-    "Please use the link you already received, or try again later."
+    "Too many sign-in links have been asked for from this network in a short time, so no "
+    "new one was sent. Please try again later."
 )
 
 
@@ -66,6 +66,9 @@ def _child_view(runtime: Runtime, child: Child, locale: str) -> dict[str, Any]:
         "status": child.status,
         "granted_at": format_datetime(
             child.consent.granted_at, locale, policy.display_timezone(child.consent.jurisdiction)
+        ),
+        "valid_until": format_datetime(
+            child.consent.expires_at, locale, policy.display_timezone(child.consent.jurisdiction)
         ),
         "purposes": [
             {

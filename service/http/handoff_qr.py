@@ -6,10 +6,16 @@ import io
 
 import segno
 
+from service.i18n import N_, translator
 
-def svg(url: str) -> bytes:
+# the image's accessible name, which screen readers announce
+QR_TITLE = N_("QR code")
+
+
+def svg(url: str, locale: str) -> bytes:
     """A QR code of ``url``: medium error correction (a phone reads it off a scratched or
-    dimmed screen), dark on light whatever the page's colours, with its quiet zone."""
+    dimmed screen), dark on light whatever the page's colours, with its quiet zone; its title
+    in ``locale``."""
     buffer = io.BytesIO()
     segno.make(url, error="m", micro=False).save(
         buffer,
@@ -20,7 +26,7 @@ def svg(url: str) -> bytes:
         light="#fff",
         xmldecl=False,
         svgns=True,
-        title="QR code",
+        title=translator(locale).gettext(QR_TITLE),
         nl=False,
     )
     return buffer.getvalue()

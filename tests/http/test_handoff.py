@@ -126,7 +126,7 @@ async def test_the_qr_code_is_an_svg_of_the_handoff_url(
     assert [bool(path.get("d")) for path in root.iter(f"{SVG}path")] == [True, True]
     # The same modules as a QR code of the URL (and not of the code: that is typed by hand).
     url = f"{settings.public_url}/guardian/code"
-    assert answer.content == handoff_qr.svg(url)
+    assert answer.content == handoff_qr.svg(url, "en")
     assert created["handoff"]["code"].encode() not in answer.content
 
     unknown = await client.get(f"/v1/consent-requests/{uuid.uuid4()}/handoff.svg", headers=auth)
