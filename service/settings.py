@@ -145,6 +145,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds a worker holds a message it claimed; renewed while the send is in progress, so a
     # crashed worker's message is sent again by another one this soon.
     outbox_lease: int = 15
+    # SMTP connections a worker sends on at once, each draining batches it claimed itself:
+    # one connection spends most of its time waiting for the server's replies.
+    outbox_concurrency: int = 2
     retention_denied: int = 30 * DAY
     retention_expired: int = 30 * DAY
     retention_withdrawn: int = 90 * DAY
@@ -318,6 +321,7 @@ def load_settings(
                 "check_cache_size": ("CONSENT_CHECK_CACHE_SIZE", int_between(0, 10_000_000)),
                 "outbox_max_attempts": ("CONSENT_OUTBOX_MAX_ATTEMPTS", int_between(1, 50)),
                 "outbox_lease": ("CONSENT_OUTBOX_LEASE", int_between(1, 3600)),
+                "outbox_concurrency": ("CONSENT_OUTBOX_CONCURRENCY", int_between(1, 16)),
                 "retention_denied": ("CONSENT_RETENTION_DENIED", int_between(0, 3650 * DAY)),
                 "retention_expired": ("CONSENT_RETENTION_EXPIRED", int_between(0, 3650 * DAY)),
                 "retention_withdrawn": (

@@ -67,7 +67,11 @@ class Worker:
         self.metrics = (metrics or Metrics()).worker
         settings = runtime.settings
         self.lease = timedelta(seconds=settings.outbox_lease)
-        self.mail = MailSender(settings.smtp, settings.mail_from, settings.mail_reply_to)
+        # One SMTP connection per lane; a lane claims and sends its own batches.
+        self.senders = [
+            MailSender(settings.smtp, settings.mail_from, settings.mail_reply_to)
+            for _ in range(settings.outbox_concurrency)
+        ]
         self.webhooks = (
             WebhookSender(settings.webhook_url, settings.webhook_secret)
             if settings.webhook_url and settings.webhook_secret
@@ -75,12 +79,30 @@ class Worker:
         )
 
     async def close(self) -> None:
-        await self.mail.close()
+        for sender in self.senders:
+            await sender.close()
         if self.webhooks is not None:
             await self.webhooks.close()
 
     async def deliver_due(self) -> int:
         """Deliver every message that is due now; return how many were delivered.
+
+        Each lane (``CONSENT_OUTBOX_CONCURRENCY``) claims batches and sends them on an SMTP
+        connection of its own until none is due; ``FOR UPDATE SKIP LOCKED`` keeps the lanes'
+        batches apart as it does other workers'. A lane that fails leaves the others to finish
+        their batches before the failure is raised."""
+        outcomes = await asyncio.gather(
+            *(self._drain(sender) for sender in self.senders), return_exceptions=True
+        )
+        delivered = 0
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            delivered += outcome
+        return delivered
+
+    async def _drain(self, sender: MailSender) -> int:
+        """One lane: claim batches and send them on ``sender`` until none is due.
 
         A batch's messages are recorded as sent by the statement that claims the next batch
         (one round trip per batch). Until then they stay in the claim, whose lease is renewed,
@@ -117,7 +139,7 @@ class Worker:
                         prepared.cancel()
                         claim.release(item)
                         continue
-                    if await self._deliver(item, prepared):
+                    if await self._deliver(sender, item, prepared):
                         sent.append(item)
                     else:
                         claim.release(item)
@@ -175,19 +197,19 @@ class Worker:
         payload = outbox.decrypt_email(self.runtime.protector, item)
         return build_message(
             item_id=item.id,
-            mail_from=self.mail.mail_from,
-            reply_to=self.mail.reply_to,
+            mail_from=self.runtime.settings.mail_from,
+            reply_to=self.runtime.settings.mail_reply_to,
             to=payload.to,
             email=payload.email,
             locale=payload.locale,
         )
 
     async def _deliver(
-        self, item: OutboxItem, prepared: asyncio.Future[EmailMessage | None]
+        self, sender: MailSender, item: OutboxItem, prepared: asyncio.Future[EmailMessage | None]
     ) -> bool:
         """Send ``item``; whether it went (a failure is recorded here, a success by the caller)."""
         try:
-            await self._send(item, await prepared)
+            await self._send(sender, item, await prepared)
         except Exception as exc:
             # These errors describe the receiver; others may quote an address: name the type.
             described = isinstance(exc, (WebhookError, SmtpTlsUnavailable))
@@ -211,14 +233,16 @@ class Worker:
                 state or "claimed by another worker",
                 error,
             )
-            await self.mail.close()
+            await sender.close()
             return False
         return True
 
-    async def _send(self, item: OutboxItem, message: EmailMessage | None) -> None:
+    async def _send(
+        self, sender: MailSender, item: OutboxItem, message: EmailMessage | None
+    ) -> None:
         if item.kind is OutboxKind.EMAIL:
             assert message is not None
-            await self.mail.send(message)
+            await sender.send(message)
         elif item.kind is OutboxKind.WEBHOOK:
             if self.webhooks is None:
                 raise WebhookError("no webhook receiver is configured (CONSENT_WEBHOOK_URL)")
