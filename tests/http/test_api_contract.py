@@ -88,8 +88,7 @@ def test_the_scopes_and_roles_are_the_guards(served: dict[str, Any]) -> None:
         {API_KEY: ["consent:request"]}
     ]
     assert paths["/v1/subjects/{subject_id}/restriction"]["post"]["security"] == [
-        {STAFF_TOKEN: ["support"]},
-        {STAFF_TOKEN: ["admin"]},
+        {STAFF_TOKEN: ["support"]}
     ]
     assert "409" in paths["/v1/consent-requests/{request_id}/cancel"]["post"]["responses"]
     assert "409" in paths["/v1/subjects/{subject_id}/restriction"]["post"]["responses"]
