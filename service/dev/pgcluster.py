@@ -16,6 +16,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 INSTALL_HINT = (
@@ -85,8 +86,10 @@ def usable_directory(preferred: Path) -> Path:
 
 
 class LocalCluster:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, server_settings: Mapping[str, str] | None = None) -> None:
         self.directory = directory
+        # extra ``-c name=value`` options of the server (a benchmark sizes its memory)
+        self.server_settings = dict(server_settings or {})
         self.data = directory / "data"
         self.bindir = find_bindir()
         self._run_as_postgres = os.geteuid() == 0
@@ -134,6 +137,8 @@ class LocalCluster:
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200"
         )
+        for name, value in self.server_settings.items():
+            options += f" -c {name}={value}"
         self._pg(
             "pg_ctl",
             "-D",
