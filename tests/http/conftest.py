@@ -18,7 +18,11 @@ from service.dev.pgcluster import free_port
 from service.settings import Settings, load_settings
 from service.worker import Worker
 from tests.support.browser import chromium, live_server
-from tests.support.console import LOOPBACK_CALLBACK, identity_provider_unavailable
+from tests.support.console import (
+    LOOPBACK_CALLBACK,
+    console_settings,
+    identity_provider_unavailable,
+)
 from tests.support.credentials import make_api_key
 from tests.support.service import worker_for
 
@@ -78,3 +82,17 @@ def identity_provider() -> Iterator[DevIdentityProvider]:
         yield provider
     finally:
         provider.stop()
+
+
+@pytest.fixture
+def console_port() -> int:
+    """The port of a console test's own server, known before the server starts: the identity
+    provider redirects back to it."""
+    return free_port()
+
+
+@pytest.fixture
+def settings_for_console(
+    base_env: dict[str, str], console_port: int, identity_provider: DevIdentityProvider
+) -> Settings:
+    return console_settings(base_env, console_port, identity_provider.issuer)

@@ -17,14 +17,11 @@ import pytest
 
 from service.app import create_app
 from service.clock import ManualClock
-from service.dev.identity_provider import DevIdentityProvider
-from service.dev.pgcluster import free_port
 from service.security.personal_data import DataProtector
 from service.settings import Settings
 from tests.support.browser import live_server
 from tests.support.console import (
     callback_url,
-    console_settings,
     console_test_marks,
     csrf_token,
     narrow_session_roles,
@@ -43,20 +40,8 @@ SIGN_IN_CONTEXT = b"consent/console-sign-in/v1"
 
 
 @pytest.fixture
-def console_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def console_clock() -> ManualClock:
     return ManualClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def settings_for_console(
-    base_env: dict[str, str], console_port: int, identity_provider: DevIdentityProvider
-) -> Settings:
-    return console_settings(base_env, console_port, identity_provider.issuer)
 
 
 @pytest.fixture

@@ -18,12 +18,11 @@ import pytest
 
 from service.app import create_app
 from service.clock import ManualClock
-from service.dev.identity_provider import DevIdentityProvider
 from service.dev.pgcluster import free_port
 from service.settings import Settings, load_settings
 from tests.support.axe import assert_no_serious_violations, axe_test_marks
 from tests.support.browser import PHONE_HEIGHT, PHONE_WIDTH, browser_test_marks, live_server
-from tests.support.console import console_settings, console_test_marks
+from tests.support.console import console_test_marks
 from tests.support.credentials import make_api_key
 from tests.support.flows import create_request
 from tests.support.service import worker_for
@@ -158,18 +157,6 @@ PAGES = (
     ConsolePage("erasure", "admin", f"/console/subjects/{SUBJECT}/erase"),
     ConsolePage("erased", "admin", reach=_erased),
 )
-
-
-@pytest.fixture
-def console_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def settings_for_console(
-    base_env: dict[str, str], console_port: int, identity_provider: DevIdentityProvider
-) -> Settings:
-    return console_settings(base_env, console_port, identity_provider.issuer)
 
 
 @pytest.fixture

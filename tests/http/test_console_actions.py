@@ -18,13 +18,11 @@ import pytest
 from service.app import create_app
 from service.clock import ManualClock
 from service.consent.revocation_reasons import PRESET_REASONS
-from service.dev.identity_provider import DevIdentityProvider
-from service.dev.pgcluster import free_port
 from service.i18n import translator
 from service.settings import Settings
 from service.worker import Worker
 from tests.support.browser import live_server
-from tests.support.console import console_settings, console_test_marks, csrf_token, sign_in
+from tests.support.console import console_test_marks, csrf_token, sign_in
 from tests.support.credentials import make_api_key
 from tests.support.flows import GRANT_ALL, WITHDRAW_HREF, create_request
 from tests.support.guardian_client import guardian_link, open_and_submit, path_of
@@ -49,18 +47,6 @@ ACTION_ROUTES = [
     ("GET", "/console/requests/{request_id}/cancel"),
     ("POST", "/console/requests/{request_id}/cancel"),
 ]
-
-
-@pytest.fixture
-def console_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def settings_for_console(
-    base_env: dict[str, str], console_port: int, identity_provider: DevIdentityProvider
-) -> Settings:
-    return console_settings(base_env, console_port, identity_provider.issuer)
 
 
 @pytest.fixture

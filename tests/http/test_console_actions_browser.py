@@ -17,14 +17,12 @@ import pytest
 from service.app import create_app
 from service.clock import ManualClock
 from service.consent.revocation_reasons import PRESET_REASONS
-from service.dev.identity_provider import DevIdentityProvider
-from service.dev.pgcluster import free_port
 from service.i18n import translator
 from service.settings import Settings
 from service.worker import Worker
 from tests.support.axe import assert_no_serious_violations, axe_unavailable
 from tests.support.browser import PHONE_WIDTH, browser_test_marks, live_server, phone_context
-from tests.support.console import console_settings, console_test_marks
+from tests.support.console import console_test_marks
 from tests.support.credentials import make_api_key
 from tests.support.flows import GRANT_ALL, create_request
 from tests.support.guardian_client import guardian_link, open_and_submit
@@ -40,18 +38,6 @@ GRANTED = "child-browser-revoke"
 PENDING = "child-browser-resend"
 NOTE = "Mother phoned on Monday; the older sibling's account is the one to keep."
 REASON = "Duplicate consent found while checking ticket 7781"
-
-
-@pytest.fixture
-def console_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def settings_for_console(
-    base_env: dict[str, str], console_port: int, identity_provider: DevIdentityProvider
-) -> Settings:
-    return console_settings(base_env, console_port, identity_provider.issuer)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import pytest
 from service.app import create_app
 from service.clock import ManualClock
 from service.db import outbox as outbox_table
-from service.dev.identity_provider import DevIdentityProvider
 from service.dev.mailcatcher import Mailbox
 from service.dev.pgcluster import free_port
 from service.i18n import LOCALES
@@ -28,7 +27,6 @@ from tests.support.browser import live_server
 from tests.support.console import (
     PLACEHOLDER_LEFT,
     console_messages,
-    console_settings,
     console_test_marks,
     csrf_token,
     sign_in,
@@ -58,20 +56,8 @@ ADMIN_ROUTES = (
 
 
 @pytest.fixture
-def console_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def console_clock() -> ManualClock:
     return ManualClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def settings_for_console(
-    base_env: dict[str, str], console_port: int, identity_provider: DevIdentityProvider
-) -> Settings:
-    return console_settings(base_env, console_port, identity_provider.issuer)
 
 
 @pytest.fixture

@@ -14,12 +14,10 @@ import pytest
 
 from service.app import create_app
 from service.clock import ManualClock
-from service.dev.identity_provider import DevIdentityProvider
-from service.dev.pgcluster import free_port
 from service.settings import Settings
 from service.worker import Worker
 from tests.support.browser import PHONE_WIDTH, browser_test_marks, live_server, phone_context
-from tests.support.console import console_settings, console_test_marks
+from tests.support.console import console_test_marks
 from tests.support.credentials import make_api_key
 from tests.support.flows import create_request
 from tests.support.service import worker_for
@@ -31,18 +29,6 @@ pytestmark = [*browser_test_marks(), *console_test_marks()]
 
 GUARDIAN = "mother.browser@example.com"
 SUBJECT = "child-browser-7"
-
-
-@pytest.fixture
-def console_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def settings_for_console(
-    base_env: dict[str, str], console_port: int, identity_provider: DevIdentityProvider
-) -> Settings:
-    return console_settings(base_env, console_port, identity_provider.issuer)
 
 
 @pytest.fixture

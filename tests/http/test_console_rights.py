@@ -18,15 +18,12 @@ import pytest
 
 from service.app import create_app
 from service.clock import ManualClock
-from service.dev.identity_provider import DevIdentityProvider
-from service.dev.pgcluster import free_port
 from service.http.console.rights import ConsoleRightsController
 from service.http.console.times import console_timezone
 from service.settings import Settings
 from service.worker import Worker
 from tests.support.browser import live_server
 from tests.support.console import (
-    console_settings,
     console_test_marks,
     csrf_token,
     narrow_session_roles,
@@ -48,20 +45,8 @@ ADMIN_ONLY = {
 
 
 @pytest.fixture
-def console_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def console_clock() -> ManualClock:
     return ManualClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def settings_for_console(
-    base_env: dict[str, str], console_port: int, identity_provider: DevIdentityProvider
-) -> Settings:
-    return console_settings(base_env, console_port, identity_provider.issuer)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import pytest
 from service.app import create_app
 from service.clock import ManualClock
 from service.dev.identity_provider import DevIdentityProvider
-from service.dev.pgcluster import free_port
 from service.http.console.times import console_timezone
 from service.settings import Settings
 from tests.support.axe import assert_no_serious_violations, axe_test_marks
@@ -36,11 +35,6 @@ SUBJECT = "child-rights-browser-1"
 LATE_SUBJECT = "child-rights-browser-2"
 IDLE_SECONDS = 60
 [AXE] = axe_test_marks()
-
-
-@pytest.fixture
-def console_port() -> int:
-    return free_port()
 
 
 @pytest.fixture

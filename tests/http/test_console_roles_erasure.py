@@ -21,12 +21,9 @@ import pytest
 from service.app import create_app
 from service.clock import ManualClock
 from service.consent.erasure_reasons import ERASURE_REASONS, ErasureReason
-from service.dev.identity_provider import DevIdentityProvider
-from service.dev.pgcluster import free_port
 from service.settings import Settings
 from tests.support.browser import live_server
 from tests.support.console import (
-    console_settings,
     console_test_marks,
     csrf_token,
     narrow_session_roles,
@@ -42,18 +39,6 @@ SUBJECT = "child-roles-1"
 OTHER = "child-roles-2"
 STAFF_WORDS = "Mother called about Tim K."
 NOT_ALLOWED = "Your role does not allow this page or action."
-
-
-@pytest.fixture
-def console_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def settings_for_console(
-    base_env: dict[str, str], console_port: int, identity_provider: DevIdentityProvider
-) -> Settings:
-    return console_settings(base_env, console_port, identity_provider.issuer)
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ import pytest
 
 from service.app import create_app
 from service.clock import ManualClock
-from service.dev.identity_provider import DevIdentityProvider
-from service.dev.pgcluster import free_port
 from service.i18n import LOCALES
 from service.settings import Settings
 from tests.support.browser import live_server
@@ -21,7 +19,6 @@ from tests.support.console import (
     PLACEHOLDER_LEFT,
     callback_url,
     console_messages,
-    console_settings,
     console_test_marks,
     csrf_token,
     sign_in,
@@ -34,18 +31,6 @@ pytestmark = console_test_marks()
 
 GUARDIAN = "father.texts@example.com"
 SUBJECT = "child-texts-3"
-
-
-@pytest.fixture
-def console_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def settings_for_console(
-    base_env: dict[str, str], console_port: int, identity_provider: DevIdentityProvider
-) -> Settings:
-    return console_settings(base_env, console_port, identity_provider.issuer)
 
 
 @pytest.fixture
