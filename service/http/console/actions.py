@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +27,7 @@ from service.consent import console_actions, console_views, reminders, revocatio
 from service.consent.errors import Conflict, ConsentError, InvalidInput, LimitExceeded, NotFound
 from service.consent.revocation_reasons import GuardianReason
 from service.consent.runtime import Runtime
+from service.consent.staff_sessions import StaffSession
 from service.http.console.forms import TEXT
 from service.http.console.guard import console_guard, current_session
 from service.http.console.rendering import (
@@ -41,6 +43,8 @@ from service.i18n import N_, format_datetime, translator
 
 # As the staff API: revoking, reminding, unlocking and cancelling are support's work.
 ACTION_ROLES = ("support",)
+# remind or unlock: (connection, runtime, staff session, request id) -> the subject id
+RequestAction = Callable[[Db, Runtime, StaffSession, uuid.UUID], Awaitable[str]]
 
 SHOWN_TEXT = re.compile(SHOWN_TEXT_PATTERN)
 
@@ -147,6 +151,25 @@ class ConsoleActionsController(Controller):
             status_code=303,
             headers=page_headers(settings),
         )
+
+    async def _on_request(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
+        request_id: uuid.UUID,
+        act: RequestAction,
+        conflict: str,
+        done: str,
+    ) -> Redirect | Template:
+        """An action on a pending request: back to its case, or the page saying why not."""
+        try:
+            subject_id = await act(db, state.runtime, current_session(request), request_id)
+        except ConsentError as error:
+            return self._failed(
+                request, error, conflict, await self._subject_of(db, state, request_id)
+            )
+        return self._redirect(request, subject_id, done)
 
     async def _subject_of(self, db: Db, state: State, request_id: uuid.UUID) -> str | None:
         """The case a failed action on a request leads back to; None for an unknown id."""
@@ -308,29 +331,23 @@ class ConsoleActionsController(Controller):
     async def remind(
         self, request_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], state: State, db: Db
     ) -> Redirect | Template:
-        try:
-            subject_id = await console_actions.remind(
-                db, state.runtime, current_session(request), request_id
-            )
-        except ConsentError as error:
-            return self._failed(
-                request, error, REMIND_CONFLICT, await self._subject_of(db, state, request_id)
-            )
-        return self._redirect(request, subject_id, "reminded")
+        return await self._on_request(
+            request, state, db, request_id, console_actions.remind, REMIND_CONFLICT, "reminded"
+        )
 
     @post("/requests/{request_id:uuid}/unlock", opt={"roles": ACTION_ROLES}, status_code=303)
     async def unlock(
         self, request_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], state: State, db: Db
     ) -> Redirect | Template:
-        try:
-            subject_id = await console_actions.unlock_review_link(
-                db, state.runtime, current_session(request), request_id
-            )
-        except ConsentError as error:
-            return self._failed(
-                request, error, UNLOCK_CONFLICT, await self._subject_of(db, state, request_id)
-            )
-        return self._redirect(request, subject_id, "unlocked")
+        return await self._on_request(
+            request,
+            state,
+            db,
+            request_id,
+            console_actions.unlock_review_link,
+            UNLOCK_CONFLICT,
+            "unlocked",
+        )
 
     @post(
         "/consents/{consent_id:uuid}/unlock-withdrawal",
