@@ -147,7 +147,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbox_lease: int = 15
     # SMTP connections a worker sends on at once, each draining batches it claimed itself:
     # one connection spends most of its time waiting for the server's replies.
-    outbox_concurrency: int = 2
+    # one lane keeps the order in which emails due together leave (a guardian reads them in
+    # the order they happened); more overlap the replies of a distant SMTP server
+    outbox_concurrency: int = 1
     retention_denied: int = 30 * DAY
     retention_expired: int = 30 * DAY
     retention_withdrawn: int = 90 * DAY

@@ -55,7 +55,7 @@ async def _requests(
 
 
 def test_the_concurrency_is_configurable_and_small_by_default(base_env: dict[str, str]) -> None:
-    assert load_settings(base_env).outbox_concurrency == 2
+    assert load_settings(base_env).outbox_concurrency == 1
     for good in ("1", "16"):
         settings = load_settings({**base_env, "CONSENT_OUTBOX_CONCURRENCY": good})
         assert settings.outbox_concurrency == int(good)
