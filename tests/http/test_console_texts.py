@@ -4,27 +4,22 @@ message of the console left on a Slovenian page, no placeholder left unfilled.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import asyncpg
 import httpx
 import pytest
 
-from service.app import create_app
-from service.clock import ManualClock
 from service.i18n import LOCALES
 from service.settings import Settings
-from tests.support.browser import live_server
 from tests.support.console import (
     PLACEHOLDER_LEFT,
     callback_url,
     console_messages,
     console_test_marks,
+    console_with_a_request,
     csrf_token,
     sign_in,
 )
-from tests.support.credentials import make_api_key
-from tests.support.flows import create_request
 from tests.support.rendering import esc
 
 pytestmark = console_test_marks()
@@ -37,17 +32,9 @@ SUBJECT = "child-texts-3"
 async def console(
     settings_for_console: Settings, console_port: int, db: asyncpg.Connection
 ) -> AsyncIterator[str]:
-    app = create_app(settings_for_console, clock=ManualClock(datetime.now(UTC)))
-    async with live_server(app, console_port) as base_url:
-        key = await make_api_key(db, "consent:request", "consent:check")
-        async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as api:
-            await create_request(
-                api,
-                {"Authorization": f"Bearer {key}"},
-                subject_id=SUBJECT,
-                email=GUARDIAN,
-                birth_date="2015-04-01",
-            )
+    async with console_with_a_request(
+        settings_for_console, console_port, db, subject_id=SUBJECT, guardian=GUARDIAN
+    ) as base_url:
         yield base_url
 
 

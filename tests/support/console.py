@@ -7,15 +7,23 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from babel.messages.pofile import read_po
 
+from service.app import create_app
+from service.clock import ManualClock
 from service.dev.identity_provider import DEVIDP_DIR
 from service.i18n import LOCALE_DIR
 from service.settings import Settings, load_settings
+from tests.support.browser import live_server
+from tests.support.credentials import make_api_key
+from tests.support.flows import create_request
 
 LOOPBACK_CALLBACK = "http://127.0.0.1/console/auth/callback"
 SIGN_IN_PAGE = re.compile(r'action="(/interaction/[A-Za-z0-9_-]+)"')
@@ -120,3 +128,22 @@ async def narrow_session_roles(db: Any, client: httpx.AsyncClient, roles: list[s
         roles,
     )
     assert changed == "UPDATE 1"
+
+
+@asynccontextmanager
+async def console_with_a_request(
+    settings: Settings, port: int, db: Any, *, subject_id: str, guardian: str
+) -> AsyncIterator[str]:
+    """A live console server (its base URL) holding one pending request for ``subject_id``."""
+    app = create_app(settings, clock=ManualClock(datetime.now(UTC)))
+    async with live_server(app, port) as base_url:
+        key = await make_api_key(db, "consent:request", "consent:check")
+        async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as api:
+            await create_request(
+                api,
+                {"Authorization": f"Bearer {key}"},
+                subject_id=subject_id,
+                email=guardian,
+                birth_date="2015-04-01",
+            )
+        yield base_url
